@@ -1,0 +1,166 @@
+"""Every Hypothesis strategy of the project, named for what it generates, valid by construction.
+
+Inputs are built to satisfy the contract rather than filtered: a distribution is
+non-negative weights divided by their sum, a count never exceeds its trials, a
+timestep batch holds 0 and T - 1 whenever it has room. The edges that break naive
+code are drawn on purpose: zeros in p and q, q = 0 < p, p in {0, 1}, logits of
+size 1e4, standard deviations from 1e-3 to 1e3, t = 0 beside t = T - 1.
+Arrays are NumPy float64; tests and checks convert them to the dtype under test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+MIN_WEIGHT = 1e-6  # smallest positive unnormalised weight of a drawn distribution (see prob_vectors)
+MAX_OUTCOMES = 8  # K of the discrete distributions: enough for every edge, small enough to read in feedback
+
+
+def finite_floats(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+def log_uniform(low_exp: float, high_exp: float) -> st.SearchStrategy[float]:
+    """10**e for e uniform in [low_exp, high_exp]: scales from tiny to huge with equal weight."""
+    return finite_floats(low_exp, high_exp).map(lambda e: float(10.0**e))
+
+
+# --------------------------------------------------------------------------------------------
+# counts and samples for mle.py
+
+
+@st.composite
+def binomial_counts(draw: st.DrawFn, max_len: int = 6, max_trials: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """(k, n): 1-D int arrays, 0 <= k_i <= n_i, at least one trial in all."""
+    n = draw(hnp.arrays(np.int64, st.integers(1, max_len), elements=st.integers(0, max_trials)))
+    if n.sum() == 0:
+        n[0] = 1
+    fractions = draw(hnp.arrays(np.float64, n.shape, elements=finite_floats(0.0, 1.0)))
+    k = np.floor(fractions * (n + 1)).clip(0, n).astype(np.int64)  # all-0 and all-n rows included
+    return k, n
+
+
+def probabilities() -> st.SearchStrategy[float]:
+    """p in [0, 1], with the ends and near-ends drawn often."""
+    return st.one_of(st.sampled_from([0.0, 1.0, 0.5, 1e-12, 1 - 1e-12]), finite_floats(0.0, 1.0))
+
+
+def binary_samples(max_len: int = 40) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(np.int64, st.integers(1, max_len), elements=st.integers(0, 1))
+
+
+def count_samples(max_len: int = 40, max_count: int = 50) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(np.int64, st.integers(1, max_len), elements=st.integers(0, max_count))
+
+
+def real_samples(max_len: int = 40, scale: float = 1e3) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(np.float64, st.integers(1, max_len), elements=finite_floats(-scale, scale))
+
+
+def variances() -> st.SearchStrategy[float]:
+    return log_uniform(-3, 3)
+
+
+@st.composite
+def count_tables(draw: st.DrawFn, max_rows: int = 4) -> np.ndarray:
+    """counts (rows, K) of non-negative ints with every row sum positive."""
+    rows = draw(st.integers(1, max_rows))
+    k = draw(st.integers(1, MAX_OUTCOMES))
+    counts = draw(hnp.arrays(np.int64, (rows, k), elements=st.integers(0, 30)))
+    counts[:, draw(st.integers(0, k - 1))] += 1
+    return counts
+
+
+@st.composite
+def logits_and_targets(draw: st.DrawFn, max_abs: float = 1e4) -> tuple[np.ndarray, np.ndarray]:
+    """logits (n, K) up to |1e4| (where a naive softmax overflows) and targets (n,) in [0, K)."""
+    n = draw(st.integers(1, 6))
+    k = draw(st.integers(2, MAX_OUTCOMES))
+    scale = draw(st.sampled_from([1.0, 30.0, max_abs]))
+    logits = draw(hnp.arrays(np.float64, (n, k), elements=finite_floats(-1.0, 1.0))) * scale
+    targets = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, k - 1)))
+    return logits, targets
+
+
+# --------------------------------------------------------------------------------------------
+# distributions for divergences.py
+
+
+@st.composite
+def prob_vectors(draw: st.DrawFn, k: int | None = None, batch: tuple[int, ...] = (), zeros: bool = True) -> np.ndarray:
+    """Distributions (*batch, K): non-negative weights, some exactly 0 when ``zeros``, over their sum.
+
+    A positive weight is at least MIN_WEIGHT times the largest: the edge that matters is
+    an exact zero; a probability of 1e-225 beside 1 only tests float64's rounding of 1 - p.
+    """
+    k = draw(st.integers(1, MAX_OUTCOMES)) if k is None else k
+    positive = finite_floats(MIN_WEIGHT, 1.0)
+    element = st.one_of(st.just(0.0), positive) if zeros else positive
+    weights = draw(hnp.arrays(np.float64, (*batch, k), elements=element))
+    weights = weights.reshape(-1, k)
+    for row in weights:
+        if row.sum() <= 0:
+            row[draw(st.integers(0, k - 1))] = 1.0
+    weights = weights / weights.sum(-1, keepdims=True)
+    return weights.reshape(*batch, k)
+
+
+@st.composite
+def prob_pairs(draw: st.DrawFn, zeros: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(p, q) over the same K with a shared batch shape; sometimes p == q, sometimes q = 0 < p."""
+    k = draw(st.integers(1, MAX_OUTCOMES))
+    batch = draw(st.sampled_from([(), (1,), (3,), (2, 2)]))
+    p = draw(prob_vectors(k=k, batch=batch, zeros=zeros))
+    q = p.copy() if draw(st.booleans()) and draw(st.booleans()) else draw(prob_vectors(k=k, batch=batch, zeros=zeros))
+    return p, q
+
+
+@st.composite
+def gaussian_pairs(draw: st.DrawFn, n: int = 5) -> tuple[np.ndarray, ...]:
+    """(mu1, sigma1, mu2, sigma2), each (n,), standard deviations from 1e-3 to 1e3."""
+    mus = hnp.arrays(np.float64, (n,), elements=finite_floats(-100.0, 100.0))
+    sigmas = hnp.arrays(np.float64, (n,), elements=log_uniform(-3, 3))
+    return draw(mus), draw(sigmas), draw(mus), draw(sigmas)
+
+
+@st.composite
+def latent_gaussians(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar), each (B, L), logvar in [-10, 10]."""
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 6)))
+    mu = draw(hnp.arrays(np.float64, shape, elements=finite_floats(-5.0, 5.0)))
+    logvar = draw(hnp.arrays(np.float64, shape, elements=st.one_of(st.just(0.0), finite_floats(-10.0, 10.0))))
+    return mu, logvar
+
+
+@st.composite
+def sample_pairs(draw: st.DrawFn, max_len: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y): two 1-D samples of the same length, ties included."""
+    n = draw(st.integers(1, max_len))
+    element = st.one_of(st.sampled_from([0.0, 1.0]), finite_floats(-100.0, 100.0))
+    return draw(hnp.arrays(np.float64, (n,), elements=element)), draw(hnp.arrays(np.float64, (n,), elements=element))
+
+
+# --------------------------------------------------------------------------------------------
+# diffusion
+
+
+@st.composite
+def timesteps(draw: st.DrawFn, T: int, batch: int) -> np.ndarray:
+    """t (batch,) in [0, T): holds 0 and T - 1 whenever batch >= 2, the rest anywhere, in any order."""
+    t = draw(hnp.arrays(np.int64, (batch,), elements=st.integers(0, T - 1)))
+    if batch >= 2:
+        t[0], t[-1] = 0, T - 1
+        t = t[draw(st.permutations(range(batch)))]
+    return t
+
+
+def data_shapes(batch: int) -> st.SearchStrategy[tuple[int, ...]]:
+    """x's shape: vectors (B, D) or images (B, C, H, W)."""
+    return st.sampled_from([(batch, 6), (batch, 1, 4, 4), (batch, 3, 2, 2)])
+
+
+def probabilities_open(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    """Arrays of probabilities strictly inside (0, 1): discriminator outputs, Bernoulli means."""
+    return hnp.arrays(np.float64, shape, elements=finite_floats(1e-6, 1 - 1e-6))

@@ -1,4 +1,5 @@
-r"""Denoising diffusion probabilistic models, Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020).
+r"""Denoising diffusion probabilistic models: Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models",
+NeurIPS 2020.
 
 Forward process: a fixed Markov chain that adds Gaussian noise with variances β_0..β_{T-1},
 
@@ -37,8 +38,9 @@ over x's trailing dimensions, so 2-D vectors and 4-D images work alike.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -100,15 +102,29 @@ def cosine_beta_schedule(T: int, s: float = 0.008, max_beta: float = 0.999) -> t
 
 @dataclass(frozen=True)
 class Schedule:
-    """Every quantity of the forward process derived from β, float64, each of shape (T,)."""
+    """Every quantity of the forward process derived from β, float64, each of shape (T,).
+
+    ``Schedule.from_betas`` derives them once per schedule tensor and caches the result
+    (keyed on the tensor's identity and its version counter, so an in-place change of
+    β is noticed); ``on(device, dtype)`` keeps one copy per device and dtype, so a
+    training step neither moves a schedule to the GPU nor casts it.
+    """
 
     betas: torch.Tensor  # β_t
     alphas: torch.Tensor  # α_t = 1 - β_t
     alpha_bars: torch.Tensor  # ᾱ_t = Π_{s≤t} α_s
     alpha_bars_prev: torch.Tensor  # ᾱ_{t-1}, with ᾱ_{-1} = 1
+    sqrt_alpha_bars: torch.Tensor  # √ᾱ_t
+    sqrt_one_minus_alpha_bars: torch.Tensor  # √(1 - ᾱ_t)
+    sqrt_recip_alpha_bars: torch.Tensor  # 1/√ᾱ_t
+    sqrt_recip_alpha_bars_minus_one: torch.Tensor  # √(1/ᾱ_t - 1)
+    sqrt_recip_alphas: torch.Tensor  # 1/√α_t
+    eps_coef: torch.Tensor  # β_t / √(1 - ᾱ_t), the weight of ε_θ in the reverse mean
     posterior_variance: torch.Tensor  # β̃_t = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t)
+    posterior_std: torch.Tensor  # √β̃_t
     posterior_mean_coef_x0: torch.Tensor  # β_t √ᾱ_{t-1} / (1 - ᾱ_t)
     posterior_mean_coef_xt: torch.Tensor  # (1 - ᾱ_{t-1}) √α_t / (1 - ᾱ_t)
+    _copies: dict[tuple[torch.device, torch.dtype], Schedule] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def T(self) -> int:
@@ -117,24 +133,62 @@ class Schedule:
     @classmethod
     def from_betas(cls, betas: torch.Tensor) -> Schedule:
         require_tensor("betas", betas)
+        key = id(betas)
+        cached = _SCHEDULES.get(key)
+        if cached is not None and cached[0]() is betas and cached[1] == betas._version:
+            return cached[2]
+        schedule = cls._derive(betas)
+        if len(_SCHEDULES) >= _SCHEDULE_CACHE_SIZE:
+            _SCHEDULES.pop(next(iter(_SCHEDULES)))
+        _SCHEDULES[key] = (weakref.ref(betas), betas._version, schedule)
+        return schedule
+
+    @classmethod
+    def _derive(cls, betas: torch.Tensor) -> Schedule:
         if betas.ndim != 1 or betas.numel() == 0:
             raise ValueError(f"betas must be a non-empty 1-D schedule of length T, got shape {tuple(betas.shape)}")
-        betas = betas.to(torch.float64)
+        betas = betas.detach().to(device="cpu", dtype=torch.float64)
         if bool(((betas <= 0) | (betas >= 1) | torch.isnan(betas)).any()):
             raise ValueError("every beta_t must lie in (0, 1)")
         alphas = 1.0 - betas
         alpha_bars = torch.cumprod(alphas, dim=0)
         alpha_bars_prev = F.pad(alpha_bars[:-1], (1, 0), value=1.0)
         one_minus_alpha_bars = 1.0 - alpha_bars
+        posterior_variance = betas * (1.0 - alpha_bars_prev) / one_minus_alpha_bars
         return cls(
             betas=betas,
             alphas=alphas,
             alpha_bars=alpha_bars,
             alpha_bars_prev=alpha_bars_prev,
-            posterior_variance=betas * (1.0 - alpha_bars_prev) / one_minus_alpha_bars,
+            sqrt_alpha_bars=alpha_bars.sqrt(),
+            sqrt_one_minus_alpha_bars=one_minus_alpha_bars.sqrt(),
+            sqrt_recip_alpha_bars=alpha_bars.rsqrt(),
+            sqrt_recip_alpha_bars_minus_one=(1.0 / alpha_bars - 1.0).sqrt(),
+            sqrt_recip_alphas=alphas.rsqrt(),
+            eps_coef=betas / one_minus_alpha_bars.sqrt(),
+            posterior_variance=posterior_variance,
+            posterior_std=posterior_variance.sqrt(),
             posterior_mean_coef_x0=betas * alpha_bars_prev.sqrt() / one_minus_alpha_bars,
             posterior_mean_coef_xt=(1.0 - alpha_bars_prev) * alphas.sqrt() / one_minus_alpha_bars,
         )
+
+    def on(self, device: torch.device, dtype: torch.dtype = torch.float64) -> Schedule:
+        """This schedule on ``device`` in ``dtype``, made once per (device, dtype).
+
+        Every quantity is derived in float64 first; a float32 copy holds exactly the
+        values that casting each gathered float64 coefficient would give.
+        """
+        if device.type == "cpu" and dtype == torch.float64:
+            return self
+        key = (device, dtype)
+        if key not in self._copies:
+            moved = {f.name: getattr(self, f.name).to(device, dtype) for f in fields(self) if f.name != "_copies"}
+            self._copies[key] = Schedule(**moved)
+        return self._copies[key]
+
+
+_SCHEDULE_CACHE_SIZE = 8
+_SCHEDULES: dict[int, tuple[weakref.ref[torch.Tensor], int, Schedule]] = {}
 
 
 def _check_timesteps(t: torch.Tensor, x: torch.Tensor, T: int) -> None:
@@ -142,15 +196,28 @@ def _check_timesteps(t: torch.Tensor, x: torch.Tensor, T: int) -> None:
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"t must be an integer tensor of timesteps, got dtype {t.dtype}")
     if x.ndim == 0 or t.shape != (x.shape[0],):
-        raise ValueError(f"t must have shape (B,) = ({x.shape[0] if x.ndim else '?'},), one per sample; got {tuple(t.shape)}")
-    if bool(((t < 0) | (t >= T)).any()):
+        raise ValueError(
+            f"t must have shape (B,) = ({x.shape[0] if x.ndim else '?'},), one per sample; got {tuple(t.shape)}"
+        )
+    if t.numel() == 0:
+        return
+    low, high = torch.aminmax(t)
+    if low.item() < 0 or high.item() >= T:
         raise ValueError(f"every timestep must lie in [0, T) = [0, {T}); timesteps are 0-indexed")
 
 
 def extract(coef: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """coef[t] as (B, 1, ..., 1) with x's rank, in x's dtype and on x's device."""
-    c = coef.to(x.device)[t.to(x.device)]  # (B,) float64
-    return c.to(x.dtype).reshape(t.shape[0], *((1,) * (x.ndim - 1)))
+    """coef[t] as (B, 1, ..., 1) with x's rank; coef already in x's dtype and on its device."""
+    return coef[t].reshape(t.shape[0], *((1,) * (x.ndim - 1)))
+
+
+def _schedule_for(betas: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> Schedule:
+    """The cached schedule in x's dtype on x's device, after checking t against it."""
+    sched = Schedule.from_betas(betas)
+    _check_timesteps(t, x, sched.T)
+    if t.device != x.device:
+        raise ValueError(f"t is on {t.device} but x is on {x.device}; put both on one device")
+    return sched.on(x.device, x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,12 +229,8 @@ def q_sample(x_0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, betas: tor
     require_tensor("x_0", x_0)
     require_tensor("noise", noise)
     require_same_shape(x_0=x_0, noise=noise)
-    sched = Schedule.from_betas(betas)
-    _check_timesteps(t, x_0, sched.T)
-    return (
-        extract(sched.alpha_bars.sqrt(), t, x_0) * x_0
-        + extract((1.0 - sched.alpha_bars).sqrt(), t, x_0) * noise
-    )
+    sched = _schedule_for(betas, t, x_0)
+    return extract(sched.sqrt_alpha_bars, t, x_0) * x_0 + extract(sched.sqrt_one_minus_alpha_bars, t, x_0) * noise
 
 
 def q_posterior_mean_variance(
@@ -177,8 +240,7 @@ def q_posterior_mean_variance(
     require_tensor("x_0", x_0)
     require_tensor("x_t", x_t)
     require_same_shape(x_0=x_0, x_t=x_t)
-    sched = Schedule.from_betas(betas)
-    _check_timesteps(t, x_t, sched.T)
+    sched = _schedule_for(betas, t, x_t)
     mean = extract(sched.posterior_mean_coef_x0, t, x_t) * x_0 + extract(sched.posterior_mean_coef_xt, t, x_t) * x_t
     return mean, extract(sched.posterior_variance, t, x_t)
 
@@ -188,9 +250,11 @@ def predict_x0_from_eps(x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, b
     require_tensor("x_t", x_t)
     require_tensor("eps", eps)
     require_same_shape(x_t=x_t, eps=eps)
-    sched = Schedule.from_betas(betas)
-    _check_timesteps(t, x_t, sched.T)
-    return extract(sched.alpha_bars.rsqrt(), t, x_t) * x_t - extract((1.0 / sched.alpha_bars - 1.0).sqrt(), t, x_t) * eps
+    sched = _schedule_for(betas, t, x_t)
+    return (
+        extract(sched.sqrt_recip_alpha_bars, t, x_t) * x_t
+        - extract(sched.sqrt_recip_alpha_bars_minus_one, t, x_t) * eps
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,14 +272,12 @@ def p_sample_step(
     require_tensor("x_t", x_t)
     require_tensor("noise", noise)
     require_same_shape(x_t=x_t, noise=noise)
-    sched = Schedule.from_betas(betas)
-    _check_timesteps(t, x_t, sched.T)
+    sched = _schedule_for(betas, t, x_t)
     eps_hat = model(x_t, t)
     if not isinstance(eps_hat, torch.Tensor) or eps_hat.shape != x_t.shape:
         raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x_t.shape)}")
-    eps_coef = extract(sched.betas / (1.0 - sched.alpha_bars).sqrt(), t, x_t)
-    mean = (x_t - eps_coef * eps_hat) * extract(sched.alphas.rsqrt(), t, x_t)
-    sigma = extract(sched.posterior_variance.sqrt(), t, x_t)
+    mean = (x_t - extract(sched.eps_coef, t, x_t) * eps_hat) * extract(sched.sqrt_recip_alphas, t, x_t)
+    sigma = extract(sched.posterior_std, t, x_t)
     nonzero = (t != 0).reshape(-1, *((1,) * (x_t.ndim - 1)))  # (B, 1, ..., 1)
     return torch.where(nonzero, mean + sigma * noise, mean)
 

@@ -87,9 +87,7 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return _kl_terms(p, q).sum(-1).clamp_min(0.0)
 
 
-def gaussian_kl(
-    mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor
-) -> torch.Tensor:
+def gaussian_kl(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
     """KL(N(μ₁, σ₁²) ‖ N(μ₂, σ₂²)) elementwise; σ are standard deviations, > 0.
 
     Written with r = σ₁/σ₂ as ½(r² - 1) - log r + ½((μ₁ - μ₂)/σ₂)², which never

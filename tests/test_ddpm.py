@@ -263,7 +263,11 @@ def test_ddpm_train_step_zeroes_stale_gradients_and_takes_one_sgd_step() -> None
     for p in model.parameters():
         p.grad = torch.full_like(p, 123.0)  # stale: a step that forgets zero_grad moves far
     lr = 0.1
-    x0, noise, t = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64), torch.tensor([0, 5, 50, 99])
+    x0, noise, t = (
+        torch.randn(4, 6, dtype=torch.float64),
+        torch.randn(4, 6, dtype=torch.float64),
+        torch.tensor([0, 5, 50, 99]),
+    )
     loss = ddpm.ddpm_train_step(model, torch.optim.SGD(model.parameters(), lr=lr), x0, betas, t, noise)
     expected_loss = ddpm.ddpm_loss(copy, x0, t, noise, betas)
     expected_loss.backward()
@@ -347,3 +351,22 @@ def test_everything_stays_on_cuda() -> None:
     assert out.device.type == "cuda"
     loss = ddpm.ddpm_train_step(model, torch.optim.Adam(model.parameters()), x, betas)
     assert math.isfinite(loss)
+
+
+def test_schedule_is_derived_once_and_rederived_after_an_in_place_change() -> None:
+    betas = ddpm.linear_beta_schedule(20)
+    first = ddpm.Schedule.from_betas(betas)
+    assert ddpm.Schedule.from_betas(betas) is first
+    x, t = torch.ones(1, 1, dtype=torch.float64), torch.tensor([19])
+    before = ddpm.q_sample(x, t, torch.zeros_like(x), betas)
+    betas.mul_(2)  # an in-place edit bumps the tensor's version counter
+    assert ddpm.Schedule.from_betas(betas) is not first
+    after = ddpm.q_sample(x, t, torch.zeros_like(x), betas)
+    expected = torch.cumprod(1 - betas, 0)[19].sqrt()
+    assert after.item() == pytest.approx(expected.item(), rel=1e-14) and after.item() < before.item()
+
+
+def test_schedule_cache_never_confuses_two_tensors() -> None:
+    for i in range(50):  # freed tensors' ids get reused; the weak reference tells them apart
+        betas = ddpm.linear_beta_schedule(10, 1e-4, 0.01 + i * 1e-3)
+        assert ddpm.Schedule.from_betas(betas).betas[-1].item() == pytest.approx(0.01 + i * 1e-3)

@@ -24,8 +24,9 @@ def test_losses_match_torch_bce_and_the_value_function(data: st.DataObject) -> N
     fake = torch.from_numpy(data.draw(probabilities_open((n_fake, 1))))
     d_loss = gan.discriminator_loss(real, fake)
     v = gan.gan_value_function(real, fake)
-    with_logits = F.binary_cross_entropy_with_logits(torch.logit(real), torch.ones_like(real)) + \
-        F.binary_cross_entropy_with_logits(torch.logit(fake), torch.zeros_like(fake))
+    with_logits = F.binary_cross_entropy_with_logits(
+        torch.logit(real), torch.ones_like(real)
+    ) + F.binary_cross_entropy_with_logits(torch.logit(fake), torch.zeros_like(fake))
     assert d_loss.item() == pytest.approx(with_logits.item(), rel=1e-9)
     assert v.item() == pytest.approx(-d_loss.item(), rel=1e-12)  # L_D = -V(D, G)
     assert v.item() == pytest.approx(real.log().mean().item() + (1 - fake).log().mean().item(), rel=1e-12)
@@ -88,7 +89,9 @@ def test_gan_train_step_updates_d_first_then_g_against_the_updated_d() -> None:
     real = torch.rand(5, 6, dtype=torch.float64) * 2 - 1
     z_d, z_g = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
     lr = 0.05
-    out = gan.gan_train_step(G, D, real, torch.optim.SGD(G.parameters(), lr), torch.optim.SGD(D.parameters(), lr), z_d, z_g)
+    out = gan.gan_train_step(
+        G, D, real, torch.optim.SGD(G.parameters(), lr), torch.optim.SGD(D.parameters(), lr), z_d, z_g
+    )
 
     # by hand: D step on real and G(z_d) detached, then G step through the *updated* D
     real_out, fake_out = D2(real), D2(G2(z_d).detach())

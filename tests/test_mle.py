@@ -146,9 +146,7 @@ NLL_GRAD_ATOL = 1e-10
 
 
 @given(real_samples(max_len=20, scale=10.0), finite_floats(-10.0, 10.0), finite_floats(-6.0, 6.0))
-def test_gaussian_nll_value_and_gradients_match_torch_distributions(
-    x: np.ndarray, mean: float, log_var: float
-) -> None:
+def test_gaussian_nll_value_and_gradients_match_torch_distributions(x: np.ndarray, mean: float, log_var: float) -> None:
     xt = torch.from_numpy(x)
     m1 = torch.tensor(mean, dtype=torch.float64, requires_grad=True)
     v1 = torch.tensor(log_var, dtype=torch.float64, requires_grad=True)

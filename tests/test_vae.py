@@ -100,7 +100,7 @@ def test_vae_train_step_zeroes_stale_gradients_and_reports_floats() -> None:
     assert model.training
     torch.manual_seed(9)
     recon, mu, logvar = copy(x)
-    total, rec, kl = vae.elbo_loss(recon, x, mu, logvar, 2.0)
+    total, _, kl = vae.elbo_loss(recon, x, mu, logvar, 2.0)
     total.backward()
     assert set(out) == {"total_loss", "recon_loss", "kl_loss"}
     assert all(type(v) is float for v in out.values())

@@ -1,0 +1,94 @@
+"""exercises/ is generated from solutions/ and stays in step with it; the stubs teach and raise."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+from grader.generate import PARTS, MarkerError, exercise_sources, strip_solutions
+from grader.items import ITEMS, MAX_SCORE
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_FUNCTIONS = sorted({item.id.rsplit(".speed", 1)[0] for item in ITEMS})
+
+
+def test_the_contract_has_38_items_and_100_points() -> None:
+    assert len(ITEMS) == 38 and MAX_SCORE == 100
+    per_part = {part: sum(i.points for i in ITEMS if i.module == part) for part in PARTS}
+    assert per_part == {"mle": 20, "divergences": 20, "vae": 15, "gan": 15, "ddpm": 30}
+
+
+def test_committed_exercises_are_what_generate_writes() -> None:
+    for name, text in exercise_sources().items():
+        committed = (ROOT / "exercises" / name).read_text()
+        assert committed == text, f"exercises/{name} is out of date: run `python -m grader generate`"
+
+
+@pytest.mark.parametrize("item_id", CONTRACT_FUNCTIONS)
+def test_every_stub_keeps_its_signature_and_docstring_and_raises(item_id: str) -> None:
+    part, name = item_id.split(".")
+    solution = getattr(importlib.import_module(f"solutions.{part}"), name)
+    stub = getattr(importlib.import_module(f"exercises.{part}"), name)
+    assert inspect.signature(stub) == inspect.signature(solution)
+    assert stub.__doc__ == solution.__doc__ and item_id in stub.__doc__
+    if inspect.isclass(stub):
+        for method in ("encode", "decode", "forward"):
+            assert f'raise NotImplementedError("{part}.{name}.{method}: not implemented yet")' in inspect.getsource(
+                stub
+            )
+    else:
+        source = inspect.getsource(stub)
+        assert f'raise NotImplementedError("{item_id}: not implemented yet")' in source
+        assert "### BEGIN SOLUTION" not in source
+
+
+def test_no_solution_line_reaches_the_exercises() -> None:
+    for part in PARTS:
+        solution = (ROOT / "solutions" / f"{part}.py").read_text()
+        exercise = (ROOT / "exercises" / f"{part}.py").read_text()
+        blocks = solution.split("### BEGIN SOLUTION")[1:]
+        for block in blocks:
+            for line in block.split("### END SOLUTION")[0].splitlines():
+                if line.strip():
+                    assert line not in exercise.splitlines(), f"{part}: solution line leaked: {line.strip()}"
+
+
+def test_given_scaffolding_works_in_the_exercises() -> None:
+    import torch
+
+    from exercises import gan, vae
+
+    assert vae.VAE().fc_mu.out_features == 20
+    assert gan.Generator()(torch.zeros(2, 100)).shape == (2, 784)
+    assert gan.Discriminator()(torch.zeros(2, 784)).shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "inside a function"),
+        ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "never closed"),
+        ("def f():\n    return 1\n    ### END SOLUTION\n", "without its BEGIN"),
+        (
+            "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
+            "inside an open",
+        ),
+    ],
+)
+def test_malformed_markers_are_refused(source: str, message: str) -> None:
+    with pytest.raises(MarkerError, match=message):
+        strip_solutions(source, "part")
+
+
+def test_hidden_tests_are_dropped_and_stubs_parse() -> None:
+    source = (
+        "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
+        "### BEGIN HIDDEN TESTS\nassert f(1) == 1\n### END HIDDEN TESTS\n"
+    )
+    out = strip_solutions(source, "part")
+    ast.parse(out)
+    assert "assert" not in out and 'raise NotImplementedError("part.f: not implemented yet")' in out

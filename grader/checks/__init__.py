@@ -1,0 +1,101 @@
+"""One declarative check per graded item: how to make inputs, how to compare, which mistakes to name.
+
+A ``Case`` is one graded call: the driver's inputs for the student (``inputs``), the
+same inputs promoted to float64 for the reference's values, the tolerance that the
+inputs' dtype earns, and a line that shows the input in feedback. A ``Check`` is
+data: the item, the driver, a Hypothesis strategy of cases, pinned edge cases, the
+catalogue of ``Mistake``s whose outputs the runner compares a wrong answer with,
+and ``Property``s that a right answer satisfies whatever the reference says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from grader.compare import FLOAT32, FLOAT64
+
+
+@dataclass(frozen=True)
+class Case:
+    inputs: dict[str, Any]
+    shown: str  # the input, as feedback shows it
+    tol: tuple[float, float] = FLOAT64
+    reference_inputs: dict[str, Any] | None = None  # float64 copies, when inputs hold float32
+
+    def for_reference(self) -> dict[str, Any]:
+        return self.inputs if self.reference_inputs is None else self.reference_inputs
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A classic wrong answer: ``wrong(inputs)`` computes what that mistake returns (from the reference)."""
+
+    name: str
+    explanation: str  # what the student probably did, in a sentence for them
+    wrong: Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Property:
+    """Something every right answer satisfies, checked on the received value alone."""
+
+    description: str
+    holds: Callable[[Any, Case], bool]
+
+
+@dataclass(frozen=True)
+class Check:
+    item: str
+    driver: str
+    cases: st.SearchStrategy[Case]
+    examples: tuple[Case, ...] = ()
+    mistakes: tuple[Mistake, ...] = ()
+    properties: tuple[Property, ...] = ()
+    max_examples: int = 25
+    shrink: bool = True  # off for items whose calls are slow (training steps)
+    timeout_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- building cases
+
+
+def as_tensor(array: np.ndarray | float, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float64)).to(dtype)
+
+
+def promote(value: Any) -> Any:
+    """float32/float16 tensors → float64 copies, through lists, tuples and dicts."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(torch.float64)
+    if isinstance(value, dict):
+        return {k: promote(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(promote(v) for v in value)
+    return value
+
+
+def tensor_case(function: str, args: list[Any], dtype: torch.dtype, shown: str, tol64=FLOAT64, tol32=FLOAT32) -> Case:
+    """A "call" case of a torch function whose float inputs are in ``dtype``."""
+    inputs = {"function": function, "args": args}
+    if dtype == torch.float64:
+        return Case(inputs, shown, tol64)
+    return Case(inputs, f"{shown} (float32)", tol32, reference_inputs={"function": function, "args": promote(args)})
+
+
+def fmt(array: Any) -> str:
+    """An input for feedback: short, exact enough to reproduce."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().to(torch.float64).numpy() if array.is_floating_point() else array.numpy()
+    if isinstance(array, np.ndarray):
+        return np.array2string(array, precision=6, threshold=16, edgeitems=4, separator=", ").replace("\n", "")
+    return repr(array)
+
+
+dtypes = st.sampled_from([torch.float64, torch.float64, torch.float32])  # float64 twice as often

@@ -1,0 +1,346 @@
+"""Checks of mle.py: NumPy in, Python floats or float64 arrays out (gaussian_nll: torch, with gradients)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from scipy.special import gammaln, xlog1py, xlogy
+
+from grader import strategies as gs
+from grader.checks import Case, Check, Mistake, Property, fmt
+from grader.compare import FLOAT32, FLOAT64
+from reference import mle
+
+LOG2 = math.log(2.0)
+
+
+def call(function: str, *args: Any, shown: str) -> Case:
+    return Case({"function": function, "args": list(args)}, shown)
+
+
+def args(inputs: dict[str, Any]) -> list[Any]:
+    return inputs["args"]
+
+
+def in_bits(fn: Any) -> Any:
+    return lambda i: fn(*args(i)) / LOG2
+
+
+# --------------------------------------------------------------------------- binomial
+
+
+@st.composite
+def binomial_counts_any_form(draw: st.DrawFn) -> tuple[Any, Any]:
+    """(successes, trials) as (int, int), (array, int) or (array, array)."""
+    k, n = draw(gs.binomial_counts())
+    form = draw(st.sampled_from(["arrays", "scalar_trials", "scalars"]))
+    if form == "scalars":
+        return int(k[0]), int(n[0]) or 1
+    if form == "scalar_trials":
+        trials = int(n.max()) or 1
+        return np.minimum(k, trials), trials
+    return k, n
+
+
+def binomial_mle_cases() -> st.SearchStrategy[Case]:
+    return binomial_counts_any_form().map(
+        lambda kn: call("binomial_mle", kn[0], kn[1], shown=f"successes={fmt(kn[0])}, trials={fmt(kn[1])}")
+    )
+
+
+def binomial_ll_cases() -> st.SearchStrategy[Case]:
+    return st.tuples(gs.probabilities(), binomial_counts_any_form()).map(
+        lambda pkn: call(
+            "binomial_log_likelihood",
+            pkn[0],
+            pkn[1][0],
+            pkn[1][1],
+            shown=f"p={pkn[0]!r}, successes={fmt(pkn[1][0])}, trials={fmt(pkn[1][1])}",
+        )
+    )
+
+
+def _kn(i: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    a = args(i)
+    return tuple(np.broadcast_arrays(np.asarray(a[-2]), np.asarray(a[-1])))  # type: ignore[return-value]
+
+
+def _binomial_no_coefficient(i: dict[str, Any]) -> float:
+    p = args(i)[0]
+    k, n = _kn(i)
+    return float(np.sum(xlogy(k, p) + xlog1py(n - k, -p)))
+
+
+CHECKS = [
+    Check(
+        "mle.binomial_mle",
+        "call",
+        binomial_mle_cases(),
+        examples=(
+            call("binomial_mle", 7, 10, shown="successes=7, trials=10"),
+            call("binomial_mle", np.array([1, 9]), np.array([2, 90]), shown="successes=[1, 9], trials=[2, 90]"),
+        ),
+        mistakes=(
+            Mistake(
+                "mean of ratios",
+                "averaging the ratios k_i / n_i instead of pooling Σk / Σn.",
+                lambda i: float(np.mean(_kn(i)[0] / _kn(i)[1])),
+            ),
+            Mistake(
+                "no broadcast",
+                "dividing Σk by a single n: with a scalar `trials` every count had n trials.",
+                lambda i: float(np.sum(args(i)[0]) / np.sum(args(i)[1])),
+            ),
+        ),
+    ),
+    Check(
+        "mle.binomial_log_likelihood",
+        "call",
+        binomial_ll_cases(),
+        examples=(
+            call(
+                "binomial_log_likelihood",
+                0.0,
+                np.array([0, 0]),
+                np.array([3, 4]),
+                shown="p=0.0, successes=[0, 0], trials=[3, 4]",
+            ),
+            call(
+                "binomial_log_likelihood",
+                0.0,
+                np.array([1, 0]),
+                np.array([3, 4]),
+                shown="p=0.0, successes=[1, 0], trials=[3, 4]",
+            ),
+            call("binomial_log_likelihood", 0.3, np.array([2, 5]), 10, shown="p=0.3, successes=[2, 5], trials=10"),
+        ),
+        mistakes=(
+            Mistake(
+                "no coefficient", "leaving out log C(n_i, k_i): it is part of the likelihood.", _binomial_no_coefficient
+            ),
+            Mistake(
+                "log base 2",
+                "using log base 2; the course uses natural logarithms (nats).",
+                in_bits(mle.binomial_log_likelihood),
+            ),
+        ),
+    ),
+    Check(
+        "mle.bernoulli_mle",
+        "call",
+        gs.binary_samples().map(lambda x: call("bernoulli_mle", x, shown=f"x={fmt(x)}")),
+        mistakes=(
+            Mistake(
+                "count", "returning the number of ones instead of their share.", lambda i: float(np.sum(args(i)[0]))
+            ),
+        ),
+    ),
+    Check(
+        "mle.bernoulli_log_likelihood",
+        "call",
+        st.tuples(gs.probabilities(), gs.binary_samples()).map(
+            lambda px: call("bernoulli_log_likelihood", px[0], px[1], shown=f"p={px[0]!r}, x={fmt(px[1])}")
+        ),
+        examples=(call("bernoulli_log_likelihood", 0.0, np.array([0, 0, 0]), shown="p=0.0, x=[0, 0, 0]"),),
+        mistakes=(
+            Mistake(
+                "swapped",
+                "swapping p and 1 - p: x = 1 has probability p.",
+                lambda i: mle.bernoulli_log_likelihood(1 - args(i)[0], args(i)[1]),
+            ),
+            Mistake(
+                "log base 2",
+                "using log base 2; the course uses natural logarithms (nats).",
+                in_bits(mle.bernoulli_log_likelihood),
+            ),
+            Mistake(
+                "mean",
+                "averaging over the sample instead of summing.",
+                lambda i: mle.bernoulli_log_likelihood(*args(i)) / len(args(i)[1]),
+            ),
+        ),
+    ),
+    Check(
+        "mle.gaussian_mle",
+        "call",
+        gs.real_samples().map(lambda x: call("gaussian_mle", x, shown=f"x={fmt(x)}")),
+        examples=(call("gaussian_mle", np.array([1.0, 3.0]), shown="x=[1.0, 3.0]"),),
+        mistakes=(
+            Mistake(
+                "unbiased",
+                "dividing by n - 1 (the unbiased variance); the MLE divides by n.",
+                lambda i: (float(np.mean(args(i)[0])), float(np.var(args(i)[0], ddof=1))),
+            ),
+            Mistake(
+                "std",
+                "returning the standard deviation instead of the variance.",
+                lambda i: (float(np.mean(args(i)[0])), float(np.std(args(i)[0]))),
+            ),
+        ),
+    ),
+    Check(
+        "mle.gaussian_log_likelihood",
+        "call",
+        st.tuples(gs.real_samples(scale=100.0), gs.finite_floats(-100.0, 100.0), gs.variances()).map(
+            lambda a: call(
+                "gaussian_log_likelihood", a[0], a[1], a[2], shown=f"x={fmt(a[0])}, mu={a[1]!r}, sigma2={a[2]!r}"
+            )
+        ),
+        mistakes=(
+            Mistake(
+                "sigma2 as std",
+                "treating sigma2 as a standard deviation; it is the variance σ².",
+                lambda i: mle.gaussian_log_likelihood(args(i)[0], args(i)[1], args(i)[2] ** 2),
+            ),
+            Mistake(
+                "no 2π",
+                "leaving out the -½ log(2π) term of each observation.",
+                lambda i: mle.gaussian_log_likelihood(*args(i)) + 0.5 * math.log(2 * math.pi) * len(args(i)[0]),
+            ),
+            Mistake(
+                "mean",
+                "averaging over the sample instead of summing.",
+                lambda i: mle.gaussian_log_likelihood(*args(i)) / len(args(i)[0]),
+            ),
+        ),
+    ),
+    Check(
+        "mle.poisson_mle",
+        "call",
+        gs.count_samples().map(lambda x: call("poisson_mle", x, shown=f"x={fmt(x)}")),
+        mistakes=(
+            Mistake(
+                "variance", "returning the variance; the MLE of λ is the mean.", lambda i: float(np.var(args(i)[0]))
+            ),
+        ),
+    ),
+    Check(
+        "mle.poisson_log_likelihood",
+        "call",
+        st.tuples(st.one_of(st.just(0.0), gs.finite_floats(0.0, 60.0)), gs.count_samples()).map(
+            lambda a: call("poisson_log_likelihood", a[0], a[1], shown=f"lam={a[0]!r}, x={fmt(a[1])}")
+        ),
+        examples=(
+            call("poisson_log_likelihood", 0.0, np.array([0, 0]), shown="lam=0.0, x=[0, 0]"),
+            call("poisson_log_likelihood", 0.0, np.array([0, 2]), shown="lam=0.0, x=[0, 2]"),
+            call("poisson_log_likelihood", 2.5, np.array([0, 3, 7]), shown="lam=2.5, x=[0, 3, 7]"),
+        ),
+        mistakes=(
+            Mistake(
+                "no factorial",
+                "leaving out the -log x_i! term.",
+                lambda i: mle.poisson_log_likelihood(*args(i)) + float(np.sum(gammaln(np.asarray(args(i)[1]) + 1))),
+            ),
+            Mistake(
+                "log base 2",
+                "using log base 2; the course uses natural logarithms (nats).",
+                in_bits(mle.poisson_log_likelihood),
+            ),
+        ),
+    ),
+    Check(
+        "mle.multinomial_mle",
+        "call",
+        gs.count_tables().map(lambda c: call("multinomial_mle", c, shown=f"counts={fmt(c)}")),
+        examples=(call("multinomial_mle", np.array([[1, 3], [5, 5]]), shown="counts=[[1, 3], [5, 5]]"),),
+        mistakes=(
+            Mistake(
+                "grand total",
+                "dividing by the total of all rows; each row is normalised by its own sum.",
+                lambda i: np.asarray(args(i)[0]) / np.sum(args(i)[0]),
+            ),
+        ),
+        properties=(Property("each row sums to 1", lambda r, c: bool(np.allclose(r.array.sum(-1), 1.0, atol=1e-9))),),
+    ),
+    Check(
+        "mle.categorical_nll",
+        "call",
+        gs.logits_and_targets().map(
+            lambda lt: call("categorical_nll", lt[0], lt[1], shown=f"logits={fmt(lt[0])}, targets={fmt(lt[1])}")
+        ),
+        examples=(
+            call(
+                "categorical_nll",
+                np.array([[1e4, -1e4, 0.0], [1e4, 1e4, 1e4]]),
+                np.array([1, 0]),
+                shown="logits=[[1e4, -1e4, 0], [1e4, 1e4, 1e4]], targets=[1, 0]",
+            ),
+        ),
+        mistakes=(
+            Mistake(
+                "sum",
+                "summing over rows; the NLL here is the mean over rows.",
+                lambda i: mle.categorical_nll(*args(i)) * len(args(i)[1]),
+            ),
+            Mistake(
+                "positive log-likelihood",
+                "returning log softmax (the log-likelihood) instead of its negative.",
+                lambda i: -mle.categorical_nll(*args(i)),
+            ),
+            Mistake(
+                "log base 2",
+                "using log base 2; the course uses natural logarithms (nats).",
+                in_bits(mle.categorical_nll),
+            ),
+        ),
+    ),
+]
+
+
+# --------------------------------------------------------------------------- gaussian_nll (torch, gradients)
+
+
+@st.composite
+def gaussian_nll_cases(draw: st.DrawFn) -> Case:
+    x = draw(gs.real_samples(max_len=20, scale=10.0))
+    mean = draw(gs.finite_floats(-10.0, 10.0))
+    log_var = draw(st.one_of(st.just(0.0), gs.finite_floats(-6.0, 6.0)))
+    dtype = draw(st.sampled_from([torch.float64, torch.float64, torch.float32]))
+    inputs = {
+        "x": torch.as_tensor(x).to(dtype),
+        "mean": torch.tensor(mean, dtype=dtype),
+        "log_var": torch.tensor(log_var, dtype=dtype),
+    }
+    shown = f"x={fmt(x)}, mean={mean!r}, log_var={log_var!r}"
+    if dtype == torch.float64:
+        return Case(inputs, shown, FLOAT64)
+    promoted = {k: v.to(torch.float64) for k, v in inputs.items()}
+    return Case(inputs, shown + " (float32)", FLOAT32, reference_inputs=promoted)
+
+
+def _nll_variant(i: dict[str, Any], var: Any, scale: float = 1.0) -> dict[str, Any]:
+    mean = i["mean"].clone().requires_grad_(True)
+    log_var = i["log_var"].clone().requires_grad_(True)
+    value = scale * (0.5 * math.log(2 * math.pi) + 0.5 * log_var + (i["x"] - mean) ** 2 / (2 * var(log_var))).mean()
+    value.backward()
+    return {"value": value, "grad_mean": mean.grad, "grad_log_var": log_var.grad}
+
+
+CHECKS.append(
+    Check(
+        "mle.gaussian_nll",
+        "gaussian_nll",
+        gaussian_nll_cases(),
+        mistakes=(
+            Mistake(
+                "log_var as variance",
+                "using log_var as the variance itself; σ² = exp(log_var).",
+                lambda i: _nll_variant(i, lambda lv: lv),
+            ),
+            Mistake(
+                "log_var as log std",
+                "using exp(log_var) as σ instead of σ²: σ² = exp(log_var).",
+                lambda i: _nll_variant(i, lambda lv: torch.exp(lv) ** 2),
+            ),
+            Mistake(
+                "sum",
+                "summing over x; the contract asks for the mean.",
+                lambda i: _nll_variant(i, torch.exp, scale=float(len(i["x"]))),
+            ),
+        ),
+    )
+)

@@ -1,0 +1,199 @@
+"""Scenarios that exercise one graded item: the same code runs on the reference and on a submission.
+
+A driver takes a module (``reference.<part>`` in the grader, the student's module in
+a worker) and plain inputs, builds whatever the item needs (models with given
+weights, optimisers, stale gradients, seeded generators), calls the module's
+function and returns plain outputs: numbers, arrays, tensors, dicts of them. The
+grader runs each driver on the reference itself, so an expected value never comes
+from a student's code. Drivers import torch and NumPy and nothing of the project:
+they run inside the sandboxed worker.
+
+Models: items that take a model (``p_sample_step``, ``ddpm_loss``, the training
+steps) are driven with models whose weights the grader sends. DDPM items use
+``EpsNet``, the grader's own small ε-model, so that a wrong ``timestep_embedding`` or
+``Denoiser`` in a submission costs its own item and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+STALE_GRAD = 7.0  # every parameter starts a training step with this gradient: a missing zero_grad shows
+
+
+class EpsNet(nn.Module):
+    """A small ε-model for grading DDPM items: ε̂ = W₂ tanh(W₁ [x_t, sin(ωt), cos(ωt)]), any x rank."""
+
+    def __init__(self, dim: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.inp = nn.Linear(dim + 2, hidden)
+        self.out = nn.Linear(hidden, dim)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        phase = 3.0 * t.to(x_t.dtype)[:, None] / 1000.0  # (B, 1)
+        h = torch.cat([x_t.reshape(x_t.shape[0], -1), torch.sin(phase), torch.cos(phase)], dim=-1)
+        return self.out(torch.tanh(self.inp(h))).reshape(x_t.shape)
+
+
+def _load(model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype) -> nn.Module:
+    model = model.to(dtype)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _with_stale_grads(model: nn.Module) -> nn.Module:
+    for p in model.parameters():
+        p.grad = torch.full_like(p, STALE_GRAD)
+    return model
+
+
+def _params(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _eps_net(inputs: dict[str, Any]) -> EpsNet:
+    net = EpsNet(inputs["eps_dim"], inputs.get("eps_hidden", 16))
+    return _load(net, inputs["eps_state"], inputs["dtype"])  # type: ignore[return-value]
+
+
+def _dtype(inputs: dict[str, Any]) -> dict[str, Any]:
+    if "dtype" in inputs and isinstance(inputs["dtype"], str):
+        inputs = {**inputs, "dtype": getattr(torch, inputs["dtype"])}
+    return inputs
+
+
+# ------------------------------------------------------------------------------------------ drivers
+
+
+def call(module: ModuleType, inputs: dict[str, Any]) -> Any:
+    """module.<function>(*args, **kwargs), returned as it is."""
+    function = getattr(module, inputs["function"])
+    return function(*inputs.get("args", []), **inputs.get("kwargs", {}))
+
+
+def gaussian_nll(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The value and the gradients in mean and log_var."""
+    mean = inputs["mean"].clone().requires_grad_(True)
+    log_var = inputs["log_var"].clone().requires_grad_(True)
+    value = module.gaussian_nll(inputs["x"], mean, log_var)
+    if not isinstance(value, torch.Tensor) or not value.requires_grad:
+        return {"value": value, "grad_mean": None, "grad_log_var": None}
+    value.backward()
+    return {"value": value, "grad_mean": mean.grad, "grad_log_var": log_var.grad}
+
+
+def vae_model(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
+    """encode, decode, forward in training mode with eps, forward in eval mode, with given weights."""
+    model: Any = _load(module.VAE(*inputs["dims"]), inputs["state"], inputs["dtype"])
+    x, eps, z = inputs["x"], inputs["eps"], inputs["z"]
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        decoded = model.decode(z)
+        model.train()
+        train_out = model(x, eps)
+        model.eval()
+        eval_out = model(x)
+    return {"encode": (mu, logvar), "decode": decoded, "train": train_out, "eval": eval_out}
+
+
+def vae_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
+    """One step from stale gradients, SGD; eps is drawn by the model from torch's seeded generator."""
+    model = _with_stale_grads(_load(module.VAE(*inputs["dims"]), inputs["state"], inputs["dtype"]))
+    model.eval()  # the step must put the model in training mode itself
+    optimizer = torch.optim.SGD(model.parameters(), lr=inputs["lr"])
+    torch.manual_seed(inputs["seed"])
+    result = module.vae_train_step(model, inputs["x"], optimizer, inputs["beta"])
+    return {"result": result, "params": _params(model)}
+
+
+def gan_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
+    """One D step and one G step from stale gradients, SGD, with given z_d and z_g."""
+    noise_dim, hidden, data_dim = inputs["dims"]
+    generator = _with_stale_grads(
+        _load(module.Generator(noise_dim, hidden, data_dim), inputs["g_state"], inputs["dtype"])
+    )
+    discriminator = _with_stale_grads(_load(module.Discriminator(data_dim, hidden), inputs["d_state"], inputs["dtype"]))
+    g_opt = torch.optim.SGD(generator.parameters(), lr=inputs["lr"])
+    d_opt = torch.optim.SGD(discriminator.parameters(), lr=inputs["lr"])
+    result = module.gan_train_step(generator, discriminator, inputs["real"], g_opt, d_opt, inputs["z_d"], inputs["z_g"])
+    return {"result": result, "g_params": _params(generator), "d_params": _params(discriminator)}
+
+
+def with_eps_model(module: ModuleType, inputs: dict[str, Any]) -> Any:
+    """module.<function>(EpsNet, *args): p_sample_step and ddpm_loss."""
+    model = _eps_net(inputs)
+    with torch.no_grad():
+        return getattr(module, inputs["function"])(model, *inputs["args"])
+
+
+def p_sample_loop(module: ModuleType, inputs: dict[str, Any]) -> Any:
+    model = _eps_net(inputs)
+    generator = torch.Generator().manual_seed(inputs["seed"])
+    return module.p_sample_loop(model, tuple(inputs["shape"]), inputs["betas"], generator)
+
+
+def ddpm_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
+    """One step from stale gradients, SGD; t and noise given, or drawn from torch's seeded generator."""
+    model = _with_stale_grads(_eps_net(inputs))
+    optimizer = torch.optim.SGD(model.parameters(), lr=inputs["lr"])
+    torch.manual_seed(inputs["seed"])
+    loss = module.ddpm_train_step(model, optimizer, inputs["x_0"], inputs["betas"], inputs["t"], inputs["noise"])
+    return {"loss": loss, "params": _params(model)}
+
+
+# ------------------------------------------------------------------------------------------ timing
+
+
+class SpeedSession:
+    """A Denoiser-sized EpsNet, Adam and a batch, built once; ``run(n)`` takes n steps."""
+
+    def __init__(self, module: ModuleType, inputs: dict[str, Any]) -> None:
+        device = torch.device(inputs["device"])
+        g = torch.Generator().manual_seed(inputs["seed"])
+        dim, batch, T = inputs["dim"], inputs["batch"], inputs["T"]
+        self.step = module.ddpm_train_step
+        self.model = EpsNet(dim, inputs["hidden"])
+        self.model.load_state_dict(inputs["eps_state"])
+        self.model.to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.betas = inputs["betas"]
+        self.x_0 = torch.randn(batch, dim, generator=g).to(device)
+        self.t = torch.randint(0, T, (batch,), generator=g).to(device)
+        self.noise = torch.randn(batch, dim, generator=g).to(device)
+        self.device = device
+
+    def run(self, steps: int) -> float:
+        for _ in range(steps):
+            self.step(self.model, self.optimizer, self.x_0, self.betas, self.t, self.noise)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return 0.0
+
+
+DRIVERS: dict[str, Callable[[ModuleType, dict[str, Any]], Any]] = {
+    "call": call,
+    "gaussian_nll": gaussian_nll,
+    "vae_model": vae_model,
+    "vae_train_step": vae_train_step,
+    "gan_train_step": gan_train_step,
+    "with_eps_model": with_eps_model,
+    "p_sample_loop": p_sample_loop,
+    "ddpm_train_step": ddpm_train_step,
+}
+
+
+def run_driver(name: str, module: ModuleType, inputs: dict[str, Any]) -> Any:
+    return DRIVERS[name](module, _dtype(inputs))
+
+
+def timed_run(session: SpeedSession, steps: int) -> float:
+    """Wall time of ``steps`` steps, for the grader's own (reference) session."""
+    start = time.perf_counter()
+    session.run(steps)
+    return time.perf_counter() - start

@@ -1,0 +1,268 @@
+"""The wall around student code: worker processes, time and memory limits, and bubblewrap where present.
+
+Every submission is graded by worker processes (``worker.py``) that receive plain
+inputs and return plain data over a pipe. A worker runs in its own session and
+process group with a memory limit; each request has a time limit. A worker that
+hangs, crashes, exits or grows past its memory limit is killed with everything it
+started, the request is answered with a ``WorkerDied`` that says why, and the next
+request gets a fresh worker.
+
+With bubblewrap (``bwrap``) on Linux the worker also runs in a filesystem sandbox:
+it sees the system's read-only directories, the Python installation, a private
+writable copy of the submission at /submission, the worker's own three files at
+/opt/grader-runtime and an empty /tmp, with no network and its own PID namespace.
+The project (``reference/``, ``solutions/``, the grader), the original submission,
+the gradebook and the report being written are not in its world at all.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from grader import wire
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_FILES = ("worker.py", "wire.py", "drivers.py")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
+MEMORY_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request wall time, per-worker memory, and the start-up allowance (importing torch)."""
+
+    call_timeout_s: float = 10.0
+    memory_mb: int = 4096
+    startup_timeout_s: float = 60.0
+
+
+class WorkerDied(RuntimeError):
+    """The worker did not answer: ``kind`` is "timeout", "memory" or "crash"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def bubblewrap() -> str | None:
+    """The bwrap binary when it exists and can actually create a sandbox here."""
+    path = shutil.which("bwrap")
+    if path is None or not sys.platform.startswith("linux"):
+        return None
+    probe = subprocess.run(
+        [path, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
+        capture_output=True,
+        timeout=30,
+    )
+    return path if probe.returncode == 0 else None
+
+
+def _python_dirs() -> list[str]:
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    return sorted(d for d in dirs if d and os.path.isdir(d))
+
+
+class Sandbox:
+    """Workers for one submission folder; use as a context manager."""
+
+    def __init__(self, submission: Path, limits: Limits | None = None, use_bwrap: bool | None = None) -> None:
+        self.limits = limits or Limits()
+        self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+        self.runtime = self.scratch / "runtime"
+        self.runtime.mkdir()
+        for name in RUNTIME_FILES:
+            shutil.copy2(HERE / name, self.runtime / name)
+        self.private = self.scratch / "submission"
+        shutil.copytree(submission, self.private, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        found = bubblewrap() if use_bwrap in (None, True) else None
+        if use_bwrap and found is None:
+            raise RuntimeError("bubblewrap was required but cannot create a sandbox on this machine")
+        self.bwrap = found
+        self.process: subprocess.Popen[bytes] | None = None
+        self.reply_fd: int | None = None
+        self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
+        self.buffer = b""
+
+    # -------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._kill()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.bwrap is not None
+
+    def submission_path(self, filename: str) -> str:
+        return f"/submission/{filename}" if self.bwrap else str(self.private / filename)
+
+    def _command(self, reply_fd: int) -> list[str]:
+        worker = "/opt/grader-runtime/worker.py" if self.bwrap else str(self.runtime / "worker.py")
+        python = [sys.executable, "-I", "-B", worker, str(reply_fd)]
+        if not self.bwrap:
+            return python
+        mounts: list[str] = []
+        for d in SYSTEM_DIRS:
+            if os.path.exists(d):
+                mounts += ["--ro-bind", d, d]
+        for d in _python_dirs():
+            mounts += ["--ro-bind", d, d]
+        mounts += ["--ro-bind", str(self.runtime), "/opt/grader-runtime", "--bind", str(self.private), "/submission"]
+        return [
+            self.bwrap,
+            *mounts,
+            "--dev", "/dev",
+            "--proc", "/proc",
+            "--tmpfs", "/tmp",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--chdir", "/submission",
+            "--setenv", "HOME", "/tmp",
+            "--setenv", "MPLCONFIGDIR", "/tmp",
+            *python,
+        ]  # fmt: skip
+
+    def _start(self) -> None:
+        read_fd, write_fd = os.pipe()
+
+        def limit() -> None:  # in the child, before exec. Memory is watched as RSS in _request:
+            # an address-space cap (RLIMIT_AS) would stop a CUDA build of torch from importing at all.
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024 * 1024, 256 * 1024 * 1024))
+
+        env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": str(self.scratch)}
+        self.process = subprocess.Popen(
+            self._command(write_fd),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            cwd=self.private,
+            env=env,
+            preexec_fn=limit,
+        )
+        os.close(write_fd)
+        self.reply_fd = read_fd
+        self.buffer = b""
+        self.loaded = {}
+        self._request({"op": "ping"}, self.limits.startup_timeout_s)
+
+    def _kill(self) -> None:
+        process, self.process = self.process, None
+        if self.reply_fd is not None:
+            os.close(self.reply_fd)
+            self.reply_fd = None
+        if process is None:
+            return
+        try:
+            family = psutil.Process(process.pid).children(recursive=True)
+        except psutil.Error:
+            family = []
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for child in family:  # anything that left the group with setsid()
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        if process.stdin:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+
+    # -------------------------------------------------------------- requests
+
+    def _rss_mb(self) -> float:
+        assert self.process is not None
+        try:
+            root = psutil.Process(self.process.pid)
+            procs = [root, *root.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def _request(self, request: dict[str, Any], timeout: float) -> Any:
+        assert self.process is not None and self.process.stdin is not None and self.reply_fd is not None
+        try:
+            self.process.stdin.write(wire.dumps(request))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._kill()
+            raise WorkerDied("crash", "the worker process had exited") from None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._kill()
+                raise WorkerDied("timeout", f"no answer within {timeout:g} s")
+            ready, _, _ = select.select([self.reply_fd], [], [], min(left, MEMORY_POLL_S))
+            if not ready:
+                if self._rss_mb() > self.limits.memory_mb:
+                    self._kill()
+                    raise WorkerDied("memory", f"used more than {self.limits.memory_mb} MB of memory")
+                continue
+            chunk = os.read(self.reply_fd, 1 << 20)
+            if not chunk:
+                code = self.process.poll()
+                self._kill()
+                how = "was killed by a signal" if code is not None and code < 0 else f"exited (status {code})"
+                raise WorkerDied("crash", f"the worker process {how}")
+            self.buffer += chunk
+            if len(self.buffer) > wire.MAX_MESSAGE_BYTES:
+                self._kill()
+                raise WorkerDied("crash", "the reply was larger than the grader accepts")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return wire.loads(line, tensors=False)
+
+    def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
+        """Start a worker if needed and import the submission's module; the reply of the import."""
+        if self.process is None:
+            self._start()
+        if name in self.loaded:
+            return {"ok": True}
+        reply = self._request(
+            {"op": "load", "name": name, "path": self.submission_path(filename)}, self.limits.call_timeout_s
+        )
+        if "ok" in reply:
+            self.loaded[name] = filename
+        return reply
+
+    def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send one request for ``module`` (imported from ``filename`` first); its reply or WorkerDied."""
+        loaded = self.ensure_loaded(module, filename)
+        if "error" in loaded:
+            return loaded
+        return self._request({**op, "module": module}, timeout or self.limits.call_timeout_s)
+
+
+def torch_threads() -> int:
+    """Threads for torch in grader and worker alike, so timings compare like with like."""
+    return max(1, min(4, os.cpu_count() or 1))

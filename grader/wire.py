@@ -1,0 +1,163 @@
+"""The format between the grader and its workers: JSON with tagged arrays, and nothing that can execute.
+
+Values are None, bools, ints, floats (nan and ±inf tagged, since JSON has neither),
+strings, lists, string-keyed dicts, NumPy arrays and torch tensors. Arrays travel as
+``{"__array__": {"kind": "numpy"|"torch", "dtype", "shape", "device", "data": base64}}``
+of their raw little-endian bytes. Anything else a student's function returns is
+refused with a ``WireError`` that says what it was: no pickle, no object
+reconstruction, no ``__array__``/``__eq__`` of a student's class is ever called on
+the grader's side. Decoding checks sizes against the declared shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+try:  # the worker always has torch; the wire must not need it to decode NumPy
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None  # type: ignore[assignment]
+
+DTYPES = {
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+}
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # one reply; a student's 8 GB tensor is refused, not transmitted
+
+
+class WireError(ValueError):
+    """A value that cannot cross the wire (the wrong kind of object, or a malformed message)."""
+
+
+def describe(value: object) -> str:
+    """A short, safe description of an object's type, for feedback (never calls its methods)."""
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
+
+
+def encode(value: Any) -> Any:
+    """value as JSON-ready plain data, or WireError naming what could not be sent."""
+    cls = type(value)
+    if value is None or cls is bool or cls is str:
+        return value
+    if cls is int:
+        return value
+    if cls is float:
+        if math.isfinite(value):
+            return value
+        return {"__float__": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if cls in (list, tuple):
+        return {"__tuple__": [encode(v) for v in value]} if cls is tuple else [encode(v) for v in value]
+    if cls is dict:
+        if not all(type(k) is str for k in value):
+            raise WireError("a dict whose keys are not all strings")
+        return {"__dict__": {k: encode(v) for k, v in value.items()}}
+    if isinstance(value, np.generic) and cls.__module__ == "numpy":
+        return encode(np.asarray(value))
+    if cls is np.ndarray:
+        return _encode_array(value, "numpy", "cpu")
+    if torch is not None and cls in (torch.Tensor, torch.nn.Parameter):
+        tensor = value.detach()
+        device = tensor.device.type
+        return _encode_array(tensor.cpu().contiguous().numpy(), "torch", device)
+    raise WireError(f"a value of type {describe(value)}")
+
+
+def _encode_array(array: np.ndarray, kind: str, device: str) -> dict[str, Any]:
+    dtype = array.dtype.name
+    if dtype not in DTYPES:
+        raise WireError(f"an array of dtype {dtype}")
+    data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    return {
+        "__array__": {
+            "kind": kind,
+            "dtype": dtype,
+            "shape": list(array.shape),
+            "device": device,
+            "data": base64.b64encode(data).decode("ascii"),
+        }
+    }
+
+
+def decode(data: Any, *, tensors: bool = True) -> Any:
+    """Plain data back to values.
+
+    With ``tensors`` (the worker decoding its inputs) arrays come back as what they were,
+    NumPy arrays or CPU torch tensors; without (the grader decoding a reply) every array
+    comes back as an ``Array`` that records whether it was NumPy or torch and its device.
+    """
+    if data is None or type(data) in (bool, int, float, str):
+        return data
+    if type(data) is list:
+        return [decode(v, tensors=tensors) for v in data]
+    if type(data) is dict and len(data) == 1:
+        ((tag, body),) = data.items()
+        if tag == "__float__" and body in ("nan", "inf", "-inf"):
+            return float(body)
+        if tag == "__tuple__" and type(body) is list:
+            return tuple(decode(v, tensors=tensors) for v in body)
+        if tag == "__dict__" and type(body) is dict:
+            return {str(k): decode(v, tensors=tensors) for k, v in body.items()}
+        if tag == "__array__" and type(body) is dict:
+            return decode_array(body, tensors=tensors)
+    raise WireError(f"malformed message part: {str(data)[:80]}")
+
+
+class Array:
+    """A decoded array with where it came from: NumPy or torch, and the torch device."""
+
+    __slots__ = ("array", "device", "kind")
+
+    def __init__(self, array: np.ndarray, kind: str, device: str) -> None:
+        self.array, self.kind, self.device = array, kind, device
+
+    def __repr__(self) -> str:
+        return f"Array({self.kind}, {self.array.dtype}, shape={self.array.shape}, device={self.device})"
+
+
+def decode_array(body: dict[str, Any], *, tensors: bool = True) -> Any:
+    try:
+        kind, dtype, shape, device, payload = (body[k] for k in ("kind", "dtype", "shape", "device", "data"))
+    except KeyError as err:
+        raise WireError(f"array without {err}") from err
+    if kind not in ("numpy", "torch") or dtype not in DTYPES or type(shape) is not list:
+        raise WireError("array header is malformed")
+    if not all(type(n) is int and n >= 0 for n in shape) or type(device) is not str or type(payload) is not str:
+        raise WireError("array header is malformed")
+    raw = base64.b64decode(payload.encode("ascii"), validate=True)
+    np_dtype = np.dtype(dtype).newbyteorder("<")
+    count = math.prod(shape)
+    if len(raw) != count * np_dtype.itemsize:
+        raise WireError(f"array of shape {shape} and dtype {dtype} carries {len(raw)} bytes")
+    array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).astype(np.dtype(dtype), copy=True)
+    if not tensors:
+        return Array(array, kind, device)
+    if kind == "torch" and torch is not None:
+        return torch.from_numpy(array)
+    return array
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(encode(value), allow_nan=False, separators=(",", ":")).encode() + b"\n"
+
+
+def loads(line: bytes, *, tensors: bool = True) -> Any:
+    if len(line) > MAX_MESSAGE_BYTES:
+        raise WireError(f"a message of {len(line)} bytes (the limit is {MAX_MESSAGE_BYTES})")
+    try:
+        data = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WireError(f"not JSON: {err}") from err
+    return decode(data, tensors=tensors)

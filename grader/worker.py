@@ -1,0 +1,146 @@
+"""The worker: the only process that runs a student's code.
+
+    python worker.py RESPONSE_FD
+
+It reads one JSON request a line from stdin and writes one JSON reply a line to
+RESPONSE_FD (stdout and stderr go to /dev/null, so a student's prints cannot reach
+the grader). Requests:
+
+    {"op": "load", "name": "mle", "path": ".../mle.py"}         import a submission module
+    {"op": "run", "driver": "...", "module": "mle", "inputs": ...}  run a driver on it
+    {"op": "speed_setup", "module": "ddpm", "inputs": ...}       build the timed step's state
+    {"op": "speed_run", "steps": n}                              take n timed steps
+
+A reply is {"ok": value} or {"error": {"kind", "type", "message", "where"}} with
+kind "import" (the module failed to import), "raised" (the student's code raised)
+or "wire" (it returned something that cannot be sent). The worker imports only
+wire.py and drivers.py beside it; the grader never trusts anything in a reply but
+plain numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import drivers  # noqa: E402  (beside this file in the worker's runtime folder)
+import wire  # noqa: E402
+
+MAX_MESSAGE_CHARS = 600  # of an exception's text in feedback
+
+
+def _safe_text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except BaseException:
+        text = "<the exception's message could not be read>"
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " ..."
+
+
+def _where(exc: BaseException, roots: list[str]) -> str | None:
+    """'file.py, line N: code' of the innermost frame inside the submission, if any."""
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if any(f.filename.startswith(r) for r in roots)]
+        if not frames:
+            return None
+        frame = frames[-1]
+        return f"{Path(frame.filename).name}, line {frame.lineno}: {(frame.line or '').strip()[:200]}"
+    except BaseException:
+        return None
+
+
+def _error(kind: str, exc: BaseException, roots: list[str]) -> dict[str, Any]:
+    return {
+        "error": {"kind": kind, "type": type(exc).__name__, "message": _safe_text(exc), "where": _where(exc, roots)}
+    }
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.modules: dict[str, ModuleType] = {}
+        self.roots: list[str] = []
+        self.speed: drivers.SpeedSession | None = None
+
+    def load(self, name: str, path: str) -> dict[str, Any]:
+        folder = str(Path(path).resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # sibling imports (vae.py importing divergences) resolve in the submission
+            self.roots.append(folder)
+        try:
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {Path(path).name}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except BaseException as exc:
+            sys.modules.pop(name, None)
+            return _error("import", exc, self.roots)
+        self.modules[name] = module
+        return {"ok": True}
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "load":
+            return self.load(request["name"], request["path"])
+        if op == "ping":
+            return {"ok": "pong"}
+        module = self.modules.get(request.get("module", ""))
+        if op in ("run", "speed_setup") and module is None:
+            return {
+                "error": {
+                    "kind": "import",
+                    "type": "ModuleNotFoundError",
+                    "message": "module not loaded",
+                    "where": None,
+                }
+            }
+        try:
+            if op == "run":
+                assert module is not None
+                return {"ok": drivers.run_driver(request["driver"], module, request["inputs"])}
+            if op == "speed_setup":
+                assert module is not None
+                self.speed = drivers.SpeedSession(module, request["inputs"])
+                self.speed.run(request["inputs"]["warmup"])
+                return {"ok": True}
+            if op == "speed_run" and self.speed is not None:
+                self.speed.run(request["steps"])
+                return {"ok": True}
+        except BaseException as exc:
+            return _error("raised", exc, self.roots)
+        return {"error": {"kind": "protocol", "type": "ValueError", "message": f"unknown op {op!r}", "where": None}}
+
+
+def main() -> None:
+    reply_fd = int(sys.argv[1])
+    reply = os.fdopen(reply_fd, "wb", buffering=0)
+    requests = sys.stdin.buffer
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    worker = Worker()
+    for line in requests:
+        try:
+            request = wire.loads(line)
+            answer = worker.handle(request)
+            try:
+                data = wire.dumps(answer)
+            except (wire.WireError, ValueError, TypeError, OverflowError) as exc:
+                data = wire.dumps(_error("wire", exc, worker.roots))
+        except BaseException as exc:
+            data = wire.dumps(_error("protocol", exc, worker.roots))
+        reply.write(data)
+
+
+if __name__ == "__main__":
+    main()

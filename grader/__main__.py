@@ -1,9 +1,61 @@
-"""python -m grader VERB ...: the grader's command line."""
+"""python -m grader VERB ...: the grader's command line.
+
+grade SUBMISSION [--json FILE] [--gradescope FILE] [--items ID ...]   grade a folder of modules
+generate                                                              write exercises/ from solutions/
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from grader import report
+    from grader.items import ITEMS
+    from grader.run import grade
+    from grader.sandbox import Limits
+
+    submission = Path(args.submission)
+    if not submission.is_dir():
+        print(
+            f"grader: {submission} is not a folder; give the folder that holds mle.py, divergences.py, ...",
+            file=sys.stderr,
+        )
+        return 2
+    unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
+    if unknown:
+        print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    limits = Limits(call_timeout_s=args.timeout, memory_mb=args.memory_mb)
+    total = len(args.items) if args.items else len(ITEMS)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("grading {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(str(submission), total=total)
+        result = grade(
+            submission,
+            args.items,
+            limits,
+            None if not args.no_sandbox else False,
+            on_item=lambda r: progress.advance(task),
+        )
+    report.print_text(result)
+    if args.json:
+        report.write(Path(args.json), report.as_json(result))
+    if args.gradescope:
+        report.write(Path(args.gradescope), report.as_gradescope(result))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,13 +63,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m grader", description="Generative-models exercises: grade, generate."
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
+    g = verbs.add_parser("grade", help="grade a folder holding any of mle.py, divergences.py, vae.py, gan.py, ddpm.py")
+    g.add_argument("submission")
+    g.add_argument("--json", metavar="FILE", help="write {score, max_score, items} as JSON")
+    g.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json")
+    g.add_argument("--items", nargs="+", metavar="ID", help="grade only these items (e.g. mle.binomial_mle)")
+    g.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
+    g.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
+    g.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
     verbs.add_parser("generate", help="write exercises/ (student stubs) from solutions/")
     args = parser.parse_args(argv)
-    if args.verb == "generate":
-        from grader.generate import generate
+    if args.verb == "grade":
+        return _grade(args)
+    from grader.generate import generate
 
-        for path in generate():
-            print(f"wrote {path}")
+    for path in generate():
+        print(f"wrote {path}")
     return 0
 
 

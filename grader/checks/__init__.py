@@ -11,7 +11,7 @@ and ``Property``s that a right answer satisfies whatever the reference says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ class Check:
     max_examples: int = 25
     shrink: bool = True  # off for items whose calls are slow (training steps)
     timeout_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()  # the submission's own functions this item calls, named in feedback
 
 
 # ----------------------------------------------------------------------------- building cases
@@ -81,12 +81,43 @@ def promote(value: Any) -> Any:
     return value
 
 
-def tensor_case(function: str, args: list[Any], dtype: torch.dtype, shown: str, tol64=FLOAT64, tol32=FLOAT32) -> Case:
-    """A "call" case of a torch function whose float inputs are in ``dtype``."""
-    inputs = {"function": function, "args": args}
+def torch_call(
+    function: str,
+    arrays: list[Any],
+    dtype: torch.dtype,
+    shown: str,
+    tol64: tuple[float, float] = FLOAT64,
+    tol32: tuple[float, float] = FLOAT32,
+) -> Case:
+    """A "call" case of a torch function. Each float NumPy array in ``arrays`` becomes a tensor in
+    ``dtype`` for the student and a float64 tensor for the reference (the values the float32 ones were
+    rounded from); any other argument (an int, a float, timesteps, a schedule) goes to both unchanged."""
+
+    def convert(a: Any, to: torch.dtype) -> Any:
+        return as_tensor(a, to) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+
+    student = [convert(a, dtype) for a in arrays]
     if dtype == torch.float64:
-        return Case(inputs, shown, tol64)
-    return Case(inputs, f"{shown} (float32)", tol32, reference_inputs={"function": function, "args": promote(args)})
+        return Case({"function": function, "args": student}, shown, tol64)
+    reference = [convert(a, torch.float64) for a in arrays]
+    return Case(
+        {"function": function, "args": student}, f"{shown} (float32)", tol32, {"function": function, "args": reference}
+    )
+
+
+def without_zero_grad(driver: Callable[[Any, dict[str, Any]], Any], module: Any, inputs: dict[str, Any]) -> Any:
+    """What ``driver`` returns when optimizer.zero_grad() does nothing: the "missing zero_grad" mistake."""
+
+    class StaleSGD(torch.optim.SGD):
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            return None
+
+    original = torch.optim.SGD
+    torch.optim.SGD = StaleSGD  # type: ignore[misc]
+    try:
+        return driver(module, inputs)
+    finally:
+        torch.optim.SGD = original  # type: ignore[misc]
 
 
 def fmt(array: Any) -> str:

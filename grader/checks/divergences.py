@@ -1,1 +1,255 @@
-CHECKS: list = []
+"""Checks of divergences.py: distributions along the last dimension, torch in and out, float32 and float64."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from grader import strategies as gs
+from grader.checks import Case, Check, Mistake, Property, dtypes, fmt, torch_call
+from reference import divergences as dv
+
+LOG2 = math.log(2.0)
+NONNEGATIVE_SLACK = 1e-6  # a correct float32 KL of near-equal distributions can round to -1e-7
+
+
+def args(i: dict[str, Any]) -> list[Any]:
+    return i["args"]
+
+
+def pair_cases(function: str) -> st.SearchStrategy[Case]:
+    return st.tuples(gs.prob_pairs(), dtypes).map(
+        lambda a: torch_call(function, [a[0][0], a[0][1]], a[1], f"p={fmt(a[0][0])}, q={fmt(a[0][1])}")
+    )
+
+
+def pinned_pair(function: str, p: list[float], q: list[float]) -> Case:
+    return torch_call(function, [np.array(p), np.array(q)], torch.float64, f"p={p}, q={q}")
+
+
+def bits(fn: Any) -> Any:
+    return lambda i: fn(*args(i)) / LOG2
+
+
+def swapped(fn: Any) -> Any:
+    return lambda i: fn(args(i)[1], args(i)[0])
+
+
+def nonnegative(received: Any, case: Case) -> bool:
+    return bool((received.array >= -NONNEGATIVE_SLACK).all())
+
+
+CHECKS = [
+    Check(
+        "divergences.entropy",
+        "call",
+        st.tuples(gs.prob_vectors(batch=(3,)), dtypes).map(
+            lambda a: torch_call("entropy", [a[0]], a[1], f"p={fmt(a[0])}")
+        ),
+        examples=(torch_call("entropy", [np.array([0.5, 0.5, 0.0])], torch.float64, "p=[0.5, 0.5, 0.0]"),),
+        mistakes=(
+            Mistake("log base 2", "using log base 2; entropy here is in nats.", bits(dv.entropy)),
+            Mistake("sign", "forgetting the minus sign: H(p) = -Σ p log p ≥ 0.", lambda i: -dv.entropy(*args(i))),
+            Mistake(
+                "all dims",
+                "summing over every dimension; sum over the last one only.",
+                lambda i: dv.entropy(*args(i)).sum(),
+            ),
+        ),
+        properties=(Property("H(p) ≥ 0", nonnegative),),
+    ),
+    Check(
+        "divergences.cross_entropy",
+        "call",
+        pair_cases("cross_entropy"),
+        examples=(
+            pinned_pair("cross_entropy", [0.5, 0.5, 0.0], [0.5, 0.0, 0.5]),
+            pinned_pair("cross_entropy", [0.5, 0.5, 0.0], [0.25, 0.75, 0.0]),
+        ),
+        mistakes=(
+            Mistake(
+                "swapped", "swapping p and q: H(p, q) = -Σ p log q, with p outside the log.", swapped(dv.cross_entropy)
+            ),
+            Mistake("log base 2", "using log base 2; the course uses nats.", bits(dv.cross_entropy)),
+            Mistake(
+                "entropy", "returning H(p) only; cross-entropy is H(p) + KL(p ‖ q).", lambda i: dv.entropy(args(i)[0])
+            ),
+        ),
+    ),
+    Check(
+        "divergences.kl_divergence",
+        "call",
+        pair_cases("kl_divergence"),
+        examples=(
+            pinned_pair("kl_divergence", [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]),
+            pinned_pair("kl_divergence", [1.0, 0.0], [0.5, 0.5]),
+            pinned_pair("kl_divergence", [0.2, 0.8, 0.0], [0.2, 0.8, 0.0]),
+            pinned_pair("kl_divergence", [0.1, 0.9], [0.6, 0.4]),
+        ),
+        mistakes=(
+            Mistake(
+                "reversed",
+                "computing KL(q ‖ p): KL is not symmetric, KL(p ‖ q) weights by p.",
+                swapped(dv.kl_divergence),
+            ),
+            Mistake("log base 2", "using log base 2; the course uses nats.", bits(dv.kl_divergence)),
+            Mistake("sign", "the sign: KL(p ‖ q) = Σ p log(p / q) ≥ 0.", lambda i: -dv.kl_divergence(*args(i))),
+        ),
+        properties=(Property("KL ≥ 0", nonnegative),),
+    ),
+]
+
+
+# ------------------------------------------------------------------------------------- Gaussians
+
+
+@st.composite
+def gaussian_kl_cases(draw: st.DrawFn) -> Case:
+    mu1, s1, mu2, s2 = draw(gs.gaussian_pairs())
+    dtype = draw(dtypes)
+    if dtype == torch.float32:  # float32 squares σ; keep σ in [1e-2, 1e2] so σ² stays normal and exact enough
+        s1, s2 = np.clip(s1, 1e-2, 1e2), np.clip(s2, 1e-2, 1e2)
+    shown = f"mu1={fmt(mu1)}, sigma1={fmt(s1)}, mu2={fmt(mu2)}, sigma2={fmt(s2)}"
+    return torch_call("gaussian_kl", [mu1, s1, mu2, s2], dtype, shown, tol32=(1e-3, 1e-4))
+
+
+@st.composite
+def latent_cases(draw: st.DrawFn) -> Case:
+    mu, logvar = draw(gs.latent_gaussians())
+    return torch_call("kl_to_standard_normal", [mu, logvar], draw(dtypes), f"mu={fmt(mu)}, logvar={fmt(logvar)}")
+
+
+def _gkl(i: dict[str, Any], **change: Any) -> Any:
+    mu1, s1, mu2, s2 = args(i)
+    values = {"mu1": mu1, "s1": s1, "mu2": mu2, "s2": s2, **change}
+    return dv.gaussian_kl(values["mu1"], values["s1"], values["mu2"], values["s2"])
+
+
+CHECKS += [
+    Check(
+        "divergences.gaussian_kl",
+        "call",
+        gaussian_kl_cases(),
+        examples=(
+            torch_call(
+                "gaussian_kl",
+                [np.array([0.0, 1.0]), np.array([1.0, 2.0]), np.array([1.0, 0.0]), np.array([2.0, 0.5])],
+                torch.float64,
+                "mu1=[0, 1], sigma1=[1, 2], mu2=[1, 0], sigma2=[2, 0.5]",
+            ),
+        ),
+        mistakes=(
+            Mistake(
+                "sigma as variance",
+                "treating sigma1, sigma2 as variances; they are standard deviations.",
+                lambda i: _gkl(i, s1=args(i)[1].sqrt(), s2=args(i)[3].sqrt()),
+            ),
+            Mistake(
+                "reversed",
+                "computing KL(N₂ ‖ N₁): the first Gaussian is the one the expectation is under.",
+                lambda i: dv.gaussian_kl(args(i)[2], args(i)[3], args(i)[0], args(i)[1]),
+            ),
+            Mistake("no -1/2", "leaving out the final -½.", lambda i: _gkl(i) + 0.5),
+        ),
+        properties=(Property("KL ≥ 0", nonnegative),),
+    ),
+    Check(
+        "divergences.kl_to_standard_normal",
+        "call",
+        latent_cases(),
+        mistakes=(
+            Mistake(
+                "mean over latent",
+                "averaging over the latent dimension; sum over it.",
+                lambda i: dv.kl_to_standard_normal(*args(i)) / args(i)[0].shape[-1],
+            ),
+            Mistake(
+                "logvar as log std",
+                "using logvar as log σ: exp(logvar) is the variance σ².",
+                lambda i: dv.kl_to_standard_normal(args(i)[0], 2 * args(i)[1]),
+            ),
+            Mistake(
+                "batch sum",
+                "summing over the batch as well; the result keeps the leading dimensions.",
+                lambda i: dv.kl_to_standard_normal(*args(i)).sum(),
+            ),
+            Mistake(
+                "sign",
+                "the sign: KL = -½ Σ (1 + logvar - μ² - exp(logvar)) ≥ 0.",
+                lambda i: -dv.kl_to_standard_normal(*args(i)),
+            ),
+        ),
+        properties=(Property("KL ≥ 0", nonnegative),),
+    ),
+]
+
+
+# ------------------------------------------------------------------------------------- JS, W1
+
+
+def _js_wrong_mixture(i: dict[str, Any]) -> Any:
+    p, q = args(i)
+    return 0.5 * dv.kl_divergence(p, q) + 0.5 * dv.kl_divergence(q, p)
+
+
+@st.composite
+def wasserstein_cases(draw: st.DrawFn) -> Case:
+    x, y = draw(gs.sample_pairs())
+    return torch_call("wasserstein_1d", [x, y], draw(dtypes), f"x={fmt(x)}, y={fmt(y)}", tol32=(1e-4, 1e-4))
+
+
+CHECKS += [
+    Check(
+        "divergences.js_divergence",
+        "call",
+        pair_cases("js_divergence"),
+        examples=(
+            pinned_pair("js_divergence", [1.0, 0.0], [0.0, 1.0]),
+            pinned_pair("js_divergence", [0.5, 0.5, 0.0], [0.1, 0.2, 0.7]),
+        ),
+        mistakes=(
+            Mistake("log base 2", "using log base 2: in nats JS ≤ log 2 ≈ 0.693, not 1.", bits(dv.js_divergence)),
+            Mistake(
+                "symmetrised KL",
+                "averaging KL(p ‖ q) and KL(q ‖ p): JS compares each with the mixture m = (p + q)/2.",
+                _js_wrong_mixture,
+            ),
+            Mistake(
+                "no halves",
+                "summing KL(p ‖ m) + KL(q ‖ m) without the ½ weights.",
+                lambda i: 2 * dv.js_divergence(*args(i)),
+            ),
+        ),
+        properties=(
+            Property(
+                "0 ≤ JS ≤ log 2", lambda r, c: bool(((r.array >= -NONNEGATIVE_SLACK) & (r.array <= LOG2 + 1e-6)).all())
+            ),
+        ),
+    ),
+    Check(
+        "divergences.wasserstein_1d",
+        "call",
+        wasserstein_cases(),
+        examples=(
+            torch_call(
+                "wasserstein_1d", [np.array([0.0, 5.0]), np.array([5.0, 0.0])], torch.float64, "x=[0, 5], y=[5, 0]"
+            ),
+        ),
+        mistakes=(
+            Mistake(
+                "unsorted",
+                "pairing x_i with y_i as given; sort both samples first.",
+                lambda i: (args(i)[0] - args(i)[1]).abs().mean(),
+            ),
+            Mistake(
+                "sum",
+                "summing |x_(i) - y_(i)| instead of averaging.",
+                lambda i: dv.wasserstein_1d(*args(i)) * args(i)[0].numel(),
+            ),
+        ),
+    ),
+]

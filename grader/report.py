@@ -1,0 +1,67 @@
+"""The grade as a terminal table (rich), as the contract's JSON, and as Gradescope's results.json.
+
+JSON (shared/SPEC.md): {"score", "max_score", "items": [{"id", "score", "max_score", "status",
+"feedback"}]}. Gradescope's autograder results: {"score", "output", "tests": [{"name",
+"score", "max_score", "status", "output", "visibility"}]}, with status "passed" or
+"failed" as Gradescope renders them; our finer status opens each test's output.
+Both are written only after grading has finished, by the grader's own process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from grader.run import Report
+
+STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "missing": "dim"}
+
+
+def print_text(report: Report, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title="Generative models: autograder", show_lines=False)
+    table.add_column("item")
+    table.add_column("status")
+    table.add_column("points", justify="right")
+    for r in report.items:
+        table.add_row(r.id, f"[{STYLE[r.status]}]{r.status}[/]", f"{r.score}/{r.max_score}")
+    console.print(table)
+    for r in report.items:
+        if r.status != "passed":
+            console.print(f"[bold]{r.id}[/] ({r.status}):", highlight=False)
+            console.print(r.feedback, highlight=False, markup=False)
+            console.print()
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    console.print(f"[bold]Total: {report.score}/{report.max_score}[/]")
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    return report.as_dict()
+
+
+def as_gradescope(report: Report) -> dict[str, Any]:
+    tests = [
+        {
+            "name": r.id,
+            "score": r.score,
+            "max_score": r.max_score,
+            "status": "passed" if r.status == "passed" else "failed",
+            "output": r.feedback if r.status == "passed" else f"[{r.status}] {r.feedback}",
+            "visibility": "visible",
+        }
+        for r in report.items
+    ]
+    output = f"Total: {report.score}/{report.max_score}."
+    if not report.sandboxed:
+        output += " Graded without a filesystem sandbox."
+    return {"score": report.score, "output": output, "tests": tests}
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -129,12 +129,12 @@ def describe_error(error: dict[str, Any]) -> str:
     return f"raised {error.get('type', 'an exception')}: {error.get('message', '')}{where}"
 
 
-def evaluate(check: Check, case: Case, sandbox: Sandbox) -> None:
+def evaluate(check: Check, case: Case, sandbox: Sandbox, source: tuple[str, str]) -> None:
     """Raise Verdict if the student's answer to ``case`` is wrong, Stop if the worker is gone."""
-    part = BY_ID[check.item].module
+    name, filename = source
     try:
         reply = sandbox.run(
-            part, f"{part}.py", {"op": "run", "driver": check.driver, "inputs": case.inputs}, check.timeout_s
+            name, filename, {"op": "run", "driver": check.driver, "inputs": case.inputs}, check.timeout_s
         )
     except WorkerDied as died:
         status = "timeout" if died.kind == "timeout" else "error"
@@ -179,16 +179,16 @@ def name_mistake(check: Check, case: Case, received: Any) -> str | None:
 # --------------------------------------------------------------------------------------- one item
 
 
-def run_check(check: Check, sandbox: Sandbox) -> tuple[str, str]:
-    """(status, feedback) of one item."""
+def run_check(check: Check, sandbox: Sandbox, source: tuple[str, str] | None = None) -> tuple[str, str]:
+    """(status, feedback) of one item; ``source`` is (module name, file name), by default the part's own."""
     item: Item = BY_ID[check.item]
-    part = item.module
+    name, filename = source or (item.module, f"{item.module}.py")
     try:
-        loaded = sandbox.ensure_loaded(part, f"{part}.py")
+        loaded = sandbox.ensure_loaded(name, filename)
     except WorkerDied as died:
-        return "error", f"The grader could not start a worker for {part}.py: {died}."
+        return "error", f"The grader could not start a worker for {filename}: {died}."
     if "error" in loaded:
-        return "error", f"{part}.py could not be imported: {describe_error(loaded['error'])}."
+        return "error", f"{filename} could not be imported: {describe_error(loaded['error'])}."
 
     failures: list[Verdict | Stop] = []
 
@@ -196,7 +196,7 @@ def run_check(check: Check, sandbox: Sandbox) -> tuple[str, str]:
         if failures and isinstance(failures[-1], Stop):
             return
         try:
-            evaluate(check, case, sandbox)
+            evaluate(check, case, sandbox, (name, filename))
         except Stop as stop:
             failures.append(stop)
         except Verdict as verdict:

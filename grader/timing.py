@@ -56,11 +56,12 @@ def _inputs(device: str) -> dict[str, object]:
     }
 
 
-def time_speed(sandbox: Sandbox) -> SpeedResult:
+def time_speed(sandbox: Sandbox, source: tuple[str, str] = ("ddpm", "ddpm.py")) -> SpeedResult:
+    name, filename = source
     device = "cuda" if torch.cuda.is_available() else "cpu"
     inputs = _inputs(device)
     try:
-        reply = sandbox.run("ddpm", "ddpm.py", {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
+        reply = sandbox.run(name, filename, {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
     except WorkerDied as died:
         return SpeedResult(
             "timeout" if died.kind == "timeout" else "error", f"The timed step did not finish its warm-up: {died}.", ""
@@ -78,7 +79,7 @@ def time_speed(sandbox: Sandbox) -> SpeedResult:
         ours.append(drivers.timed_run(reference, STEPS))
         start = time.perf_counter()
         try:
-            reply = sandbox.run("ddpm", "ddpm.py", {"op": "speed_run", "steps": STEPS}, ROUND_TIMEOUT_S)
+            reply = sandbox.run(name, filename, {"op": "speed_run", "steps": STEPS}, ROUND_TIMEOUT_S)
         except WorkerDied as died:
             status = "timeout" if died.kind == "timeout" else "error"
             return SpeedResult(status, f"The timed step did not finish {STEPS} steps: {died}.", "")

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
+from grader import drivers
 from grader import strategies as gs
-from grader.checks import Case, Check, Mistake, Property, as_tensor, dtypes, fmt, torch_call
+from grader.checks import Case, Check, Mistake, Property, as_tensor, dtypes, fmt, torch_call, without_zero_grad
 from grader.compare import FLOAT64
 from reference import gan
 
@@ -83,7 +84,7 @@ def train_step_cases(draw: st.DrawFn) -> Case:
     return Case(inputs, shown, FLOAT64)
 
 
-def _step_variant(i: dict[str, Any], detach: bool = True, g_against_old_d: bool = False) -> dict[str, Any]:
+def _step_variant(i: dict[str, Any], g_against_old_d: bool = False) -> dict[str, Any]:
     """The step with one classic change, computed from the reference's nets."""
     noise, hidden, data = DIMS
     G = gan.Generator(noise, hidden, data).double()
@@ -98,7 +99,7 @@ def _step_variant(i: dict[str, Any], detach: bool = True, g_against_old_d: bool 
     d_opt.zero_grad()
     real_out = D(i["real"])
     fake = G(i["z_d"])
-    fake_out = D(fake.detach() if detach else fake)
+    fake_out = D(fake.detach())
     d_real, d_fake = _bce(real_out, 1.0), _bce(fake_out, 0.0)
     (d_real + d_fake).backward()
     d_opt.step()
@@ -216,9 +217,9 @@ CHECKS = [
         depends_on=("generator_loss", "discriminator_loss"),
         mistakes=(
             Mistake(
-                "no detach",
-                "not detaching G(z_d) in the discriminator step: its loss also moved the generator.",
-                lambda i: _step_variant(i, detach=False),
+                "no zero_grad for G",
+                "not zeroing the generator's gradients before its step: stale gradients were added to this step's.",
+                lambda i: without_zero_grad(drivers.gan_train_step, gan, i),
             ),
             Mistake(
                 "old D",

@@ -78,7 +78,13 @@ def _python_dirs() -> list[str]:
 class Sandbox:
     """Workers for one submission folder; use as a context manager."""
 
-    def __init__(self, submission: Path, limits: Limits | None = None, use_bwrap: bool | None = None) -> None:
+    def __init__(
+        self,
+        submission: Path,
+        limits: Limits | None = None,
+        use_bwrap: bool | None = None,
+        worker_per_module: bool = True,
+    ) -> None:
         self.limits = limits or Limits()
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
         self.runtime = self.scratch / "runtime"
@@ -87,6 +93,7 @@ class Sandbox:
             shutil.copy2(HERE / name, self.runtime / name)
         self.private = self.scratch / "submission"
         shutil.copytree(submission, self.private, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        _become_subreaper()
         found = bubblewrap() if use_bwrap in (None, True) else None
         if use_bwrap and found is None:
             raise RuntimeError("bubblewrap was required but cannot create a sandbox on this machine")
@@ -94,7 +101,13 @@ class Sandbox:
         self.process: subprocess.Popen[bytes] | None = None
         self.reply_fd: int | None = None
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
+        self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
         self.buffer = b""
+        # One worker per module, so that a module that sabotages its worker at import costs only its own
+        # items; the next worker starts importing torch in the background while the current one works.
+        self.worker_per_module = worker_per_module
+        self.owner: str | None = None  # the module the current worker serves
+        self.spare: tuple[subprocess.Popen[bytes], int] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -106,6 +119,10 @@ class Sandbox:
 
     def close(self) -> None:
         self._kill()
+        if self.spare is not None:
+            _terminate(*self.spare)
+            self.spare = None
+        _reap_orphans(str(self.scratch))
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     @property
@@ -142,16 +159,22 @@ class Sandbox:
             *python,
         ]  # fmt: skip
 
-    def _start(self) -> None:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
+        """A new worker process and the read end of its reply pipe; it imports torch on its own time."""
         read_fd, write_fd = os.pipe()
+        data_cap = self.limits.memory_mb * 1024 * 1024 if not _cuda_available() else resource.RLIM_INFINITY
 
-        def limit() -> None:  # in the child, before exec. Memory is watched as RSS in _request:
-            # an address-space cap (RLIMIT_AS) would stop a CUDA build of torch from importing at all.
+        def limit() -> None:  # in the child, before exec
+            # Memory: RLIMIT_DATA turns a hog's allocation into a MemoryError in the student's own code;
+            # the RSS watch in _request is the second line. RLIMIT_AS would stop a CUDA build of torch
+            # from importing at all, and a CUDA context may need large private mappings, so with a GPU
+            # only the RSS watch applies.
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024 * 1024, 256 * 1024 * 1024))
+            resource.setrlimit(resource.RLIMIT_DATA, (data_cap, data_cap))
 
         env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": str(self.scratch)}
-        self.process = subprocess.Popen(
+        process = subprocess.Popen(
             self._command(write_fd),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -163,40 +186,26 @@ class Sandbox:
             preexec_fn=limit,
         )
         os.close(write_fd)
-        self.reply_fd = read_fd
+        return process, read_fd
+
+    def _start(self) -> None:
+        spare, self.spare = self.spare, None
+        self.process, self.reply_fd = spare if spare is not None else self._spawn()
         self.buffer = b""
         self.loaded = {}
+        if self.worker_per_module:
+            self.spare = self._spawn()
         self._request({"op": "ping"}, self.limits.startup_timeout_s)
 
     def _kill(self) -> None:
         process, self.process = self.process, None
-        if self.reply_fd is not None:
-            os.close(self.reply_fd)
-            self.reply_fd = None
-        if process is None:
-            return
-        try:
-            family = psutil.Process(process.pid).children(recursive=True)
-        except psutil.Error:
-            family = []
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for child in family:  # anything that left the group with setsid()
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-        if process.stdin:
-            try:
-                process.stdin.close()
-            except OSError:
-                pass
+        reply_fd, self.reply_fd = self.reply_fd, None
+        self.owner = None
+        if process is not None:
+            _terminate(process, reply_fd)
+            _reap_orphans(str(self.scratch), keep=self.spare[0].pid if self.spare else None)
+        elif reply_fd is not None:
+            os.close(reply_fd)
 
     # -------------------------------------------------------------- requests
 
@@ -231,10 +240,13 @@ class Sandbox:
                 continue
             chunk = os.read(self.reply_fd, 1 << 20)
             if not chunk:
-                code = self.process.poll()
+                try:
+                    code: int | None = self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                sandboxed = self.bwrap is not None
                 self._kill()
-                how = "was killed by a signal" if code is not None and code < 0 else f"exited (status {code})"
-                raise WorkerDied("crash", f"the worker process {how}")
+                raise WorkerDied("crash", f"the worker process {_how_it_ended(code, sandboxed)}")
             self.buffer += chunk
             if len(self.buffer) > wire.MAX_MESSAGE_BYTES:
                 self._kill()
@@ -243,14 +255,28 @@ class Sandbox:
         return wire.loads(line, tensors=False)
 
     def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
-        """Start a worker if needed and import the submission's module; the reply of the import."""
+        """Start a worker if needed and import the submission's module; the reply of the import.
+
+        A module whose import killed the worker is remembered, so that its other items are
+        reported at once instead of each starting a worker that the import kills again.
+        """
+        if name in self.broken:
+            return self.broken[name]
+        if self.worker_per_module and self.process is not None and self.owner not in (None, name):
+            self._kill()
         if self.process is None:
             self._start()
+            self.owner = name
         if name in self.loaded:
             return {"ok": True}
-        reply = self._request(
-            {"op": "load", "name": name, "path": self.submission_path(filename)}, self.limits.call_timeout_s
-        )
+        request = {"op": "load", "name": name, "path": self.submission_path(filename)}
+        try:
+            reply = self._request(request, self.limits.call_timeout_s)
+        except WorkerDied as died:
+            self.broken[name] = {
+                "error": {"kind": "import", "type": died.kind, "message": f"importing it: {died}", "where": None}
+            }
+            return self.broken[name]
         if "ok" in reply:
             self.loaded[name] = filename
         return reply
@@ -261,6 +287,105 @@ class Sandbox:
         if "error" in loaded:
             return loaded
         return self._request({**op, "module": module}, timeout or self.limits.call_timeout_s)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux), so that a worker's child that
+    double-forks away from its process group, or a sandbox's inner process killed mid-start-up, is
+    reparented to the grader, where _reap_orphans finds it, instead of to init."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover
+        pass
+
+
+def _reap_orphans(marker: str, keep: int | None = None) -> None:
+    """Kill and reap every descendant whose command line names this sandbox's scratch folder."""
+    for _ in range(3):
+        found = []
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if child.pid != keep and marker in " ".join(child.cmdline()) and child.pid not in _spare_family(keep):
+                    found.append(child)
+            except psutil.Error:
+                continue
+        for child in found:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(found, timeout=5)
+        if not found:
+            return
+        time.sleep(0.05)
+
+
+def _spare_family(pid: int | None) -> set[int]:
+    if pid is None:
+        return set()
+    try:
+        return {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def _terminate(process: subprocess.Popen[bytes], reply_fd: int | None) -> None:
+    """Kill a worker, its process group and anything it started that left the group."""
+    if reply_fd is not None:
+        os.close(reply_fd)
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for child in family:  # anything that left the group with setsid()
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        pass
+    if process.stdin:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+
+
+def _how_it_ended(code: int | None, sandboxed: bool) -> str:
+    """Words for a worker's exit status; bubblewrap reports a child's fatal signal N as 128 + N."""
+    signal_number = (
+        -code if code is not None and code < 0 else (code - 128 if sandboxed and code and code > 128 else None)
+    )
+    if signal_number:
+        try:
+            name = signal.Signals(signal_number).name
+        except ValueError:
+            name = f"signal {signal_number}"
+        crash = " (a crash, such as a segmentation fault)" if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT") else ""
+        return f"was killed by signal {name}{crash}"
+    return f"exited with status {code}" if code is not None else "stopped answering and was killed"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover
+        return False
 
 
 def torch_threads() -> int:

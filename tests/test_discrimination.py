@@ -49,7 +49,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, 
     folder = tmp_path_factory.mktemp("corpus")
     names = {f"m{i}": n for i, (_, n) in enumerate(write_corpus(folder, MUTANTS, "m"))}
     names.update({f"a{i}": n for i, (_, n) in enumerate(write_corpus(folder, ALTERNATES, "a"))})
-    with Sandbox(folder) as sandbox:
+    with Sandbox(folder, worker_per_module=False) as sandbox:  # trusted patches: one worker serves them all
         yield sandbox, names
 
 

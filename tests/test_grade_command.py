@@ -1,0 +1,111 @@
+"""python -m grader grade end to end: 100 for the solutions, 0 for the stubs, the JSON of the contract,
+Gradescope's results.json, identical output on every run, missing modules, bad arguments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.items import ITEMS
+
+ROOT = Path(__file__).resolve().parents[1]
+STATUSES = {"passed", "failed", "error", "timeout", "missing"}
+
+
+def grade(submission: Path, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict, dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", str(submission), "--json", str(out / "grade.json"),
+         "--gradescope", str(out / "results.json"), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result, json.loads((out / "grade.json").read_text()), json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def solutions(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict, dict]:
+    return grade(ROOT / "solutions", tmp_path_factory.mktemp("solutions"))
+
+
+def test_solutions_score_100(solutions: tuple) -> None:
+    result, data, _ = solutions
+    assert data["score"] == 100 and data["max_score"] == 100
+    assert [i["id"] for i in data["items"]] == [i.id for i in ITEMS]
+    assert all(i["status"] == "passed" for i in data["items"])
+    assert "Total: 100/100" in result.stdout
+
+
+def test_json_has_the_contracts_shape(solutions: tuple) -> None:
+    _, data, _ = solutions
+    assert set(data) == {"score", "max_score", "items"}
+    for item in data["items"]:
+        assert set(item) == {"id", "score", "max_score", "status", "feedback"}
+        assert item["status"] in STATUSES and isinstance(item["feedback"], str)
+
+
+def test_gradescope_results(solutions: tuple) -> None:
+    _, _, gs = solutions
+    assert gs["score"] == 100 and len(gs["tests"]) == len(ITEMS)
+    for test in gs["tests"]:
+        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"
+
+
+def test_stubs_score_0_as_not_implemented(tmp_path: Path) -> None:
+    _, data, gs = grade(ROOT / "exercises", tmp_path)
+    assert data["score"] == 0 and gs["score"] == 0
+    assert {i["status"] for i in data["items"]} == {"missing"}
+    assert all("Not implemented yet" in i["feedback"] for i in data["items"])
+
+
+def test_missing_modules_score_0_and_the_rest_is_graded(tmp_path: Path) -> None:
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    shutil.copy(ROOT / "solutions" / "divergences.py", submission)
+    _, data, _ = grade(submission, tmp_path)
+    assert data["score"] == 20
+    for item in data["items"]:
+        if item["id"].startswith("divergences."):
+            assert item["status"] == "passed"
+        else:
+            assert item["status"] == "missing" and "is not in the submission" in item["feedback"]
+
+
+def test_same_submission_same_json_and_feedback(tmp_path: Path) -> None:
+    """A wrong submission exercises shrinking and mistake naming: two runs must agree to the byte."""
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    source = (ROOT / "solutions" / "mle.py").read_text()
+    source = source.replace(
+        "return float(mu), float(np.mean((x - mu) ** 2))", "return float(mu), float(np.var(x, ddof=1))"
+    )
+    source = source.replace("return float(k.sum() / n.sum())", "return float(np.mean(k / n))")
+    (submission / "mle.py").write_text(source)
+    shutil.copy(ROOT / "solutions" / "divergences.py", submission)
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    grade(submission, first)
+    grade(submission, second)
+    assert (first / "grade.json").read_bytes() == (second / "grade.json").read_bytes()
+    data = json.loads((first / "grade.json").read_text())
+    by_id = {i["id"]: i for i in data["items"]}
+    assert by_id["mle.gaussian_mle"]["status"] == "failed"
+    assert "n - 1" in by_id["mle.gaussian_mle"]["feedback"]  # the catalogued mistake is named
+    assert "averaging the ratios" in by_id["mle.binomial_mle"]["feedback"]
+    assert data["score"] == 40 - 3 - 2
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    missing = subprocess.run([sys.executable, "-m", "grader", "grade", str(tmp_path / "nope")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+    unknown = subprocess.run([sys.executable, "-m", "grader", "grade", "solutions", "--items", "mle.nope"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert unknown.returncode == 2 and "unknown item" in unknown.stderr

@@ -1,0 +1,331 @@
+"""Broken and hostile submissions: each costs its author the item it attacks and nothing else.
+
+Every case patches solutions/ (the target function's body, or the module's top), grades the target
+item, an innocent item of the same module and one of another module, and asserts the exact statuses,
+that the innocent items keep full marks, and whatever else the case is about (instructor files intact,
+no process left behind, the report unchanged). Run with bubblewrap where it is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from grader.report import as_json, write
+from grader.run import grade
+from grader.sandbox import Limits, bubblewrap
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITS = Limits(call_timeout_s=3.0, memory_mb=1500)
+SANDBOXED = bubblewrap() is not None
+
+MLE_BODY = (
+    "    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))\n    return float(k.sum() / n.sum())"
+)
+ENTROPY_BODY = "    return -torch.xlogy(p, p).sum(dim=-1)"
+TARGET = {"mle": ("mle.binomial_mle", "mle.bernoulli_mle", "divergences.entropy", MLE_BODY),
+          "divergences": ("divergences.entropy", "divergences.cross_entropy", "mle.poisson_mle", ENTROPY_BODY)}  # fmt: skip
+INSTRUCTOR_FILES = [ROOT / "reference" / "mle.py", ROOT / "solutions" / "mle.py", ROOT / "grader" / "run.py"]
+
+
+@dataclass(frozen=True)
+class Hostile:
+    name: str
+    part: str
+    body: str | None = None  # replaces the target function's body
+    prefix: str | None = None  # goes at the top of the module
+    target_status: tuple[str, ...] = ("failed", "error")
+    whole_module: bool = False  # the attack breaks every item of the module (import-time)
+    feedback: str = ""  # a phrase the target's feedback must contain
+    sandbox_only: bool = False  # only bubblewrap can stop this one
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+CASES = [
+    # ---------------------------------------------------------------- broken
+    Hostile(
+        "syntax error",
+        "mle",
+        prefix="def broken(:\n",
+        whole_module=True,
+        target_status=("error",),
+        feedback="SyntaxError",
+    ),
+    Hostile(
+        "import error",
+        "mle",
+        prefix="import no_such_module_here\n",
+        whole_module=True,
+        target_status=("error",),
+        feedback="ModuleNotFoundError",
+    ),
+    Hostile(
+        "sys.exit at import",
+        "mle",
+        prefix="import sys\nsys.exit(3)\n",
+        whole_module=True,
+        target_status=("error",),
+        feedback="SystemExit",
+    ),
+    Hostile(
+        "os._exit at import",
+        "mle",
+        prefix="import os\nos._exit(3)\n",
+        whole_module=True,
+        target_status=("error",),
+        feedback="exited",
+    ),
+    Hostile("raises", "mle", body="    return 1 / 0", target_status=("error",), feedback="ZeroDivisionError"),
+    Hostile("wrong type", "mle", body="    return '0.7'", target_status=("failed",), feedback="should be a number"),
+    Hostile("nan", "mle", body="    return float('nan')", target_status=("failed",), feedback="nan"),
+    Hostile(
+        "inf",
+        "divergences",
+        body="    return torch.full(p.shape[:-1], float('inf'), dtype=p.dtype)",
+        target_status=("failed",),
+    ),
+    Hostile(
+        "wrong shape", "divergences", body="    return -torch.xlogy(p, p)", target_status=("failed",), feedback="shape"
+    ),
+    Hostile(
+        "wrong dtype",
+        "divergences",
+        body="    return -torch.xlogy(p, p).sum(dim=-1).float()",
+        target_status=("failed",),
+        feedback="dtype",
+    ),
+    Hostile(
+        "numpy instead of torch",
+        "divergences",
+        body="    return (-torch.xlogy(p, p).sum(dim=-1)).numpy()",
+        target_status=("failed",),
+        feedback="torch.Tensor",
+    ),
+    Hostile(
+        "meta device",
+        "divergences",
+        body="    return torch.empty(p.shape[:-1], dtype=p.dtype, device='meta')",
+        target_status=("failed", "error"),
+    ),
+    # ---------------------------------------------------------------- resources
+    Hostile(
+        "infinite loop",
+        "mle",
+        body="    while True:\n        pass",
+        target_status=("timeout",),
+        feedback="no answer within",
+    ),
+    Hostile("very slow", "mle", body="    import time\n    time.sleep(30)\n    return 0.5", target_status=("timeout",)),
+    Hostile(
+        "memory hog",
+        "mle",
+        body="    import numpy\n    hog = numpy.ones(2**30)\n    return float(hog.sum())",
+        target_status=("error",),
+        feedback="emory",
+    ),
+    Hostile("os._exit", "mle", body="    import os\n    os._exit(7)", target_status=("error",), feedback="exited"),
+    Hostile(
+        "segfault",
+        "mle",
+        body="    import ctypes\n    ctypes.string_at(0)",
+        target_status=("error",),
+        feedback="signal",
+    ),
+    Hostile(
+        "100 MB printed",
+        "mle",
+        body="    import sys\n    sys.stdout.write('x' * 50_000_000)\n"
+        "    sys.stderr.write('y' * 50_000_000)\n" + MLE_BODY,
+        target_status=("passed",),
+    ),
+    Hostile(
+        "fork that outlives",
+        "mle",
+        body="    import os, time\n    if os.fork() == 0:\n        if os.fork() == 0:\n"
+        "            os.setsid()\n            time.sleep(300)\n        os._exit(0)\n" + MLE_BODY,
+        target_status=("passed",),
+    ),
+    # ---------------------------------------------------------------- cheating
+    Hostile(
+        "imports reference",
+        "mle",
+        body="    import reference.mle as r\n    return r.binomial_mle(successes, trials)",
+        sandbox_only=True,
+    ),
+    Hostile(
+        "imports solutions",
+        "mle",
+        body="    import solutions.mle as s\n    return s.binomial_mle(successes, trials)",
+        sandbox_only=True,
+    ),
+    Hostile(
+        "reads the solution file",
+        "mle",
+        sandbox_only=True,
+        body=f"    src = open({str(ROOT / 'solutions' / 'mle.py')!r}).read()\n    namespace = {{}}\n"
+        "    exec(src, namespace)\n    return namespace['binomial_mle'](successes, trials)",
+    ),
+    Hostile(
+        "patches allclose and isclose",
+        "mle",
+        prefix="import math, numpy, torch\nnumpy.allclose = lambda *a, **k: True\nnumpy.isclose = lambda *a, **k: True\n"
+        "torch.allclose = lambda *a, **k: True\nmath.isclose = lambda *a, **k: True\n",
+        body="    return 0.123",
+        target_status=("failed",),
+    ),
+    Hostile(
+        "patches the grader's modules",
+        "mle",
+        prefix="import sys\nfor _m in list(sys.modules.values()):\n    for _a in ('compare', 'is_close', 'run_driver', 'dumps'):\n"
+        "        if hasattr(_m, _a) and getattr(_m, '__name__', '').split('.')[-1] in ('compare', 'drivers', 'wire', 'run'):\n"
+        "            pass\nimport drivers\n_real = drivers.run_driver\n"
+        "drivers.run_driver = lambda name, module, inputs: {'expected': 0.5}\n",
+        body="    return 0.123",
+        target_status=("failed",),
+        whole_module=True,
+    ),
+    Hostile(
+        "object that lies in comparisons",
+        "mle",
+        body="    class Liar(float):\n        def __eq__(self, other):\n            return True\n"
+        "        def __ne__(self, other):\n            return False\n    return Liar(0.0)",
+        target_status=("failed",),
+        feedback="cannot read",
+    ),
+    Hostile(
+        "__array__ object",
+        "mle",
+        body="    import numpy\n    class A:\n        def __array__(self, dtype=None, copy=None):\n"
+        "            return numpy.array(0.5)\n    return A()",
+        target_status=("failed",),
+    ),
+    Hostile(
+        "__torch_function__ subclass",
+        "divergences",
+        body="    class Sneaky(torch.Tensor):\n        @classmethod\n"
+        "        def __torch_function__(cls, func, types, args=(), kwargs=None):\n            return True\n"
+        "    return torch.zeros(p.shape[:-1], dtype=p.dtype).as_subclass(Sneaky)",
+        target_status=("failed",),
+    ),
+    Hostile(
+        "inspects the caller's frames",
+        "mle",
+        body="    import sys\n    frame, seen = sys._getframe(), []\n    while frame is not None:\n"
+        "        seen += [v for k, v in frame.f_locals.items() if k in ('expected', 'reference', 'case')]\n"
+        "        frame = frame.f_back\n    return float(seen[0]) if seen else -1.0",
+        target_status=("failed", "error"),
+    ),
+    Hostile(
+        "mutates its inputs",
+        "mle",
+        body="    import numpy\n    for a in (successes, trials):\n        if isinstance(a, numpy.ndarray):\n"
+        "            a.fill(1)\n    return 1.0",
+        target_status=("failed",),
+    ),
+    Hostile(
+        "overwrites instructor files",
+        "mle",
+        sandbox_only=True,
+        target_status=("passed",),
+        body="    import pathlib\n"
+        + "".join(
+            f"    try:\n        pathlib.Path({str(p)!r}).write_text('')\n    except OSError:\n        pass\n"
+            for p in INSTRUCTOR_FILES
+        )
+        + MLE_BODY,
+    ),
+]
+
+
+def build(case: Hostile, folder: Path) -> None:
+    _, _, other, body = TARGET[case.part]
+    source = (ROOT / "solutions" / f"{case.part}.py").read_text()
+    new_body = case.body or body
+    assert source.count(body) == 1
+    source = source.replace(body, new_body)
+    if case.prefix:
+        source = source.replace(
+            "from __future__ import annotations\n", "from __future__ import annotations\n\n" + case.prefix, 1
+        )
+    (folder / f"{case.part}.py").write_text(source)
+    other_part = other.split(".")[0]
+    (folder / f"{other_part}.py").write_text((ROOT / "solutions" / f"{other_part}.py").read_text())
+
+
+def leftover_workers() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or [])
+        if "grader-runtime/worker.py" in cmdline or "/runtime/worker.py" in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -> None:
+    if case.sandbox_only and not SANDBOXED:
+        pytest.skip("needs bubblewrap: without a filesystem sandbox a student can read the project's files")
+    target, innocent, other, _ = TARGET[case.part]
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    report_path = tmp_path / "report.json"
+    build(case, folder)
+    before = {p: sha(p) for p in INSTRUCTOR_FILES}
+    started = time.monotonic()
+    result = grade(folder, [target, innocent, other], LIMITS)
+    elapsed = time.monotonic() - started
+    write(report_path, as_json(result))
+    by_id = {r.id: r for r in result.items}
+
+    assert by_id[target].status in case.target_status, by_id[target].feedback
+    if case.target_status != ("passed",):
+        assert by_id[target].score == 0
+    assert case.feedback in by_id[target].feedback, by_id[target].feedback
+    assert "Internal grader error" not in by_id[target].feedback
+    if case.whole_module:
+        assert by_id[innocent].status == by_id[target].status
+    else:
+        assert by_id[innocent].status == "passed" and by_id[innocent].score == by_id[innocent].max_score
+    assert by_id[other].status == "passed", f"an innocent module lost points: {by_id[other].feedback}"
+    assert {p: sha(p) for p in INSTRUCTOR_FILES} == before, "an instructor file changed"
+    assert not leftover_workers(), "a process started by the submission outlived grading"
+    assert len(report_path.read_bytes()) < 20_000, "the report grew with the submission's output"
+    assert elapsed < 60, f"grading took {elapsed:.0f} s"
+
+
+def test_a_late_writer_cannot_forge_the_report(tmp_path: Path) -> None:
+    """A child that waits for grading to end and then writes the report is gone before it can."""
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    report_path = tmp_path / "report.json"
+    forge = ("    import os, time\n    if os.fork() == 0:\n        time.sleep(2)\n        try:\n"
+             f"            open({str(report_path)!r}, 'w').write('{{\"score\": 100}}')\n        finally:\n"
+             "            os._exit(0)\n    return 0.123")  # fmt: skip
+    build(Hostile("forger", "mle", body=forge), folder)
+    result = grade(folder, ["mle.binomial_mle"], LIMITS)
+    write(report_path, as_json(result))
+    written = report_path.read_bytes()
+    time.sleep(3)
+    assert report_path.read_bytes() == written
+    assert json.loads(written)["score"] == 0
+    assert not leftover_workers()
+
+
+def test_the_report_says_whether_a_sandbox_was_used(tmp_path: Path) -> None:
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    unsandboxed = grade(folder, ["mle.bernoulli_mle"], LIMITS, use_bwrap=False)
+    assert not unsandboxed.sandboxed
+    assert any("without a filesystem sandbox" in note for note in unsandboxed.notes)
+    if SANDBOXED:
+        assert grade(folder, ["mle.bernoulli_mle"], LIMITS).sandboxed

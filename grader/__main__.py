@@ -71,10 +71,44 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
     g.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
     g.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
+    c = verbs.add_parser("check", help="run the public checks on a folder of modules (default: exercises)")
+    c.add_argument("path", nargs="?", default="exercises")
+    r = verbs.add_parser("reference", help="the public checks' stored expected results")
+    r.add_argument("action", choices=["regenerate", "verify"])
+    rel = verbs.add_parser("release", help="build the student bundle in OUT")
+    rel.add_argument("out")
     verbs.add_parser("generate", help="write exercises/ (student stubs) from solutions/")
     args = parser.parse_args(argv)
     if args.verb == "grade":
         return _grade(args)
+    if args.verb == "check":
+        from grader import public
+
+        folder = Path(args.path)
+        if not folder.is_dir():
+            print(f"grader: {folder} is not a folder", file=sys.stderr)
+            return 2
+        results = public.check(folder)
+        public.print_results(results)
+        return 0 if all(r.passed == r.total for r in results) else 1
+    if args.verb == "reference":
+        from grader import public
+
+        if args.action == "regenerate":
+            for path in public.regenerate():
+                print(f"wrote {path}")
+            return 0
+        problems = public.verify()
+        for problem in problems:
+            print(f"drift: {problem}")
+        print("the stored results match the reference" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    if args.verb == "release":
+        from grader.release import release
+
+        files = release(Path(args.out))
+        print(f"wrote {len(files)} files to {args.out}")
+        return 0
     from grader.generate import generate
 
     for path in generate():

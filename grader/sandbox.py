@@ -144,12 +144,14 @@ class Sandbox:
         for d in _python_dirs():
             mounts += ["--ro-bind", d, d]
         mounts += ["--ro-bind", str(self.runtime), "/opt/grader-runtime", "--bind", str(self.private), "/submission"]
+        # bwrap applies mounts in order: the empty /tmp, /dev and /proc first, so that a Python
+        # installation or a scratch folder that lives under /tmp is bound on top of them, not hidden.
         return [
             self.bwrap,
-            *mounts,
+            "--tmpfs", "/tmp",
             "--dev", "/dev",
             "--proc", "/proc",
-            "--tmpfs", "/tmp",
+            *mounts,
             "--unshare-all",
             "--die-with-parent",
             "--new-session",
@@ -307,7 +309,9 @@ def _become_subreaper() -> None:
 
 
 def _reap_orphans(marker: str, keep: int | None = None) -> None:
-    """Kill and reap every descendant whose command line names this sandbox's scratch folder."""
+    """Kill and reap every descendant whose command line names this sandbox's scratch folder, and reap
+    the zombies that orphans leave behind (as a subreaper, the grader inherits them)."""
+    _reap_zombies(keep)
     for _ in range(3):
         found = []
         for child in psutil.Process().children(recursive=True):
@@ -322,9 +326,20 @@ def _reap_orphans(marker: str, keep: int | None = None) -> None:
             except psutil.Error:
                 pass
         psutil.wait_procs(found, timeout=5)
+        _reap_zombies(keep)
         if not found:
             return
         time.sleep(0.05)
+
+
+def _reap_zombies(keep: int | None) -> None:
+    """waitpid() every dead child but ``keep``: the grader's other children are waited for synchronously."""
+    for child in psutil.Process().children():
+        try:
+            if child.pid != keep and child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError):
+            continue
 
 
 def _spare_family(pid: int | None) -> set[int]:

@@ -261,13 +261,26 @@ def build(case: Hostile, folder: Path) -> None:
     (folder / f"{other_part}.py").write_text((ROOT / "solutions" / f"{other_part}.py").read_text())
 
 
-def leftover_workers() -> list[psutil.Process]:
+def leftover_workers(since: float) -> list[psutil.Process]:
+    """Worker processes still alive: our descendants (the grader is a child subreaper, so orphans come
+    back to it), and any that escaped to init since ``since``. Workers of other graders running on the
+    machine at the same time have a living grader as parent and are not counted."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
+    for proc in psutil.process_iter(["cmdline", "ppid", "create_time"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
-        if "grader-runtime/worker.py" in cmdline or "/runtime/worker.py" in cmdline:
+        if "grader-runtime/worker.py" not in cmdline and "/runtime/worker.py" not in cmdline:
+            continue
+        escaped = proc.info.get("ppid") in (0, 1) and (proc.info.get("create_time") or 0) >= since
+        if escaped:
             found.append(proc)
-    return found
+    mine = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "worker.py" in " ".join(proc.cmdline()):
+                mine.append(proc)
+        except psutil.Error:  # gone, or a zombie: dead either way
+            continue
+    return found + mine
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -280,6 +293,7 @@ def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -
     report_path = tmp_path / "report.json"
     build(case, folder)
     before = {p: sha(p) for p in INSTRUCTOR_FILES}
+    since = time.time()
     started = time.monotonic()
     result = grade(folder, [target, innocent, other], LIMITS)
     elapsed = time.monotonic() - started
@@ -297,7 +311,7 @@ def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -
         assert by_id[innocent].status == "passed" and by_id[innocent].score == by_id[innocent].max_score
     assert by_id[other].status == "passed", f"an innocent module lost points: {by_id[other].feedback}"
     assert {p: sha(p) for p in INSTRUCTOR_FILES} == before, "an instructor file changed"
-    assert not leftover_workers(), "a process started by the submission outlived grading"
+    assert not leftover_workers(since), "a process started by the submission outlived grading"
     assert len(report_path.read_bytes()) < 20_000, "the report grew with the submission's output"
     assert elapsed < 60, f"grading took {elapsed:.0f} s"
 
@@ -311,13 +325,14 @@ def test_a_late_writer_cannot_forge_the_report(tmp_path: Path) -> None:
              f"            open({str(report_path)!r}, 'w').write('{{\"score\": 100}}')\n        finally:\n"
              "            os._exit(0)\n    return 0.123")  # fmt: skip
     build(Hostile("forger", "mle", body=forge), folder)
+    since = time.time()
     result = grade(folder, ["mle.binomial_mle"], LIMITS)
     write(report_path, as_json(result))
     written = report_path.read_bytes()
     time.sleep(3)
     assert report_path.read_bytes() == written
     assert json.loads(written)["score"] == 0
-    assert not leftover_workers()
+    assert not leftover_workers(since)
 
 
 def test_the_report_says_whether_a_sandbox_was_used(tmp_path: Path) -> None:
@@ -329,3 +344,17 @@ def test_the_report_says_whether_a_sandbox_was_used(tmp_path: Path) -> None:
     assert any("without a filesystem sandbox" in note for note in unsandboxed.notes)
     if SANDBOXED:
         assert grade(folder, ["mle.bernoulli_mle"], LIMITS).sandboxed
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap")
+def test_sandbox_mounts_the_empty_tmp_before_the_python_installation(tmp_path: Path) -> None:
+    """A clone (and its venv) under /tmp must stay visible inside the sandbox: bwrap mounts in order."""
+    from grader.sandbox import Sandbox
+
+    (tmp_path / "sub").mkdir()
+    with Sandbox(tmp_path / "sub") as sandbox:
+        command = sandbox._command(3)
+    tmpfs = command.index("--tmpfs")
+    assert command[tmpfs + 1] == "/tmp"
+    binds = [i for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind")]
+    assert binds and tmpfs < min(binds)

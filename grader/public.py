@@ -1,0 +1,199 @@
+"""Public checks: a few fixed cases per item with stored expected results, for students and releases.
+
+``python -m grader check [PATH]`` runs them on a student's modules (by default exercises/) without
+reference/ or the hidden checks: the expected values come from ``grader/public/expected.json``.
+``python -m grader reference regenerate`` rewrites that file, and ``manifest.json`` beside it (library
+versions, how the cases were drawn, a checksum), from the reference; ``reference verify`` recomputes
+every stored value and reports drift beyond each case's tolerance. This module imports neither
+reference/ nor grader.checks at the top: a student's release has neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader import compare as cmp
+from grader import wire
+from grader.items import ITEMS
+from grader.sandbox import Limits, Sandbox, WorkerDied
+
+HERE = Path(__file__).resolve().parent
+EXPECTED = HERE / "public" / "expected.json"
+MANIFEST = HERE / "public" / "manifest.json"
+GENERATED_PER_ITEM = 2  # drawn cases per item, beside up to two pinned ones: a quick look, not the grade
+PINNED_PER_ITEM = 2
+SPEED_ITEM = "ddpm.ddpm_train_step.speed"
+
+
+@dataclass(frozen=True)
+class PublicResult:
+    item: str
+    passed: int
+    total: int
+    feedback: str
+
+
+# ------------------------------------------------------------------------------- writing (needs reference/)
+
+
+def build_cases() -> list[dict[str, Any]]:
+    """The public cases, computed from the reference: float64 cases only, so one run gives value and dtype."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    from grader.run import expected_output, load_checks
+
+    cases: list[dict[str, Any]] = []
+    for item_id, check in load_checks().items():
+        drawn = _draw(check.cases, given, settings, HealthCheck, Phase)
+        chosen = [c for c in check.examples if c.reference_inputs is None][:PINNED_PER_ITEM] + drawn
+        for case in chosen:
+            cases.append({
+                "item": item_id,
+                "driver": check.driver,
+                "shown": case.shown,
+                "tol": list(case.tol),
+                "inputs": wire.encode(case.inputs),
+                "expected": wire.encode(_unwire(expected_output(check, case))),
+            })  # fmt: skip
+    return cases
+
+
+def _draw(strategy: Any, given: Any, settings: Any, health: Any, phase: Any) -> list[Any]:
+    """The first GENERATED_PER_ITEM float64 cases a derandomized run of ``strategy`` draws."""
+    drawn: list[Any] = []
+
+    @settings(derandomize=True, database=None, deadline=None, max_examples=25, phases=[phase.generate],
+              suppress_health_check=list(health))  # fmt: skip
+    @given(strategy)
+    def collect(case: Any) -> None:
+        if case.reference_inputs is None and len(drawn) < GENERATED_PER_ITEM:
+            drawn.append(case)
+
+    collect()
+    return drawn
+
+
+def _unwire(value: Any) -> Any:
+    """An expected output in wire form (Arrays) back to NumPy/torch values that wire.encode accepts."""
+    import torch
+
+    if isinstance(value, wire.Array):
+        return torch.from_numpy(value.array.copy()) if value.kind == "torch" else value.array
+    if isinstance(value, dict):
+        return {k: _unwire(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return type(value)(_unwire(v) for v in value)
+    return value
+
+
+def _serialise(cases: list[dict[str, Any]]) -> str:
+    return json.dumps({"cases": cases}, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def regenerate() -> tuple[Path, Path]:
+    import hypothesis
+    import numpy
+    import scipy
+    import torch
+
+    text = _serialise(build_cases())
+    EXPECTED.parent.mkdir(parents=True, exist_ok=True)
+    EXPECTED.write_text(text)
+    data = json.loads(text)
+    manifest = {
+        "file": EXPECTED.name,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "cases": len(data["cases"]),
+        "items": len({c["item"] for c in data["cases"]}),
+        "drawn": f"up to {PINNED_PER_ITEM} pinned and {GENERATED_PER_ITEM} drawn float64 cases per item, "
+                 "derandomized Hypothesis (the grading strategies), no example database",
+        "versions": {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
+                     "torch": torch.__version__, "hypothesis": hypothesis.__version__},
+    }  # fmt: skip
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    return EXPECTED, MANIFEST
+
+
+def verify() -> list[str]:
+    """Drift between the stored expected results and the reference now; [] when none."""
+    stored = load()
+    manifest = json.loads(MANIFEST.read_text())
+    problems = []
+    if hashlib.sha256(EXPECTED.read_bytes()).hexdigest() != manifest["sha256"]:
+        problems.append(f"{EXPECTED.name} does not match the checksum in {MANIFEST.name}")
+    live = build_cases()
+    if len(live) != len(stored):
+        return [*problems, f"{len(stored)} stored cases but the reference now makes {len(live)}"]
+    for old, new in zip(stored, live, strict=True):
+        if (old["item"], old["shown"]) != (new["item"], new["shown"]):
+            problems.append(f"{old['item']}: the cases changed ({old['shown']} became {new['shown']})")
+            continue
+        expected = wire.decode(old["expected"], tensors=False)
+        now = wire.decode(new["expected"], tensors=False)
+        mismatch = cmp.compare(now, expected, tuple(old["tol"]))
+        if mismatch:
+            problems.append(f"{old['item']} on {old['shown']}: {mismatch.message}")
+    return problems
+
+
+# ------------------------------------------------------------------------------- checking (no reference/)
+
+
+def load() -> list[dict[str, Any]]:
+    return json.loads(EXPECTED.read_text())["cases"]
+
+
+def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
+    """Run the public cases on the modules in ``submission``; one result per item."""
+    cases = load()
+    results: list[PublicResult] = []
+    with Sandbox(submission, limits or Limits(call_timeout_s=20.0)) as sandbox:
+        for item in ITEMS:
+            if item.id == SPEED_ITEM:
+                continue
+            mine = [c for c in cases if c["item"] == item.id]
+            if not (submission / f"{item.module}.py").is_file():
+                results.append(PublicResult(item.id, 0, len(mine), f"{item.module}.py is not in {submission}."))
+                continue
+            passed, feedback = 0, ""
+            for case in mine:
+                message = _run_case(sandbox, item.module, case)
+                if message is None:
+                    passed += 1
+                elif not feedback:
+                    feedback = message
+            results.append(PublicResult(item.id, passed, len(mine), feedback or "All public checks passed."))
+    return results
+
+
+def _run_case(sandbox: Sandbox, part: str, case: dict[str, Any]) -> str | None:
+    inputs = wire.decode(case["inputs"])
+    try:
+        reply = sandbox.run(part, f"{part}.py", {"op": "run", "driver": case["driver"], "inputs": inputs})
+    except WorkerDied as died:
+        return f"On input {case['shown']}: {died}."
+    if "error" in reply:
+        error = reply["error"]
+        if error.get("type") == "NotImplementedError" and error.get("kind") == "raised":
+            return "Not implemented yet."
+        where = f" ({error['where']})" if error.get("where") else ""
+        return f"On input {case['shown']}: raised {error.get('type')}: {error.get('message')}{where}."
+    mismatch = cmp.compare(wire.decode(case["expected"], tensors=False), reply["ok"], tuple(case["tol"]))
+    return None if mismatch is None else f"On input {case['shown']}: {mismatch.message}."
+
+
+def print_results(results: list[PublicResult]) -> None:
+    for r in results:
+        mark = "ok  " if r.passed == r.total else "FAIL"
+        print(f"{mark} {r.item}: {r.passed}/{r.total} public checks")
+        if r.passed != r.total:
+            print(f"     {r.feedback}")
+    done = sum(r.passed == r.total for r in results)
+    print(f"{done}/{len(results)} items pass their public checks. The grade comes from many more, hidden, checks.")
+    sys.stdout.flush()

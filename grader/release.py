@@ -1,0 +1,42 @@
+"""Build the student bundle: exercises, public checks with their stored results, and the code to run them.
+
+    python -m grader release OUT
+
+OUT gets ``exercises/`` (the stubs), ``grader/`` with only what ``python -m grader check`` needs (the
+public checks, the worker and its wire format, the comparison) and ``grader/public/`` (stored expected
+results and their manifest), plus a README. Not a line of solutions/, reference/ or the hidden checks:
+a test scans the bundle for every solution line and for any import of reference or solutions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GRADER_FILES = ("__init__.py", "__main__.py", "compare.py", "drivers.py", "items.py", "public.py", "sandbox.py",
+                "wire.py", "worker.py")  # fmt: skip
+README = """# Generative models: exercises
+
+Fill in the functions in exercises/ (each docstring gives the formula, the shapes and a hint),
+then check your work against the public checks:
+
+    python -m grader check exercises
+
+The public checks are a few fixed cases per item; your grade comes from many more, hidden, checks
+of the same functions. Needs Python 3.11 with numpy, scipy, torch and psutil.
+"""
+
+
+def release(out: Path) -> list[Path]:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty")
+    (out / "grader" / "public").mkdir(parents=True)
+    shutil.copytree(ROOT / "exercises", out / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in GRADER_FILES:
+        shutil.copy2(ROOT / "grader" / name, out / "grader" / name)
+    for name in ("expected.json", "manifest.json"):
+        shutil.copy2(ROOT / "grader" / "public" / name, out / "grader" / "public" / name)
+    (out / "README.md").write_text(README)
+    return sorted(p for p in out.rglob("*") if p.is_file())

@@ -1,0 +1,88 @@
+"""The public checks' stored results equal the reference's, and the student release carries no solution:
+`check` runs there with reference/, solutions/ and the hidden checks made unimportable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import public
+from grader.release import release
+
+ROOT = Path(__file__).resolve().parents[1]
+DISTINCTIVE = 20  # characters: shorter solution lines ("else:", "return x") also occur in the grader's own code
+BLOCK = (
+    "import sys\nfor name in ('reference', 'solutions', 'grader.checks', 'grader.run'):\n    sys.modules[name] = None\n"
+)
+
+
+def test_stored_results_match_the_reference_and_the_manifest() -> None:
+    assert public.verify() == []
+    manifest = json.loads(public.MANIFEST.read_text())
+    assert manifest["sha256"] == hashlib.sha256(public.EXPECTED.read_bytes()).hexdigest()
+    assert manifest["items"] == 37 and manifest["cases"] == len(public.load())
+    assert set(manifest["versions"]) == {"python", "numpy", "scipy", "torch", "hypothesis"}
+
+
+def test_regenerating_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(public, "EXPECTED", tmp_path / "expected.json")
+    monkeypatch.setattr(public, "MANIFEST", tmp_path / "manifest.json")
+    public.regenerate()
+    assert (tmp_path / "expected.json").read_bytes() == (ROOT / "grader" / "public" / "expected.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("release") / "bundle"
+    release(out)
+    return out
+
+
+def test_release_holds_no_solution_or_reference_code(bundle: Path) -> None:
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    names = {str(p.relative_to(bundle)) for p in files}
+    assert not any(n.startswith(("solutions", "reference", "grader/checks")) for n in names)
+    assert {"grader/run.py", "grader/timing.py", "grader/generate.py"}.isdisjoint(names)
+    # the stubs are the generated ones, which tests/test_generate.py proves free of solution lines
+    for stub in (ROOT / "exercises").glob("*.py"):
+        assert (bundle / "exercises" / stub.name).read_bytes() == stub.read_bytes()
+    others = [p for p in files if p.suffix in (".py", ".md", ".json") and p.parent.name != "exercises"]
+    text = "\n".join(p.read_text() for p in others)
+    assert "import reference" not in text and "from reference" not in text
+    lines = {line.strip() for line in text.splitlines()}
+    for part in ("mle", "divergences", "vae", "gan", "ddpm"):
+        solution = (ROOT / "solutions" / f"{part}.py").read_text()
+        for block in solution.split("### BEGIN SOLUTION")[1:]:
+            for line in block.split("### END SOLUTION")[0].splitlines():
+                if len(line.strip()) >= DISTINCTIVE:
+                    assert line.strip() not in lines, f"a solution line reached the release: {line.strip()}"
+
+
+def run_check(bundle: Path, folder: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        BLOCK + f"from grader.__main__ import main\nimport grader\nassert grader.__file__.startswith({str(bundle)!r})\n"
+    )
+    code += f"sys.exit(main(['check', {folder!r}]))\n"
+    return subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, timeout=600)
+
+
+def test_check_in_the_release_on_the_stubs_and_on_the_solutions(bundle: Path) -> None:
+    stubs = run_check(bundle, "exercises")
+    assert stubs.returncode == 1, stubs.stderr
+    assert "0/37 items pass their public checks" in stubs.stdout
+    shutil.copytree(ROOT / "solutions", bundle / "filled", ignore=shutil.ignore_patterns("__pycache__"))
+    filled = run_check(bundle, "filled")
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    assert "37/37 items pass their public checks" in filled.stdout
+
+
+def test_release_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("")
+    with pytest.raises(FileExistsError):
+        release(tmp_path)

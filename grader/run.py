@@ -269,6 +269,7 @@ def grade(
             if on_item:
                 on_item(result)
         sandboxed = sandbox.sandboxed
+        notes.extend(sandbox.exposures())
     if not sandboxed:
         notes.insert(0, "Ran without a filesystem sandbox (bubblewrap is not available here).")
     return Report(results, sandboxed, notes)

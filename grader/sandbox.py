@@ -17,6 +17,7 @@ the gradebook and the report being written are not in its world at all.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import select
@@ -128,6 +129,19 @@ class Sandbox:
     @property
     def sandboxed(self) -> bool:
         return self.bwrap is not None
+
+    def exposures(self) -> list[str]:
+        """Instructor code the sandbox has to show: packages installed inside the Python installation."""
+        found = []
+        for package in ("reference", "solutions", "grader"):
+            spec = importlib.util.find_spec(package)
+            origin = os.path.realpath(spec.origin) if spec and spec.origin else ""
+            if origin and any(origin.startswith(os.path.realpath(d) + os.sep) for d in _python_dirs()):
+                found.append(
+                    f"{package}/ is installed inside the Python installation ({os.path.dirname(origin)}), which "
+                    "the sandbox must show to students' code; install the grader with `pip install -e .` instead."
+                )
+        return found
 
     def submission_path(self, filename: str) -> str:
         return f"/submission/{filename}" if self.bwrap else str(self.private / filename)

@@ -681,4 +681,146 @@ ALTERNATES = [
         "return F.mse_loss(model(x_t, t), noise)",
         "return ((model(x_t, t) - noise) ** 2).mean()",
     ),
+    A(
+        "mle.binomial_mle",
+        "Python sums",
+        "return float(k.sum() / n.sum())",
+        "return sum(int(v) for v in k.ravel()) / sum(int(v) for v in n.ravel())",
+    ),
+    A(
+        "mle.bernoulli_mle",
+        "count_nonzero",
+        BERNOULLI_MLE,
+        BERNOULLI_MLE.replace("float(np.mean(x))", "np.count_nonzero(x) / len(x)"),
+    ),
+    A(
+        "mle.bernoulli_log_likelihood",
+        "scipy",
+        BER_LL,
+        "from scipy import stats\n    return float(stats.bernoulli.logpmf(x, p).sum())",
+    ),
+    A(
+        "mle.gaussian_log_likelihood",
+        "scipy",
+        GAUSS_LL,
+        "from scipy import stats\n    return float(stats.norm.logpdf(x, mu, np.sqrt(sigma2)).sum())",
+    ),
+    A(
+        "mle.poisson_mle",
+        "Python",
+        POISSON_MLE,
+        POISSON_MLE.replace("float(np.mean(x))", "sum(int(v) for v in x) / len(x)"),
+    ),
+    A(
+        "mle.multinomial_mle",
+        "row loop",
+        "return counts / counts.sum(axis=-1, keepdims=True)",
+        "rows = counts.reshape(-1, counts.shape[-1])\n    out = np.stack([row / row.sum() for row in rows])\n    return out.reshape(counts.shape)",
+    ),
+    A(
+        "divergences.cross_entropy",
+        "mask",
+        "return -torch.xlogy(p, q).sum(dim=-1)",
+        "p, q = torch.broadcast_tensors(p, q)\n    return -torch.where(p > 0, p * torch.log(q), torch.zeros_like(p)).sum(dim=-1)",
+    ),
+    A(
+        "divergences.js_divergence",
+        "written out",
+        "js = 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)",
+        "p, q, m = torch.broadcast_tensors(p, q, m)\n    zero = torch.zeros_like(p)\n"
+        "    js = 0.5 * torch.where(p > 0, p * torch.log(p / m), zero).sum(-1) + 0.5 * torch.where(q > 0, q * torch.log(q / m), zero).sum(-1)",
+    ),
+    A(
+        "vae.reparameterize",
+        "sqrt of the variance",
+        "return mu + torch.exp(0.5 * logvar) * eps",
+        "return mu + torch.sqrt(torch.exp(logvar)) * eps",
+    ),
+    A(
+        "vae.VAE",
+        "inline sample",
+        "            z = reparameterize(mu, logvar, eps)",
+        "            z = mu + eps * torch.exp(logvar / 2)",
+    ),
+    A(
+        "vae.vae_train_step",
+        "zero_grad keeps tensors",
+        "    model.train()\n    optimizer.zero_grad()\n    recon_x",
+        "    model.train()\n    optimizer.zero_grad(set_to_none=False)\n    recon_x",
+    ),
+    A(
+        "gan.discriminator_loss",
+        "logs",
+        "    real = F.binary_cross_entropy(real_output, torch.ones_like(real_output))\n"
+        "    fake = F.binary_cross_entropy(fake_output, torch.zeros_like(fake_output))\n    return real + fake",
+        "    return -(torch.log(real_output).mean() + torch.log(1 - fake_output).mean())",
+    ),
+    A(
+        "gan.generator_loss",
+        "log",
+        "return F.binary_cross_entropy(fake_output, torch.ones_like(fake_output))",
+        "return -torch.log(fake_output).mean()",
+    ),
+    A(
+        "gan.gan_value_function",
+        "minus the D loss",
+        "return torch.log(real_output).mean() + torch.log(1 - fake_output).mean()",
+        "return -discriminator_loss(real_output, fake_output)",
+    ),
+    A(
+        "gan.optimal_discriminator",
+        "nan_to_num",
+        "return torch.where(total > 0, p_data / safe, torch.full_like(total, 0.5))",
+        "return torch.nan_to_num(p_data / total, nan=0.5)",
+    ),
+    A(
+        "gan.gan_train_step",
+        "counts for accuracies",
+        '"real_acc": (real_output > 0.5).float().mean().item()',
+        '"real_acc": int((real_output > 0.5).sum()) / real_output.numel()',
+    ),
+    A(
+        "ddpm.linear_beta_schedule",
+        "numpy",
+        "return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)",
+        "import numpy as np\n    return torch.from_numpy(np.linspace(beta_start, beta_end, T))",
+    ),
+    A(
+        "ddpm.cosine_beta_schedule",
+        "Python loop",
+        "    u = torch.arange(T + 1, dtype=torch.float64)\n    f = torch.cos(((u / T) + s) / (1 + s) * math.pi / 2) ** 2\n"
+        "    return torch.clamp(1 - f[1:] / f[:-1], max=max_beta)",
+        "    def f(u):\n        return math.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2\n"
+        "    return torch.tensor([min(1 - f(t + 1) / f(t), max_beta) for t in range(T)], dtype=torch.float64)",
+    ),
+    A(
+        "ddpm.q_posterior_mean_variance",
+        "F.pad",
+        "    alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])\n    coef_x0",
+        "    alpha_bars_prev = F.pad(alpha_bars[:-1], (1, 0), value=1.0)\n    coef_x0",
+    ),
+    A(
+        "ddpm.predict_x0_from_eps",
+        "reciprocal form",
+        "return (x_t - _gather((1 - alpha_bars).sqrt(), t, x_t) * eps) / _gather(alpha_bars.sqrt(), t, x_t)",
+        "return _gather((1 / alpha_bars).sqrt(), t, x_t) * x_t - _gather((1 / alpha_bars - 1).sqrt(), t, x_t) * eps",
+    ),
+    A(
+        "ddpm.p_sample_loop",
+        "explicit range",
+        "for step in reversed(range(len(betas))):",
+        "for step in range(len(betas) - 1, -1, -1):",
+    ),
+    A(
+        "ddpm.ddpm_train_step",
+        "zero_grad keeps tensors",
+        "    optimizer.zero_grad()\n    loss = ddpm_loss(model, x_0, t, noise, betas)",
+        "    optimizer.zero_grad(set_to_none=False)\n    loss = ddpm_loss(model, x_0, t, noise, betas)",
+    ),
+    A(
+        "ddpm.ddpm_train_step.speed",
+        "float32 schedule",
+        "    alpha_bars = torch.cumprod(1 - betas.double(), dim=0)\n    return _gather(alpha_bars.sqrt(), t, x_0) * x_0",
+        "    alpha_bars = torch.cumprod(1 - betas.float(), dim=0)\n    return _gather(alpha_bars.sqrt(), t, x_0) * x_0",
+    ),
 ]

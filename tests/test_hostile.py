@@ -358,3 +358,15 @@ def test_sandbox_mounts_the_empty_tmp_before_the_python_installation(tmp_path: P
     assert command[tmpfs + 1] == "/tmp"
     binds = [i for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind")]
     assert binds and tmpfs < min(binds)
+
+
+def test_an_installed_reference_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If reference/ sits inside the Python installation (a non-editable install) the sandbox must show it:
+    the report says so instead of trusting it."""
+    from grader import sandbox as sb
+
+    monkeypatch.setattr(sb, "_python_dirs", lambda: [str(ROOT)])
+    (tmp_path / "sub").mkdir()
+    with sb.Sandbox(tmp_path / "sub", use_bwrap=False) as sandbox:
+        warnings = sandbox.exposures()
+    assert any(w.startswith("reference/ is installed inside the Python installation") for w in warnings)

@@ -5,8 +5,10 @@ the same batch of 128, the same t and noise, on CUDA when the grader sees a GPU,
 else the CPU, with the same number of torch threads. After warm-up the runner
 alternates: STEPS reference steps timed in this process, then STEPS student steps
 in the worker, timed from here by the wall clock around the request (the worker's
-own clock is never asked). The medians of REPEATS rounds are compared: full marks
-when the student's is at most SPEED_FACTOR times the reference's. A per-sample
+own clock is never asked). The fastest of REPEATS rounds on each side are compared, as
+``timeit`` advises: load from elsewhere on the machine only ever adds time, so the minimum
+is the step's own cost; full marks when the student's is at most SPEED_FACTOR times the
+reference's. A per-sample
 Python loop over the batch is ~100x slower and fails; the solution, ~1x, passes with
 room for a loaded machine. The feedback states the verdict, not the measured times,
 so that it is the same on every run; the times go to the report's notes.
@@ -14,7 +16,6 @@ so that it is the same on every run; the times go to the report's notes.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from reference import ddpm
 
 SPEED_FACTOR = 3.0
 STEPS = 3  # per timed round
-REPEATS = 7  # rounds; the median is robust to a few disturbed ones
+REPEATS = 9  # rounds; the fastest of each side is compared
 WARMUP = 3
 BATCH, DIM, HIDDEN, T = 128, 784, 512, 1000
 SETUP_TIMEOUT_S = 120.0
@@ -88,10 +89,11 @@ def time_speed(sandbox: Sandbox, source: tuple[str, str] = ("ddpm", "ddpm.py")) 
             return SpeedResult(
                 "error", f"The timed step raised {reply['error'].get('type')}: {reply['error'].get('message')}.", ""
             )
-    ratio = statistics.median(theirs) / statistics.median(ours)
+    ratio = min(theirs) / min(ours)
     note = (
-        f"ddpm.ddpm_train_step.speed on {device}: reference {1e3 * statistics.median(ours) / STEPS:.1f} ms/step, "
-        f"submission {1e3 * statistics.median(theirs) / STEPS:.1f} ms/step, ratio {ratio:.2f} (limit {SPEED_FACTOR:g})"
+        f"ddpm.ddpm_train_step.speed on {device}: reference {1e3 * min(ours) / STEPS:.1f} ms/step, "
+        f"submission {1e3 * min(theirs) / STEPS:.1f} ms/step (fastest of {REPEATS} rounds), "
+        f"ratio {ratio:.2f} (limit {SPEED_FACTOR:g})"
     )
     if ratio <= SPEED_FACTOR:
         return SpeedResult(

@@ -93,27 +93,22 @@ def _cosine_alpha_bar(i: dict[str, Any]) -> torch.Tensor:
 
 
 @st.composite
-def q_sample_cases(draw: st.DrawFn) -> Case:
-    name, betas, t, shape = draw(schedule_and_batch())
-    x0, noise = draw(unit_normal(shape)), draw(unit_normal(shape))
-    shown = f"x_0={fmt(x0)}, t={fmt(t)}, noise={fmt(noise)}, betas={name}"
-    return torch_call("q_sample", [x0, t, noise, betas], draw(dtypes), shown, SCHEDULE, SCHEDULE)
-
-
-@st.composite
-def posterior_cases(draw: st.DrawFn) -> Case:
-    name, betas, t, shape = draw(schedule_and_batch())
-    x0, xt = draw(unit_normal(shape)), draw(unit_normal(shape))
-    shown = f"x_0={fmt(x0)}, x_t={fmt(xt)}, t={fmt(t)}, betas={name}"
-    return torch_call("q_posterior_mean_variance", [x0, xt, t, betas], draw(dtypes), shown, SCHEDULE, SCHEDULE)
-
-
-@st.composite
-def predict_cases(draw: st.DrawFn) -> Case:
-    name, betas, t, shape = draw(schedule_and_batch())
-    xt, eps = draw(unit_normal(shape)), draw(unit_normal(shape))
-    shown = f"x_t={fmt(xt)}, t={fmt(t)}, eps={fmt(eps)}, betas={name}"
-    return torch_call("predict_x0_from_eps", [xt, t, eps, betas], draw(dtypes), shown, AMPLIFIED, AMPLIFIED)
+def ddpm_cases(
+    draw: st.DrawFn, function: str, names: tuple[str, ...], tol: tuple[float, float], model: bool = False
+) -> Case:
+    """A case of a DDPM function whose arguments are ``names``: "t" and "betas" from the drawn schedule and
+    batch (t = 0 beside t = T - 1), every other name a unit-scale array shaped like x; ``model`` puts the
+    grader's EpsNet first."""
+    schedule, betas, t, shape = draw(schedule_and_batch())
+    values: dict[str, Any] = {"t": t, "betas": betas}
+    for name in names:
+        if name not in values:
+            values[name] = draw(unit_normal(shape))
+    shown = ", ".join(f"betas={schedule}" if n == "betas" else f"{n}={fmt(values[n])}" for n in names)
+    arrays = [values[n] for n in names]
+    if model:
+        return model_case(function, arrays, shape, draw(dtypes), draw(st.integers(0, 2**16)), shown, tol)
+    return torch_call(function, arrays, draw(dtypes), shown, tol, tol)
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -183,26 +178,6 @@ def model_case(
             "dtype": "float64",
         }
     return Case(inputs, f"{shown}, model=EpsNet(seed {seed})", base.tol, reference)
-
-
-@st.composite
-def p_sample_step_cases(draw: st.DrawFn) -> Case:
-    name, betas, t, shape = draw(schedule_and_batch())
-    xt, noise = draw(unit_normal(shape)), draw(unit_normal(shape))
-    shown = f"x_t={fmt(xt)}, t={fmt(t)}, noise={fmt(noise)}, betas={name}"
-    return model_case(
-        "p_sample_step", [xt, t, noise, betas], shape, draw(dtypes), draw(st.integers(0, 2**16)), shown, AMPLIFIED
-    )
-
-
-@st.composite
-def ddpm_loss_cases(draw: st.DrawFn) -> Case:
-    name, betas, t, shape = draw(schedule_and_batch())
-    x0, noise = draw(unit_normal(shape)), draw(unit_normal(shape))
-    shown = f"x_0={fmt(x0)}, t={fmt(t)}, noise={fmt(noise)}, betas={name}"
-    return model_case(
-        "ddpm_loss", [x0, t, noise, betas], shape, draw(dtypes), draw(st.integers(0, 2**16)), shown, SCHEDULE
-    )
 
 
 def _eps_net_for(i: dict[str, Any]) -> drivers.EpsNet:
@@ -336,7 +311,7 @@ CHECKS = [
     Check(
         "ddpm.q_sample",
         "call",
-        q_sample_cases(),
+        ddpm_cases("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE),
         mistakes=(
             Mistake(
                 "alpha_t",
@@ -362,7 +337,7 @@ CHECKS = [
     Check(
         "ddpm.q_posterior_mean_variance",
         "call",
-        posterior_cases(),
+        ddpm_cases("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE),
         mistakes=(
             Mistake(
                 "wrap at t = 0",
@@ -379,7 +354,7 @@ CHECKS = [
     Check(
         "ddpm.predict_x0_from_eps",
         "call",
-        predict_cases(),
+        ddpm_cases("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED),
         mistakes=(
             Mistake(
                 "alpha_t",
@@ -394,7 +369,7 @@ CHECKS = [
     Check(
         "ddpm.p_sample_step",
         "with_eps_model",
-        p_sample_step_cases(),
+        ddpm_cases("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, model=True),
         mistakes=(
             Mistake(
                 "beta_t variance",
@@ -424,7 +399,7 @@ CHECKS = [
     Check(
         "ddpm.ddpm_loss",
         "with_eps_model",
-        ddpm_loss_cases(),
+        ddpm_cases("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, model=True),
         depends_on=("q_sample",),
         mistakes=(
             Mistake(

@@ -136,10 +136,6 @@ def _compare_leaf(expected: Any, received: Any, tol: tuple[float, float], where:
     return None
 
 
-def is_close(expected: Any, received: Any, tol: tuple[float, float]) -> bool:
-    return compare(expected, received, tol) is None
-
-
 class Expected(Array):
     """A reference array whose values are float64 but whose dtype must be that of the student's inputs."""
 

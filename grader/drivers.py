@@ -168,12 +168,11 @@ class SpeedSession:
         self.noise = torch.randn(batch, dim, generator=g).to(device)
         self.device = device
 
-    def run(self, steps: int) -> float:
+    def run(self, steps: int) -> None:
         for _ in range(steps):
             self.step(self.model, self.optimizer, self.x_0, self.betas, self.t, self.noise)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        return 0.0
 
 
 DRIVERS: dict[str, Callable[[ModuleType, dict[str, Any]], Any]] = {

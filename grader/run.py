@@ -188,7 +188,10 @@ def run_check(check: Check, sandbox: Sandbox, source: tuple[str, str] | None = N
     except WorkerDied as died:
         return "error", f"The grader could not start a worker for {filename}: {died}."
     if "error" in loaded:
-        return "error", f"{filename} could not be imported: {describe_error(loaded['error'])}."
+        error = loaded["error"]
+        if error.get("kind") == "died":  # the import hung, crashed or sabotaged the worker
+            return ("timeout" if error.get("type") == "timeout" else "error"), f"{filename}: {error['message']}."
+        return "error", f"{filename} could not be imported: {describe_error(error)}."
 
     failures: list[Verdict | Stop] = []
 

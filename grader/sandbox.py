@@ -268,7 +268,15 @@ class Sandbox:
                 self._kill()
                 raise WorkerDied("crash", "the reply was larger than the grader accepts")
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return wire.loads(line, tensors=False)
+        try:
+            reply = wire.loads(line, tensors=False)
+        except wire.WireError as err:  # a submission that rewrote the worker's own code can send anything
+            self._kill()
+            raise WorkerDied("crash", f"the worker sent a reply the grader cannot read ({err})") from None
+        if not isinstance(reply, dict) or not ({"ok", "error"} & set(reply)):
+            self._kill()
+            raise WorkerDied("crash", "the worker sent a reply the grader cannot read")
+        return reply
 
     def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
         """Start a worker if needed and import the submission's module; the reply of the import.
@@ -290,7 +298,7 @@ class Sandbox:
             reply = self._request(request, self.limits.call_timeout_s)
         except WorkerDied as died:
             self.broken[name] = {
-                "error": {"kind": "import", "type": died.kind, "message": f"importing it: {died}", "where": None}
+                "error": {"kind": "died", "type": died.kind, "message": f"while importing it {died}", "where": None}
             }
             return self.broken[name]
         if "ok" in reply:

@@ -185,12 +185,10 @@ CASES = [
     Hostile(
         "patches the grader's modules",
         "mle",
-        prefix="import sys\nfor _m in list(sys.modules.values()):\n    for _a in ('compare', 'is_close', 'run_driver', 'dumps'):\n"
-        "        if hasattr(_m, _a) and getattr(_m, '__name__', '').split('.')[-1] in ('compare', 'drivers', 'wire', 'run'):\n"
-        "            pass\nimport drivers\n_real = drivers.run_driver\n"
-        "drivers.run_driver = lambda name, module, inputs: {'expected': 0.5}\n",
+        prefix="import drivers, wire\ndrivers.run_driver = lambda name, module, inputs: 0.5\n"
+        "wire.dumps = lambda value: b'{\"ok\": 0.5}\\n'\n",
         body="    return 0.123",
-        target_status=("failed",),
+        target_status=("failed", "error"),
         whole_module=True,
     ),
     Hostile(

@@ -136,6 +136,18 @@ def _compare_leaf(expected: Any, received: Any, tol: tuple[float, float], where:
     return None
 
 
+def describe_error(error: dict[str, Any]) -> str:
+    """'raised T: message (file.py, line N: code)' for an error a worker reported."""
+    where = f" ({error['where']})" if error.get("where") else ""
+    return f"raised {error.get('type', 'an exception')}: {error.get('message', '')}{where}"
+
+
+def not_implemented(error: dict[str, Any]) -> bool:
+    """The student's own code raised NotImplementedError: the stub is not filled in yet. One raised by the
+    worker's machinery (sending a meta-device tensor, say) is an error of the submission, not a gap."""
+    return error.get("type") == "NotImplementedError" and error.get("kind") == "raised"
+
+
 class Expected(Array):
     """A reference array whose values are float64 but whose dtype must be that of the student's inputs."""
 

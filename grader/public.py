@@ -180,10 +180,9 @@ def _run_case(sandbox: Sandbox, part: str, case: dict[str, Any]) -> str | None:
         return f"On input {case['shown']}: {died}."
     if "error" in reply:
         error = reply["error"]
-        if error.get("type") == "NotImplementedError" and error.get("kind") == "raised":
+        if cmp.not_implemented(error):
             return "Not implemented yet."
-        where = f" ({error['where']})" if error.get("where") else ""
-        return f"On input {case['shown']}: raised {error.get('type')}: {error.get('message')}{where}."
+        return f"On input {case['shown']}: {cmp.describe_error(error)}."
     mismatch = cmp.compare(wire.decode(case["expected"], tensors=False), reply["ok"], tuple(case["tol"]))
     return None if mismatch is None else f"On input {case['shown']}: {mismatch.message}."
 

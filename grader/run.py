@@ -124,11 +124,6 @@ def expected_output(check: Check, case: Case) -> Any:
 # --------------------------------------------------------------------------------------- one case
 
 
-def describe_error(error: dict[str, Any]) -> str:
-    where = f" ({error['where']})" if error.get("where") else ""
-    return f"raised {error.get('type', 'an exception')}: {error.get('message', '')}{where}"
-
-
 def evaluate(check: Check, case: Case, sandbox: Sandbox, source: tuple[str, str]) -> None:
     """Raise Verdict if the student's answer to ``case`` is wrong, Stop if the worker is gone."""
     name, filename = source
@@ -141,13 +136,13 @@ def evaluate(check: Check, case: Case, sandbox: Sandbox, source: tuple[str, str]
         raise Stop(status, f"On input {case.shown}: {died}. Grading went on with the next item.") from None
     if "error" in reply:
         error = reply["error"]
-        if error.get("type") == "NotImplementedError" and error.get("kind") == "raised":
+        if cmp.not_implemented(error):
             raise Stop("missing", "Not implemented yet: the function still raises NotImplementedError.")
         if error.get("kind") == "wire":
             raise Verdict(
                 "failed", f"On input {case.shown}: returned something the grader cannot read ({error['message']})."
             )
-        raise Verdict("error", f"On input {case.shown}: {describe_error(error)}.")
+        raise Verdict("error", f"On input {case.shown}: {cmp.describe_error(error)}.")
     received = reply["ok"]
     expected = expected_output(check, case)
     mismatch = cmp.compare(expected, received, case.tol)
@@ -191,7 +186,7 @@ def run_check(check: Check, sandbox: Sandbox, source: tuple[str, str] | None = N
         error = loaded["error"]
         if error.get("kind") == "died":  # the import hung, crashed or sabotaged the worker
             return ("timeout" if error.get("type") == "timeout" else "error"), f"{filename}: {error['message']}."
-        return "error", f"{filename} could not be imported: {describe_error(error)}."
+        return "error", f"{filename} could not be imported: {cmp.describe_error(error)}."
 
     failures: list[Verdict | Stop] = []
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from grader import drivers
+from grader.compare import not_implemented
 from grader.sandbox import Sandbox, WorkerDied
 from reference import ddpm
 
@@ -69,7 +70,7 @@ def time_speed(sandbox: Sandbox, source: tuple[str, str] = ("ddpm", "ddpm.py")) 
         )
     if "error" in reply:
         error = reply["error"]
-        if error.get("type") == "NotImplementedError":
+        if not_implemented(error):
             return SpeedResult("missing", "Not implemented yet: ddpm_train_step still raises NotImplementedError.", "")
         return SpeedResult("error", f"The timed step raised {error.get('type')}: {error.get('message')}.", "")
     reference = drivers.SpeedSession(ddpm, inputs)

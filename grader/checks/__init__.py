@@ -120,6 +120,12 @@ def without_zero_grad(driver: Callable[[Any, dict[str, Any]], Any], module: Any,
         torch.optim.SGD = original  # type: ignore[misc]
 
 
+def seeded_state(make: Callable[[], torch.nn.Module], seed: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The state dict of the model ``make()`` builds after torch.manual_seed(seed), in ``dtype``."""
+    torch.manual_seed(seed)
+    return {k: v.to(dtype) for k, v in make().state_dict().items()}
+
+
 def fmt(array: Any) -> str:
     """An input for feedback: short, exact enough to reproduce."""
     if isinstance(array, torch.Tensor):

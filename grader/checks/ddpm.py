@@ -17,7 +17,18 @@ from hypothesis import strategies as st
 
 from grader import drivers
 from grader import strategies as gs
-from grader.checks import Case, Check, Mistake, as_tensor, dtypes, fmt, promote, torch_call, without_zero_grad
+from grader.checks import (
+    Case,
+    Check,
+    Mistake,
+    as_tensor,
+    dtypes,
+    fmt,
+    promote,
+    seeded_state,
+    torch_call,
+    without_zero_grad,
+)
 from grader.compare import AMPLIFIED, EMBEDDING, SCHEDULE
 from reference import ddpm
 
@@ -147,8 +158,7 @@ def _posterior_beta_variance(i: dict[str, Any]) -> tuple[torch.Tensor, torch.Ten
 
 
 def _eps_state(seed: int, dim: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return {k: v.to(dtype) for k, v in drivers.EpsNet(dim).state_dict().items()}
+    return seeded_state(lambda: drivers.EpsNet(dim), seed, dtype)
 
 
 def model_case(

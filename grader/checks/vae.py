@@ -11,7 +11,18 @@ from hypothesis import strategies as st
 
 from grader import drivers
 from grader import strategies as gs
-from grader.checks import Case, Check, Mistake, as_tensor, dtypes, fmt, promote, torch_call, without_zero_grad
+from grader.checks import (
+    Case,
+    Check,
+    Mistake,
+    as_tensor,
+    dtypes,
+    fmt,
+    promote,
+    seeded_state,
+    torch_call,
+    without_zero_grad,
+)
 from grader.compare import FLOAT32, FLOAT64
 from reference import vae
 from reference.divergences import kl_to_standard_normal
@@ -62,8 +73,7 @@ def _elbo_variant(
 
 
 def _reference_state(seed: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return {k: v.to(dtype) for k, v in vae.VAE(*DIMS).state_dict().items()}
+    return seeded_state(lambda: vae.VAE(*DIMS), seed, dtype)
 
 
 @st.composite

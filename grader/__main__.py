@@ -7,6 +7,7 @@ generate                                                              write exer
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -58,6 +59,31 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nbgrader(args: argparse.Namespace) -> int:
+    from grader import course
+
+    if args.action == "init":
+        try:
+            written = course.init(Path(args.course_dir), args.assignment, args.course_id)
+        except FileExistsError as err:
+            print(f"grader: {err}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(f"wrote {path}")
+        print(f"next, from {args.course_dir}: nbgrader generate_assignment {args.assignment}")
+        return 0
+    if not Path(args.course_dir, "submitted").is_dir():
+        print(f"grader: {args.course_dir} has no submitted/ folder", file=sys.stderr)
+        return 2
+    results = course.regrade(Path(args.course_dir), args.assignment, args.db)
+    course.print_regrade(results)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"submissions": [r.as_dict() for r in results]}, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m grader", description="Generative-models exercises: grade, generate."
@@ -77,7 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("action", choices=["regenerate", "verify"])
     rel = verbs.add_parser("release", help="build the student bundle in OUT")
     rel.add_argument("out")
-    verbs.add_parser("generate", help="write exercises/ (student stubs) from solutions/")
+    nb = verbs.add_parser("nbgrader", help="an nbgrader course of the five notebooks")
+    nb_verbs = nb.add_subparsers(dest="action", required=True)
+    init = nb_verbs.add_parser("init", help="write nbgrader_config.py and source/ASSIGNMENT/*.ipynb in COURSE_DIR")
+    init.add_argument("course_dir")
+    init.add_argument("--assignment", default="generative_models")
+    init.add_argument("--course-id", default="generative-models")
+    regrade = nb_verbs.add_parser(
+        "regrade", help="grade every submitted/STUDENT/ASSIGNMENT in isolation; list in-kernel scores that are higher"
+    )
+    regrade.add_argument("course_dir")
+    regrade.add_argument("--assignment", default="generative_models")
+    regrade.add_argument("--db", metavar="URL", help="the gradebook (default: sqlite:///COURSE_DIR/gradebook.db)")
+    regrade.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
+    verbs.add_parser(
+        "generate", help="write exercises/ (stubs and notebooks) and the nbgrader source notebooks from solutions/"
+    )
     args = parser.parse_args(argv)
     if args.verb == "grade":
         return _grade(args)
@@ -103,15 +144,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"drift: {problem}")
         print("the stored results match the reference" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
+    if args.verb == "nbgrader":
+        return _nbgrader(args)
     if args.verb == "release":
         from grader.release import release
 
         files = release(Path(args.out))
         print(f"wrote {len(files)} files to {args.out}")
         return 0
+    from grader import notebooks
     from grader.generate import generate
 
-    for path in generate():
+    for path in [*generate(), *notebooks.generate()]:
         print(f"wrote {path}")
     return 0
 

@@ -21,7 +21,7 @@ from typing import Any
 from grader import compare as cmp
 from grader import wire
 from grader.items import ITEMS
-from grader.sandbox import Limits, Sandbox, WorkerDied
+from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "public" / "expected.json"
@@ -163,7 +163,7 @@ def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
                 continue
             passed, feedback = 0, ""
             for case in mine:
-                message = _run_case(sandbox, item.module, case)
+                message = run_case(sandbox, item.module, case)
                 if message is None:
                     passed += 1
                 elif not feedback:
@@ -172,7 +172,7 @@ def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
     return results
 
 
-def _run_case(sandbox: Sandbox, part: str, case: dict[str, Any]) -> str | None:
+def run_case(sandbox: Runner, part: str, case: dict[str, Any]) -> str | None:
     inputs = wire.decode(case["inputs"])
     try:
         reply = sandbox.run(part, f"{part}.py", {"op": "run", "driver": case["driver"], "inputs": inputs})

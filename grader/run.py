@@ -24,7 +24,9 @@ from grader import compare as cmp
 from grader import drivers, wire
 from grader.checks import Case, Check
 from grader.items import BY_ID, ITEMS, MAX_SCORE, Item
-from grader.sandbox import Limits, Sandbox, WorkerDied
+from grader.notebooks import NOTEBOOK_NAMES
+from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
+from grader.submission import find_parts
 from grader.timing import time_speed
 
 SPEED_ITEM = "ddpm.ddpm_train_step.speed"
@@ -124,7 +126,7 @@ def expected_output(check: Check, case: Case) -> Any:
 # --------------------------------------------------------------------------------------- one case
 
 
-def evaluate(check: Check, case: Case, sandbox: Sandbox, source: tuple[str, str]) -> None:
+def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str]) -> None:
     """Raise Verdict if the student's answer to ``case`` is wrong, Stop if the worker is gone."""
     name, filename = source
     try:
@@ -174,19 +176,23 @@ def name_mistake(check: Check, case: Case, received: Any) -> str | None:
 # --------------------------------------------------------------------------------------- one item
 
 
-def run_check(check: Check, sandbox: Sandbox, source: tuple[str, str] | None = None) -> tuple[str, str]:
-    """(status, feedback) of one item; ``source`` is (module name, file name), by default the part's own."""
+def run_check(
+    check: Check, sandbox: Runner, source: tuple[str, str] | None = None, label: str | None = None
+) -> tuple[str, str]:
+    """(status, feedback) of one item; ``source`` is (module name, file name), by default the part's own;
+    ``label`` is the file named in feedback (a notebook the module was made from), by default the file."""
     item: Item = BY_ID[check.item]
     name, filename = source or (item.module, f"{item.module}.py")
+    shown = label or filename
     try:
         loaded = sandbox.ensure_loaded(name, filename)
     except WorkerDied as died:
-        return "error", f"The grader could not start a worker for {filename}: {died}."
+        return "error", f"The grader could not start a worker for {shown}: {died}."
     if "error" in loaded:
         error = loaded["error"]
         if error.get("kind") == "died":  # the import hung, crashed or sabotaged the worker
-            return ("timeout" if error.get("type") == "timeout" else "error"), f"{filename}: {error['message']}."
-        return "error", f"{filename} could not be imported: {cmp.describe_error(error)}."
+            return ("timeout" if error.get("type") == "timeout" else "error"), f"{shown}: {error['message']}."
+        return "error", f"{shown} could not be imported: {cmp.describe_error(error)}."
 
     failures: list[Verdict | Stop] = []
 
@@ -241,16 +247,24 @@ def grade(
     use_bwrap: bool | None = None,
     on_item: Callable[[ItemResult], None] | None = None,
 ) -> Report:
-    """Grade every item (or those in ``only``) of the submission folder."""
+    """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks."""
     submission = Path(submission)
     checks = load_checks()
     wanted = [item for item in ITEMS if only is None or item.id in set(only)]
+    parts, notes = find_parts(submission)
+    generated = {f"{p.part}.py": p.module for p in parts.values() if p.module is not None}
     results: list[ItemResult] = []
-    notes: list[str] = []
-    with Sandbox(submission, limits, use_bwrap) as sandbox:  # one worker per module
+    with Sandbox(submission, limits, use_bwrap, generated=generated) as sandbox:  # one worker per module
         for item in wanted:
-            if not (submission / f"{item.module}.py").is_file():
-                result = ItemResult(item.id, 0, item.points, "missing", f"{item.module}.py is not in the submission.")
+            part = parts.get(item.module)
+            if part is None:
+                result = ItemResult(
+                    item.id, 0, item.points, "missing",
+                    f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in "
+                    "the submission.",
+                )  # fmt: skip
+            elif part.problem is not None:
+                result = ItemResult(item.id, 0, item.points, "error", part.problem)
             elif item.id == SPEED_ITEM:
                 speed = time_speed(sandbox)
                 if speed.note:
@@ -261,8 +275,10 @@ def grade(
             elif item.id not in checks:
                 result = ItemResult(item.id, 0, item.points, "error", "No check is defined for this item yet.")
             else:
-                status, feedback = run_check(checks[item.id], sandbox)
+                status, feedback = run_check(checks[item.id], sandbox, label=part.label)
                 result = ItemResult(item.id, item.points if status == "passed" else 0, item.points, status, feedback)
+            if part is not None and result.status != "passed" and sandbox.notes.get(item.module):
+                result.feedback += f"\nWhen the cells of {part.label} ran: " + "; ".join(sandbox.notes[item.module])
             results.append(result)
             if on_item:
                 on_item(result)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -56,6 +56,14 @@ class WorkerDied(RuntimeError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class Runner(Protocol):
+    """What the checks need from whatever runs a student's functions: a Sandbox, or grader.kernel.InKernel."""
+
+    def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]: ...
+
+    def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]: ...
 
 
 def bubblewrap() -> str | None:
@@ -85,6 +93,7 @@ class Sandbox:
         limits: Limits | None = None,
         use_bwrap: bool | None = None,
         worker_per_module: bool = True,
+        generated: dict[str, str] | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
@@ -94,6 +103,8 @@ class Sandbox:
             shutil.copy2(HERE / name, self.runtime / name)
         self.private = self.scratch / "submission"
         shutil.copytree(submission, self.private, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        for filename, text in (generated or {}).items():  # modules made from notebooks (grader/submission.py)
+            (self.private / filename).write_text(text)
         _become_subreaper()
         found = bubblewrap() if use_bwrap in (None, True) else None
         if use_bwrap and found is None:
@@ -103,6 +114,7 @@ class Sandbox:
         self.reply_fd: int | None = None
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
+        self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
         self.buffer = b""
         # One worker per module, so that a module that sabotages its worker at import costs only its own
         # items; the next worker starts importing torch in the background while the current one works.
@@ -303,6 +315,9 @@ class Sandbox:
             return self.broken[name]
         if "ok" in reply:
             self.loaded[name] = filename
+            notes = reply.get("notes")
+            if isinstance(notes, list):
+                self.notes[name] = [str(n)[:700] for n in notes[:5]]
         return reply
 
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 
 from grader import drivers
 from grader.compare import not_implemented
-from grader.sandbox import Sandbox, WorkerDied
+from grader.sandbox import Runner, WorkerDied
 from reference import ddpm
 
 SPEED_FACTOR = 3.0
@@ -58,7 +58,7 @@ def _inputs(device: str) -> dict[str, object]:
     }
 
 
-def time_speed(sandbox: Sandbox, source: tuple[str, str] = ("ddpm", "ddpm.py")) -> SpeedResult:
+def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -> SpeedResult:
     name, filename = source
     device = "cuda" if torch.cuda.is_available() else "cpu"
     inputs = _inputs(device)

@@ -36,6 +36,12 @@ import drivers  # noqa: E402  (beside this file in the worker's runtime folder)
 import wire  # noqa: E402
 
 MAX_MESSAGE_CHARS = 600  # of an exception's text in feedback
+MAX_NOTES = 5  # notebook cells that raised, reported with a part's failing items
+CELL_ERRORS = "__grader_cell_errors__"  # as grader/submission.py names it
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " ..."
 
 
 def _safe_text(exc: BaseException) -> str:
@@ -43,7 +49,7 @@ def _safe_text(exc: BaseException) -> str:
         text = str(exc)
     except BaseException:
         text = "<the exception's message could not be read>"
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " ..."
+    return _clip(text)
 
 
 def _where(exc: BaseException, roots: list[str]) -> str | None:
@@ -86,6 +92,9 @@ class Worker:
             sys.modules.pop(name, None)
             return _error("import", exc, self.roots)
         self.modules[name] = module
+        notes = module.__dict__.get(CELL_ERRORS)
+        if isinstance(notes, list) and notes:  # a module made from a notebook: cells that raised
+            return {"ok": True, "notes": [_clip(str(n)) for n in notes[:MAX_NOTES]]}
         return {"ok": True}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""An nbgrader course for the five notebooks, and an isolated re-grade of its submissions.
+
+    python -m grader nbgrader init COURSE_DIR [--assignment NAME]
+    python -m grader nbgrader regrade COURSE_DIR [--assignment NAME] [--json FILE]
+
+``init`` writes ``nbgrader_config.py`` and ``source/<assignment>/01_mle.ipynb`` ... ``05_ddpm.ipynb``
+(the source notebooks of solutions/notebooks). From there the ordinary nbgrader commands run
+unchanged, from COURSE_DIR: ``generate_assignment``, ``autograde``, ``generate_feedback``,
+``export``, with nbgrader's own SQLite gradebook (``gradebook.db``).
+
+nbgrader runs each submission in a Jupyter kernel, with the student's code in the same process as
+the tests. ``regrade`` grades every ``submitted/<student>/<assignment>/`` folder again in the
+isolated grader (``python -m grader grade`` on its notebooks), reads the in-kernel scores from the
+gradebook, and lists every submission whose in-kernel score is higher, item by item.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.generate import ROOT
+from grader.items import BY_ID
+from grader.notebooks import NOTEBOOK_NAMES, item_of_test_id
+
+DEFAULT_ASSIGNMENT = "generative_models"
+CELL_TIMEOUT_S = 600  # a hidden check runs the full grader of an item; the DDPM demo trains for ~30 s
+
+CONFIG = '''"""nbgrader configuration of the generative-models course (written by `python -m grader nbgrader init`).
+
+Run nbgrader from this folder. The notebooks' autograder cells import `grader` (and, in their
+hidden tests, `reference`): the kernel that autogrades must have this package installed.
+"""
+
+c = get_config()  # noqa: F821 (nbgrader defines it)
+
+c.CourseDirectory.course_id = {course_id!r}
+
+# A hidden test runs the full grader of one item, and the DDPM notebook trains a small model.
+c.Execute.timeout = {timeout}
+'''
+
+
+def init(course: Path, assignment: str = DEFAULT_ASSIGNMENT, course_id: str = "generative-models") -> list[Path]:
+    """Write a ready nbgrader course directory; refuses to overwrite an existing source folder."""
+    course = Path(course)
+    source = course / "source" / assignment
+    if source.exists() and any(source.iterdir()):
+        raise FileExistsError(f"{source} exists and is not empty")
+    source.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in NOTEBOOK_NAMES.values():
+        target = source / f"{name}.ipynb"
+        shutil.copyfile(ROOT / "solutions" / "notebooks" / f"{name}.ipynb", target)
+        written.append(target)
+    config = course / "nbgrader_config.py"
+    if not config.exists():
+        config.write_text(CONFIG.format(course_id=course_id, timeout=CELL_TIMEOUT_S))
+        written.append(config)
+    return written
+
+
+# ----------------------------------------------------------------------------------------- regrade
+
+
+@dataclass
+class Regraded:
+    student: str
+    in_kernel: dict[str, float]  # item → score nbgrader's autograde gave (absent: never autograded)
+    isolated: dict[str, int]  # item → score of the isolated grader
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def higher_in_kernel(self) -> list[str]:
+        return [item for item, score in self.in_kernel.items() if score > self.isolated.get(item, 0)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "student": self.student,
+            "in_kernel": sum(self.in_kernel.values()),
+            "isolated": sum(self.isolated.values()),
+            "autograded": bool(self.in_kernel),
+            "higher_in_kernel": [
+                {"id": i, "in_kernel": self.in_kernel[i], "isolated": self.isolated.get(i, 0)}
+                for i in self.higher_in_kernel
+            ],
+        }
+
+
+def in_kernel_scores(db_url: str, assignment: str, student: str) -> dict[str, float]:
+    """item → the autograder score in nbgrader's gradebook; empty when the submission was never autograded."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    scores: dict[str, float] = {}
+    with Gradebook(db_url) as gradebook:
+        try:
+            submission = gradebook.find_submission(assignment, student)
+        except MissingEntry:
+            return scores
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                item = item_of_test_id(grade.name)
+                if item is not None and item in BY_ID:
+                    scores[item] = float(grade.score or 0.0)
+    return scores
+
+
+def regrade(
+    course: Path, assignment: str = DEFAULT_ASSIGNMENT, db_url: str | None = None, **grade_options: Any
+) -> list[Regraded]:
+    """Every submission of the assignment, graded in isolation beside its in-kernel scores."""
+    from grader.run import grade
+
+    course = Path(course).resolve()
+    db_url = db_url or f"sqlite:///{course / 'gradebook.db'}"
+    results = []
+    submitted = course / "submitted"
+    for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []:
+        folder = student_dir / assignment
+        if not folder.is_dir():
+            continue
+        report = grade(folder, **grade_options)
+        results.append(
+            Regraded(
+                student_dir.name,
+                in_kernel_scores(db_url, assignment, student_dir.name),
+                {r.id: r.score for r in report.items},
+                {r.id: r.status for r in report.items},
+            )
+        )
+    return results
+
+
+def print_regrade(results: list[Regraded]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="in-kernel (nbgrader) against isolated scores")
+    for column in ("student", "in kernel", "isolated", "higher in the kernel"):
+        table.add_column(column)
+    for r in results:
+        flagged = ", ".join(f"{i} ({r.in_kernel[i]:g} vs {r.isolated.get(i, 0)})" for i in r.higher_in_kernel)
+        kernel = f"{sum(r.in_kernel.values()):g}" if r.in_kernel else "not autograded"
+        table.add_row(r.student, kernel, str(sum(r.isolated.values())), flagged or "-")
+    console = Console()
+    console.print(table)
+    flagged_students = [r.student for r in results if r.higher_in_kernel]
+    if flagged_students:
+        console.print(
+            f"{len(flagged_students)} submission(s) score higher in the kernel than isolated: "
+            f"{', '.join(flagged_students)}. Their code may have changed the tests' outcome; read it."
+        )
+    else:
+        console.print("No submission scores higher in the kernel than isolated.")
+

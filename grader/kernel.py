@@ -1,0 +1,112 @@
+"""The checks a notebook's autograder cells run inside the student's own kernel.
+
+    public_check("mle.binomial_mle", globals())   # visible: the stored public cases
+    hidden_check("mle.binomial_mle", globals())   # hidden (nbgrader): the full grader of the item
+
+Both call the functions the notebook has defined, in the notebook's process, through the
+same drivers, wire round trip and comparison as the isolated grader, and raise
+``CheckFailed`` (an AssertionError, so nbgrader gives the cell 0 points) with the grader's
+feedback when the item does not pass.
+
+In-kernel grading is only as strong as the kernel: the student's code runs in the very
+process that decides, and can rewrite any of it. ``python -m grader nbgrader regrade``
+re-grades a course's submissions in isolated workers and lists every submission that scored
+higher in the kernel (README: "What in-kernel grading cannot prevent").
+
+``public_check`` needs only what a student's release ships (grader/public, no reference/);
+``hidden_check`` needs reference/ and grader/checks, which only the instructor has.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from grader import drivers, wire
+from grader.items import BY_ID
+
+SPEED_ITEM = "ddpm.ddpm_train_step.speed"
+
+
+class CheckFailed(AssertionError):
+    """An item that does not pass; its message is the grader's feedback."""
+
+
+class InKernel:
+    """The worker interface of grader.sandbox.Sandbox, answered by calling the notebook's own functions.
+
+    Inputs are private copies and replies go through the wire format both ways, exactly as with a
+    worker: the checks see plain numbers and arrays, never the student's objects.
+    """
+
+    sandboxed = False
+
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self.module = types.ModuleType("notebook")
+        self.module.__dict__.update({k: v for k, v in namespace.items() if isinstance(k, str)})
+        self.speed: drivers.SpeedSession | None = None
+
+    def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
+        return {"ok": True}
+
+    def exposures(self) -> list[str]:
+        return []
+
+    def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        request = wire.loads(wire.dumps(op))  # the student's functions get copies, as a worker would
+        try:
+            if request["op"] == "run":
+                answer: Any = drivers.run_driver(request["driver"], self.module, request["inputs"])
+            elif request["op"] == "speed_setup":
+                self.speed = drivers.SpeedSession(self.module, request["inputs"])
+                self.speed.run(request["inputs"]["warmup"])
+                answer = True
+            elif request["op"] == "speed_run" and self.speed is not None:
+                self.speed.run(request["steps"])
+                answer = True
+            else:
+                raise ValueError(f"unknown op {request['op']!r}")
+        except Exception as exc:
+            return {"error": {"kind": "raised", "type": type(exc).__name__, "message": str(exc)[:600], "where": None}}
+        try:
+            return wire.loads(wire.dumps({"ok": answer}), tensors=False)
+        except (wire.WireError, ValueError, TypeError, OverflowError) as exc:
+            return {"error": {"kind": "wire", "type": type(exc).__name__, "message": str(exc)[:600], "where": None}}
+
+
+def _item(item_id: str) -> str:
+    if item_id not in BY_ID:
+        raise KeyError(f"no graded item is called {item_id!r}")
+    return BY_ID[item_id].module
+
+
+def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
+    """Run the item's public cases on the notebook's functions; print a line, or raise CheckFailed."""
+    from grader import public
+
+    part = _item(item_id)
+    public_item = item_id.removesuffix(".speed")  # the timed step's public cases are the step's own
+    cases = [c for c in public.load() if c["item"] == public_item]
+    kernel = InKernel(namespace)
+    failures = [message for case in cases if (message := public.run_case(kernel, part, case)) is not None]
+    if failures:
+        raise CheckFailed(f"{item_id}: {len(cases) - len(failures)}/{len(cases)} public checks pass. {failures[0]}")
+    print(f"{item_id}: {len(cases)}/{len(cases)} public checks pass.")
+
+
+def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
+    """Run the full grader of one item on the notebook's functions; raise CheckFailed unless it passes."""
+    from grader.run import load_checks, run_check
+    from grader.timing import time_speed
+
+    part = _item(item_id)
+    kernel = InKernel(namespace)
+    if item_id == SPEED_ITEM:
+        speed = time_speed(kernel, (part, part))
+        status, feedback = speed.status, speed.feedback
+    else:
+        status, feedback = run_check(load_checks()[item_id], kernel, (part, part))
+    if status != "passed":
+        raise CheckFailed(f"{item_id}: {status}. {feedback}")
+    print(f"{item_id}: passed the full grader.")

@@ -1,0 +1,233 @@
+"""Make the five nbgrader notebooks from their templates and the instructor sources in solutions/.
+
+A template (``solutions/notebook_templates/01_mle.py``, jupytext's percent format) holds the
+teaching: markdown cells with the math, and the demonstration code (plots, a short training
+run) in cells tagged ``demo``. It names the code it needs instead of repeating it:
+
+    # %% include="binomial_mle"      the function (or class) of that name from solutions/mle.py
+    # %% include="header"            that module's imports
+    # %% tests="mle.binomial_mle"    the autograder cell of that item
+
+Every top-level definition of the solution module is included exactly once and every item of
+the part has exactly one test cell, or generation fails: a notebook's code is the module's.
+
+Two notebooks come out of one template:
+
+- ``solutions/notebooks/<name>.ipynb``: nbgrader's *source* version. Solution cells keep the
+  ``### BEGIN SOLUTION`` markers; test cells run the public checks visibly and the full grader
+  inside ``### BEGIN HIDDEN TESTS``; every cell has nbgrader metadata (solution cells, locked
+  given code, autograder cells whose points are the contract's).
+- ``exercises/notebooks/<name>.ipynb``: the student version for courses without nbgrader, made
+  with the same stripping as exercises/*.py.
+
+Notebooks are written without outputs, with fixed cell ids and sorted keys, so that git diffs
+are readable and generation is byte-for-byte repeatable; a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from grader.generate import PARTS, ROOT, strip_solutions
+from grader.items import ITEMS
+
+TEMPLATES = ROOT / "solutions" / "notebook_templates"
+NOTEBOOK_NAMES = {part: f"{number:02d}_{part}" for number, part in enumerate(PARTS, start=1)}
+DEMO_TAG = "demo"
+NBGRADER_SCHEMA = 3
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+class TemplateError(ValueError):
+    """A template that does not include its module's code, or its part's tests, exactly once."""
+
+
+# ----------------------------------------------------------------------------------- grade ids
+
+
+def solution_id(part: str, name: str) -> str:
+    return f"{part}-{name}"
+
+
+def test_id(item_id: str) -> str:
+    """nbgrader's grade_id of an item's autograder cell ([a-zA-Z0-9_-] only)."""
+    return "test-" + item_id.replace(".", "-")
+
+
+def item_of_test_id(grade_id: str) -> str | None:
+    """The item an autograder cell's grade_id belongs to, or None."""
+    if not grade_id.startswith("test-"):
+        return None
+    item_id = grade_id[len("test-") :].replace("-", ".")
+    return item_id if any(item.id == item_id for item in ITEMS) else None
+
+
+# ------------------------------------------------------------------------ the solution's pieces
+
+
+def definitions(source: str) -> dict[str, str]:
+    """'header' (the imports) and every top-level def/class of a module, each as its source text.
+
+    The module docstring is left out (the notebook's markdown teaches instead), and so is
+    ``from __future__ import annotations``, which a notebook does not need.
+    """
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    body = list(tree.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    starts = [min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) for node in body]
+    pieces: dict[str, str] = {}
+    header: list[tuple[int, int]] = []  # (first, last) line of each import
+    seen_definition = False
+    for index, node in enumerate(body):
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            seen_definition = True
+            # the node's own lines run up to the next node: trailing comments (### END SOLUTION)
+            # are inside it, except comments at the margin, which introduce the next definition
+            end = starts[index + 1] - 1 if index + 1 < len(body) else len(lines)
+            while end > node.lineno and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+                end -= 1
+            start = starts[index]
+            while start > 1 and lines[start - 2].startswith("#"):
+                start -= 1  # comments directly above belong to the definition
+            pieces[node.name] = "\n".join(lines[start - 1 : end])
+        elif isinstance(node, ast.Import | ast.ImportFrom) and not seen_definition:
+            if not (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+                header.append((starts[index], node.end_lineno or node.lineno))
+        else:
+            raise TemplateError(f"line {node.lineno}: only imports and definitions can go into notebook cells")
+    pieces["header"] = "\n".join(lines[header[0][0] - 1 : header[-1][1]]) if header else ""
+    return pieces
+
+
+# --------------------------------------------------------------------------------------- cells
+
+
+def _nbgrader(grade_id: str, *, solution: bool = False, grade: bool = False, points: int | None = None) -> dict:
+    meta: dict = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": not solution,
+        "schema_version": NBGRADER_SCHEMA,
+        "solution": solution,
+    }
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def test_cell_source(item_id: str) -> str:
+    """The autograder cell of one item: public checks in sight, the full grader hidden."""
+    points = next(item.points for item in ITEMS if item.id == item_id)
+    return (
+        f"# Autograder: {item_id} ({points} point{'s' if points != 1 else ''}).\n"
+        "# Visible: the public checks, a few fixed cases. Hidden: the full grader, on many more.\n"
+        "from grader.kernel import public_check\n"
+        "\n"
+        f'public_check("{item_id}", globals())\n'
+        "### BEGIN HIDDEN TESTS\n"
+        "from grader.kernel import hidden_check\n"
+        "\n"
+        f'hidden_check("{item_id}", globals())\n'
+        "### END HIDDEN TESTS"
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    source: NotebookNode  # nbgrader's source version, with solutions and hidden tests
+    student: NotebookNode  # the release version, as exercises/ has it
+
+
+def build(part: str, templates: Path = TEMPLATES, solutions: Path = ROOT / "solutions") -> Built:
+    """The source and student notebooks of one part."""
+    import jupytext  # only generation needs it
+
+    name = NOTEBOOK_NAMES[part]
+    template = jupytext.read(templates / f"{name}.py", fmt="py:percent")
+    pieces = definitions((solutions / f"{part}.py").read_text())
+    items = [item for item in ITEMS if item.module == part]
+    used: list[str] = []
+    tested: list[str] = []
+    source_cells: list[NotebookNode] = []
+    for index, cell in enumerate(template.cells):
+        cell_id = f"{name}-{index:02d}"
+        meta = {key: value for key, value in cell.metadata.items() if key in ("include", "tests", "tags")}
+        if cell.cell_type == "markdown":
+            source_cells.append(nbformat.v4.new_markdown_cell(cell.source, id=cell_id))
+            continue
+        if "include" in meta:
+            what = meta.pop("include")
+            if what not in pieces:
+                raise TemplateError(f"{name}: include={what!r} is not a top-level name of solutions/{part}.py")
+            used.append(what)
+            text = pieces[what]
+            is_solution = "### BEGIN SOLUTION" in text
+            grade_id = solution_id(part, what) + ("" if is_solution else "-given")
+            meta["nbgrader"] = _nbgrader(grade_id, solution=is_solution)
+        elif "tests" in meta:
+            item_id = meta.pop("tests")
+            item = next((i for i in items if i.id == item_id), None)
+            if item is None:
+                raise TemplateError(f"{name}: tests={item_id!r} is not an item of part {part}")
+            tested.append(item_id)
+            text = test_cell_source(item_id)
+            meta["nbgrader"] = _nbgrader(test_id(item_id), grade=True, points=item.points)
+        else:
+            if DEMO_TAG not in meta.get("tags", []):
+                raise TemplateError(f"{name}: cell {index} is neither an include, a test nor tagged {DEMO_TAG!r}")
+            text = cell.source
+        source_cells.append(nbformat.v4.new_code_cell(text, id=cell_id, metadata=meta))
+    for label, wanted, got in (("definition", list(pieces), used), ("test cell", [i.id for i in items], tested)):
+        missing = sorted(set(wanted) - set(got))
+        twice = sorted({x for x in got if got.count(x) > 1})
+        if missing or twice:
+            raise TemplateError(f"{name}: {label}s missing {missing}, included more than once {twice}")
+    source = _notebook(source_cells)
+    student_cells = []
+    for cell in source_cells:
+        copy = nbformat.from_dict(cell)
+        if cell.cell_type == "code":
+            copy.source = strip_solutions(cell.source, part).rstrip("\n")
+        student_cells.append(copy)
+    return Built(source, _notebook(student_cells))
+
+
+def _notebook(cells: list[NotebookNode]) -> NotebookNode:
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata = {
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+    }
+    nbformat.validate(notebook)
+    return notebook
+
+
+def dumps(notebook: NotebookNode) -> str:
+    return nbformat.writes(notebook) + "\n"
+
+
+def notebook_files() -> dict[Path, str]:
+    """Path → content of every generated notebook, source and student versions."""
+    files: dict[Path, str] = {}
+    for part in PARTS:
+        built = build(part)
+        name = NOTEBOOK_NAMES[part]
+        files[ROOT / "solutions" / "notebooks" / f"{name}.ipynb"] = dumps(built.source)
+        files[ROOT / "exercises" / "notebooks" / f"{name}.ipynb"] = dumps(built.student)
+    return files
+
+
+def generate() -> list[Path]:
+    written = []
+    for path, text in notebook_files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written

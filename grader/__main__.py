@@ -72,6 +72,12 @@ def _nbgrader(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         print(f"next, from {args.course_dir}: nbgrader generate_assignment {args.assignment}")
         return 0
+    if args.action == "preflight":
+        moved = course.preflight(Path(args.course_dir), args.assignment)
+        for path, reason in moved:
+            print(f"unreadable, renamed to {path}: {reason}")
+        print(f"{len(moved)} unreadable notebook(s); nbgrader autograde will count them as not submitted")
+        return 0
     if not Path(args.course_dir, "submitted").is_dir():
         print(f"grader: {args.course_dir} has no submitted/ folder", file=sys.stderr)
         return 2
@@ -109,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("course_dir")
     init.add_argument("--assignment", default="generative_models")
     init.add_argument("--course-id", default="generative-models")
+    pre = nb_verbs.add_parser(
+        "preflight", help="before autograde: rename submitted notebooks nbgrader cannot read to *.unreadable"
+    )
+    pre.add_argument("course_dir")
+    pre.add_argument("--assignment", default="generative_models")
     regrade = nb_verbs.add_parser(
         "regrade", help="grade every submitted/STUDENT/ASSIGNMENT in isolation; list in-kernel scores that are higher"
     )

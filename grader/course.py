@@ -1,12 +1,18 @@
 """An nbgrader course for the five notebooks, and an isolated re-grade of its submissions.
 
     python -m grader nbgrader init COURSE_DIR [--assignment NAME]
+    python -m grader nbgrader preflight COURSE_DIR [--assignment NAME]
     python -m grader nbgrader regrade COURSE_DIR [--assignment NAME] [--json FILE]
 
 ``init`` writes ``nbgrader_config.py`` and ``source/<assignment>/01_mle.ipynb`` ... ``05_ddpm.ipynb``
 (the source notebooks of solutions/notebooks). From there the ordinary nbgrader commands run
 unchanged, from COURSE_DIR: ``generate_assignment``, ``autograde``, ``generate_feedback``,
 ``export``, with nbgrader's own SQLite gradebook (``gradebook.db``).
+
+One submitted notebook that nbformat cannot read (not JSON, no cells) makes ``nbgrader autograde``
+give up on that student's whole assignment. ``preflight``, run before ``autograde``, renames such a
+notebook to ``NAME.ipynb.unreadable`` (nothing is deleted) and says so; nbgrader then grades the
+student's other notebooks and counts that one as not submitted.
 
 nbgrader runs each submission in a Jupyter kernel, with the student's code in the same process as
 the tests. ``regrade`` grades every ``submitted/<student>/<assignment>/`` folder again in the
@@ -60,6 +66,27 @@ def init(course: Path, assignment: str = DEFAULT_ASSIGNMENT, course_id: str = "g
         config.write_text(CONFIG.format(course_id=course_id, timeout=CELL_TIMEOUT_S))
         written.append(config)
     return written
+
+
+# --------------------------------------------------------------------------------------- preflight
+
+UNREADABLE_SUFFIX = ".unreadable"
+
+
+def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[Path, str]]:
+    """Rename every submitted notebook that nbgrader could not read; (new path, why) for each."""
+    import nbformat
+
+    moved = []
+    for path in sorted(Path(course).glob(f"submitted/*/{assignment}/*.ipynb")):
+        try:
+            nbformat.read(path, as_version=4)
+        except Exception as err:  # nbgrader reads with nbformat too, and stops at the first that fails
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            target = path.with_name(path.name + UNREADABLE_SUFFIX)
+            path.rename(target)
+            moved.append((target, reason))
+    return moved
 
 
 # ----------------------------------------------------------------------------------------- regrade
@@ -154,4 +181,3 @@ def print_regrade(results: list[Regraded]) -> None:
         )
     else:
         console.print("No submission scores higher in the kernel than isolated.")
-

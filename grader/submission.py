@@ -5,8 +5,10 @@ A part is graded from ``<part>.py`` when there is one, else from a notebook name
 notebook becomes a module made of its code cells, minus nbgrader's autograder (test) cells and
 the cells tagged ``demo``; each cell runs on its own, so a cell that raises costs only the
 definitions after the error in that cell, and IPython magics (``%matplotlib``, ``!pip``) do
-nothing. The module is written by the parent as text and runs only in a worker, like any other
-student code. Notebook cell order does not matter: every cell has run before anything is graded.
+nothing. Cell order does not matter: annotations are not evaluated (as under ``from __future__
+import annotations``), and cells that raised run again, up to twice, after the others, so a cell
+moved above the imports still defines its function. The module is written by the parent as text
+and runs only in a worker, like any other student code.
 """
 
 from __future__ import annotations
@@ -42,15 +44,22 @@ def get_ipython():
     return _NoIPython()
 
 
-{errors} = []
 _CELLS = {cells!r}
-for _label, _code in _CELLS:
-    _name = _os.path.join(_os.path.dirname(__file__), {notebook!r} + ", " + _label)
-    _linecache.cache[_name] = (len(_code), None, _code.splitlines(True), _name)
-    try:
-        exec(compile(_code, _name, "exec"), globals())
-    except BaseException as _exc:
-        {errors}.append(f"{{_label}} raised {{type(_exc).__name__}}: {{_exc}}")
+_FLAGS = __import__("__future__").annotations.compiler_flag  # annotations are not evaluated, as in a module
+_pending = list(_CELLS)
+for _pass in range(3):  # a cell that needs a name defined further down runs again once the rest has run
+    _failed, {errors} = [], []
+    for _label, _code in _pending:
+        _name = _os.path.join(_os.path.dirname(__file__), {notebook!r} + ", " + _label)
+        _linecache.cache[_name] = (len(_code), None, _code.splitlines(True), _name)
+        try:
+            exec(compile(_code, _name, "exec", flags=_FLAGS, dont_inherit=True), globals())
+        except BaseException as _exc:
+            _failed.append((_label, _code))
+            {errors}.append(f"{{_label}} raised {{type(_exc).__name__}}: {{_exc}}")
+    if len(_failed) in (0, len(_pending)):
+        break
+    _pending = _failed
 '''
 
 
@@ -106,8 +115,9 @@ def notebook_module(path: Path, part: str) -> str:
 def find_parts(submission: Path) -> tuple[dict[str, PartSource], list[str]]:
     """Each part's source in the folder (absent parts are left out), and notes for the report."""
     notebooks: dict[str, list[Path]] = {}
-    for path in sorted(submission.glob("*.ipynb")):
-        match = NOTEBOOK_NAME.match(path.name)
+    # a notebook `nbgrader preflight` found unreadable keeps its place, renamed NAME.ipynb.unreadable
+    for path in sorted(submission.glob("*.ipynb")) + sorted(submission.glob("*.ipynb.unreadable")):
+        match = NOTEBOOK_NAME.match(path.name.removesuffix(".unreadable"))
         if match and path.is_file():
             notebooks.setdefault(match["part"], []).append(path)
     found: dict[str, PartSource] = {}

@@ -1,7 +1,11 @@
 """python -m grader VERB ...: the grader's command line.
 
-grade SUBMISSION [--json FILE] [--gradescope FILE] [--items ID ...]   grade a folder of modules
-generate                                                              write exercises/ from solutions/
+grade SUBMISSION [--json FILE] [--gradescope FILE] [--items ID ...]   grade a folder of modules or notebooks
+check [PATH]                                                          the public checks, for students
+reference regenerate|verify                                           the public checks' stored results
+release OUT                                                           the student bundle
+generate                                                              exercises/ and notebooks from solutions/
+nbgrader init|preflight|regrade COURSE_DIR                            an nbgrader course, and its isolated re-grade
 """
 
 from __future__ import annotations
@@ -95,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m grader", description="Generative-models exercises: grade, generate."
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
-    g = verbs.add_parser("grade", help="grade a folder holding any of mle.py, divergences.py, vae.py, gan.py, ddpm.py")
+    g = verbs.add_parser(
+        "grade", help="grade a folder holding any of mle.py ... ddpm.py, or notebooks 01_mle.ipynb ... 05_ddpm.ipynb"
+    )
     g.add_argument("submission")
     g.add_argument("--json", metavar="FILE", help="write {score, max_score, items} as JSON")
     g.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json")

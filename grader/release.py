@@ -2,10 +2,12 @@
 
     python -m grader release OUT
 
-OUT gets ``exercises/`` (the stubs), ``grader/`` with only what ``python -m grader check`` needs (the
-public checks, the worker and its wire format, the comparison) and ``grader/public/`` (stored expected
-results and their manifest), plus a README. Not a line of solutions/, reference/ or the hidden checks:
-a test scans the bundle for every solution line and for any import of reference or solutions.
+OUT gets the five student notebooks (at the top, so that their cells can import ``grader``),
+``exercises/`` (the stubs), ``grader/`` with only what ``python -m grader check`` and the notebooks'
+check cells need (the public checks, the worker and its wire format, the comparison, grader/kernel.py)
+and ``grader/public/`` (stored expected results and their manifest), plus a README. Not a line of
+solutions/, reference/ or the hidden checks: a test scans the bundle for every solution line and for
+any import of reference or solutions.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GRADER_FILES = ("__init__.py", "__main__.py", "compare.py", "drivers.py", "items.py", "public.py", "sandbox.py",
-                "wire.py", "worker.py")  # fmt: skip
+GRADER_FILES = ("__init__.py", "__main__.py", "compare.py", "drivers.py", "items.py", "kernel.py", "public.py",
+                "sandbox.py", "wire.py", "worker.py")  # fmt: skip
 README = """# Generative models: exercises
 
-Fill in the functions in exercises/ (each docstring gives the formula, the shapes and a hint),
-then check your work against the public checks:
+Work in the notebooks (01_mle.ipynb ... 05_ddpm.ipynb: the math, your code, a check cell after
+each function, plots), or fill in the functions in exercises/ (each docstring gives the formula,
+the shapes and a hint) and check your work against the public checks:
 
     python -m grader check exercises
 
@@ -33,7 +36,9 @@ def release(out: Path) -> list[Path]:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
     (out / "grader" / "public").mkdir(parents=True)
-    shutil.copytree(ROOT / "exercises", out / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "exercises", out / "exercises", ignore=shutil.ignore_patterns("__pycache__", "notebooks"))
+    for notebook in sorted((ROOT / "exercises" / "notebooks").glob("*.ipynb")):
+        shutil.copy2(notebook, out / notebook.name)
     for name in GRADER_FILES:
         shutil.copy2(ROOT / "grader" / name, out / "grader" / name)
     for name in ("expected.json", "manifest.json"):

@@ -82,6 +82,24 @@ def test_check_in_the_release_on_the_stubs_and_on_the_solutions(bundle: Path) ->
     assert "37/37 items pass their public checks" in filled.stdout
 
 
+def test_release_notebooks_check_in_the_kernel_without_the_reference(bundle: Path) -> None:
+    assert sorted(p.name for p in bundle.glob("*.ipynb")) == [
+        "01_mle.ipynb", "02_divergences.ipynb", "03_vae.ipynb", "04_gan.ipynb", "05_ddpm.ipynb"
+    ]  # fmt: skip
+    assert all("HIDDEN TESTS" not in p.read_text() for p in bundle.glob("*.ipynb"))
+    shutil.copytree(ROOT / "solutions", bundle / "mine", ignore=shutil.ignore_patterns("__pycache__", "notebook*"))
+    code = BLOCK + (
+        "from grader.kernel import CheckFailed, public_check\n"
+        "import exercises.mle as stub, mine.mle as mine\n"
+        "public_check('mle.binomial_mle', vars(mine))\n"
+        "try:\n    public_check('mle.binomial_mle', vars(stub))\nexcept CheckFailed as failed:\n    print(failed)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "mle.binomial_mle: 4/4 public checks pass." in done.stdout
+    assert "mle.binomial_mle: 0/4 public checks pass. Not implemented yet." in done.stdout
+
+
 def test_release_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("")
     with pytest.raises(FileExistsError):

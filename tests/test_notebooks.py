@@ -236,3 +236,30 @@ def test_each_part_from_its_notebook_gets_full_marks(tmp_path: Path, part: str) 
     only = [i.id for i in ITEMS if i.module == part and not i.id.endswith(".speed")]
     report = grade(tmp_path, only)
     assert {r.id: r.status for r in report.items} == dict.fromkeys(only, "passed")
+
+
+def test_a_hanging_or_exiting_notebook_costs_only_its_own_part(tmp_path: Path) -> None:
+    """Notebook code runs in the same workers as modules: a cell that never ends or kills its process
+    ends that part's items as timeout or error, within the call limit, and the other parts are graded."""
+    from grader.sandbox import Limits
+
+    copy_source(tmp_path, "01_mle", "02_divergences", "04_gan")
+
+    def add_cell(code: str):
+        def change(nb: nbformat.NotebookNode) -> None:
+            nb.cells.insert(3, nbformat.v4.new_code_cell(code))
+
+        return change
+
+    edit(tmp_path / "01_mle.ipynb", add_cell("while True:\n    pass"))
+    edit(tmp_path / "04_gan.ipynb", add_cell("import os\nos._exit(3)"))
+    only = ["mle.binomial_mle", "mle.gaussian_mle", "divergences.kl_divergence", "gan.generator_loss"]
+    report = grade(tmp_path, only, Limits(call_timeout_s=3.0, memory_mb=1500))
+    status = {r.id: r.status for r in report.items}
+    assert status == {
+        "mle.binomial_mle": "timeout",
+        "mle.gaussian_mle": "timeout",
+        "divergences.kl_divergence": "passed",
+        "gan.generator_loss": "error",
+    }
+    assert "01_mle.ipynb" in report.items[0].feedback and "04_gan.ipynb" in report.items[3].feedback

@@ -2,7 +2,8 @@
 
     python -m benchmarks.grading_time [--repeats 3] [SUBMISSION ...]
 
-Grades each submission (default: solutions/ and exercises/) in a fresh ``grade`` call, alternating
+Grades each submission (default: solutions/, its nbgrader notebooks solutions/notebooks/, and
+exercises/) in a fresh ``grade`` call, alternating
 bubblewrap on and off, and prints the median wall time of each and the ratio sandboxed / plain.
 Start-up (importing torch in the grader and in each module's worker) is included, as a course sees it.
 """
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("submissions", nargs="*", default=[str(ROOT / "solutions"), str(ROOT / "exercises")])
+    parser.add_argument(
+        "submissions", nargs="*", default=[str(ROOT / d) for d in ("solutions", "solutions/notebooks", "exercises")]
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     modes = [("sandboxed", None), ("plain", False)] if bubblewrap() else [("plain", False)]

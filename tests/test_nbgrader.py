@@ -9,6 +9,7 @@ Four students:
   definition in 03_vae; the rest untouched.
 - mallory solved part 1 but returns 0.5 from binomial_mle and, in the same cell, replaces the
   grader's comparison inside the kernel: full marks in the kernel, caught by the isolated re-grade.
+  She also empties a locked autograder cell of part 2, which nbgrader restores from its gradebook.
 """
 
 from __future__ import annotations
@@ -101,9 +102,14 @@ def make_submissions(course: Path) -> None:
         if grade_id(cell) == "mle-binomial_mle":
             cell.source = CHEAT
     submit(course, "mallory", "01_mle.ipynb", nb)
+    nb = released(course, "02_divergences.ipynb")  # and she empties a locked autograder cell
+    for cell in nb.cells:
+        if grade_id(cell) == "test-divergences-entropy":
+            cell.source = "pass"
+    submit(course, "mallory", "02_divergences.ipynb", nb)
     for name in NAMES[3:]:
         submit(course, "carol", name, released(course, name))
-    for name in NAMES[1:]:
+    for name in NAMES[2:]:
         submit(course, "mallory", name, released(course, name))
 
 
@@ -143,6 +149,14 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
     # 03 loses what needs reparameterize and keeps elbo_loss (5); 04 and 05 untouched
     assert scores["carol"] == {"01_mle": 0, "02_divergences": 0, "03_vae": 5, "04_gan": 0, "05_ddpm": 0}
     assert scores["mallory"]["01_mle"] == 20 and sum(scores["mallory"].values()) == 20  # the kernel was fooled
+    # ... but not by the emptied test cell: nbgrader's checksummed copy ran, and found nothing implemented
+    assert scores["mallory"]["02_divergences"] == 0
+    # alice's notebooks ran top to bottom, plots and training included, without a single error
+    for name in NAMES:
+        autograded = nbformat.read(course / "autograded" / "alice" / ASSIGNMENT / name, as_version=4)
+        errors = [o for c in autograded.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert errors == [], (name, errors[:1])
+        assert any("image/png" in o.get("data", {}) for c in autograded.cells for o in c.get("outputs", []))
 
     nbgrader(course, "generate_feedback", ASSIGNMENT)
     for student in ("alice", "bob"):

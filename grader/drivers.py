@@ -196,3 +196,35 @@ def timed_run(session: SpeedSession, steps: int) -> float:
     start = time.perf_counter()
     session.run(steps)
     return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------- requests
+
+
+class UnknownOp(ValueError):
+    """A request this side does not know."""
+
+
+class Calls:
+    """The requests that call a student's code, for a worker and for the in-kernel checks alike:
+    ``run`` a driver, ``speed_setup`` (build the timed step's state and warm up), ``speed_run``."""
+
+    def __init__(self) -> None:
+        self.speed: SpeedSession | None = None
+
+    def perform(self, module: ModuleType | None, request: dict[str, Any]) -> Any:
+        op = request.get("op")
+        if op in ("run", "speed_setup") and module is None:
+            raise UnknownOp(f"{op!r} before any module was loaded")
+        if op == "run":
+            assert module is not None
+            return run_driver(request["driver"], module, request["inputs"])
+        if op == "speed_setup":
+            assert module is not None
+            self.speed = SpeedSession(module, request["inputs"])
+            self.speed.run(request["inputs"]["warmup"])
+            return True
+        if op == "speed_run" and self.speed is not None:
+            self.speed.run(request["steps"])
+            return True
+        raise UnknownOp(f"unknown op {op!r}")

@@ -23,10 +23,9 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from grader import drivers, wire
+from grader import drivers, public, wire
 from grader.items import BY_ID
-
-SPEED_ITEM = "ddpm.ddpm_train_step.speed"
+from grader.public import SPEED_ITEM
 
 
 class CheckFailed(AssertionError):
@@ -45,7 +44,7 @@ class InKernel:
     def __init__(self, namespace: Mapping[str, Any]) -> None:
         self.module = types.ModuleType("notebook")
         self.module.__dict__.update({k: v for k, v in namespace.items() if isinstance(k, str)})
-        self.speed: drivers.SpeedSession | None = None
+        self.calls = drivers.Calls()
 
     def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
         return {"ok": True}
@@ -56,17 +55,7 @@ class InKernel:
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         request = wire.loads(wire.dumps(op))  # the student's functions get copies, as a worker would
         try:
-            if request["op"] == "run":
-                answer: Any = drivers.run_driver(request["driver"], self.module, request["inputs"])
-            elif request["op"] == "speed_setup":
-                self.speed = drivers.SpeedSession(self.module, request["inputs"])
-                self.speed.run(request["inputs"]["warmup"])
-                answer = True
-            elif request["op"] == "speed_run" and self.speed is not None:
-                self.speed.run(request["steps"])
-                answer = True
-            else:
-                raise ValueError(f"unknown op {request['op']!r}")
+            answer = self.calls.perform(self.module, request)
         except Exception as exc:
             return {"error": {"kind": "raised", "type": type(exc).__name__, "message": str(exc)[:600], "where": None}}
         try:
@@ -83,8 +72,6 @@ def _item(item_id: str) -> str:
 
 def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     """Run the item's public cases on the notebook's functions; print a line, or raise CheckFailed."""
-    from grader import public
-
     part = _item(item_id)
     public_item = item_id.removesuffix(".speed")  # the timed step's public cases are the step's own
     cases = [c for c in public.load() if c["item"] == public_item]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 
+from grader.generate import PARTS
 from grader.notebooks import DEMO_TAG
 
-PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
 NOTEBOOK_NAME = re.compile(r"^(?:\d+[_-])?(?P<part>mle|divergences|vae|gan|ddpm)\.ipynb$")
 CELL_ERRORS = "__grader_cell_errors__"  # the generated module's list of "cell N raised ..." lines
 MAX_CELLS = 500  # a notebook with more code cells than this is not a submission

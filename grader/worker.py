@@ -74,7 +74,7 @@ class Worker:
     def __init__(self) -> None:
         self.modules: dict[str, ModuleType] = {}
         self.roots: list[str] = []
-        self.speed: drivers.SpeedSession | None = None
+        self.calls = drivers.Calls()
 
     def load(self, name: str, path: str) -> dict[str, Any]:
         folder = str(Path(path).resolve().parent)
@@ -114,20 +114,11 @@ class Worker:
                 }
             }
         try:
-            if op == "run":
-                assert module is not None
-                return {"ok": drivers.run_driver(request["driver"], module, request["inputs"])}
-            if op == "speed_setup":
-                assert module is not None
-                self.speed = drivers.SpeedSession(module, request["inputs"])
-                self.speed.run(request["inputs"]["warmup"])
-                return {"ok": True}
-            if op == "speed_run" and self.speed is not None:
-                self.speed.run(request["steps"])
-                return {"ok": True}
+            return {"ok": self.calls.perform(module, request)}
+        except drivers.UnknownOp as exc:
+            return {"error": {"kind": "protocol", "type": "ValueError", "message": str(exc), "where": None}}
         except BaseException as exc:
             return _error("raised", exc, self.roots)
-        return {"error": {"kind": "protocol", "type": "ValueError", "message": f"unknown op {op!r}", "where": None}}
 
 
 def main() -> None:

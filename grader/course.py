@@ -23,12 +23,11 @@ gradebook, and lists every submission whose in-kernel score is higher, item by i
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader.generate import ROOT
-from grader.items import BY_ID
 from grader.notebooks import NOTEBOOK_NAMES, item_of_test_id
 
 DEFAULT_ASSIGNMENT = "generative_models"
@@ -97,7 +96,6 @@ class Regraded:
     student: str
     in_kernel: dict[str, float]  # item → score nbgrader's autograde gave (absent: never autograded)
     isolated: dict[str, int]  # item → score of the isolated grader
-    statuses: dict[str, str] = field(default_factory=dict)
 
     @property
     def higher_in_kernel(self) -> list[str]:
@@ -116,21 +114,20 @@ class Regraded:
         }
 
 
-def in_kernel_scores(db_url: str, assignment: str, student: str) -> dict[str, float]:
+def in_kernel_scores(gradebook: Any, assignment: str, student: str) -> dict[str, float]:
     """item → the autograder score in nbgrader's gradebook; empty when the submission was never autograded."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
+    try:
+        submission = gradebook.find_submission(assignment, student)
+    except MissingEntry:
+        return {}
     scores: dict[str, float] = {}
-    with Gradebook(db_url) as gradebook:
-        try:
-            submission = gradebook.find_submission(assignment, student)
-        except MissingEntry:
-            return scores
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                item = item_of_test_id(grade.name)
-                if item is not None and item in BY_ID:
-                    scores[item] = float(grade.score or 0.0)
+    for notebook in submission.notebooks:
+        for grade in notebook.grades:
+            item = item_of_test_id(grade.name)
+            if item is not None:
+                scores[item] = float(grade.score or 0.0)
     return scores
 
 
@@ -138,25 +135,17 @@ def regrade(
     course: Path, assignment: str = DEFAULT_ASSIGNMENT, db_url: str | None = None, **grade_options: Any
 ) -> list[Regraded]:
     """Every submission of the assignment, graded in isolation beside its in-kernel scores."""
+    from nbgrader.api import Gradebook
+
     from grader.run import grade
 
     course = Path(course).resolve()
-    db_url = db_url or f"sqlite:///{course / 'gradebook.db'}"
     results = []
-    submitted = course / "submitted"
-    for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []:
-        folder = student_dir / assignment
-        if not folder.is_dir():
-            continue
-        report = grade(folder, **grade_options)
-        results.append(
-            Regraded(
-                student_dir.name,
-                in_kernel_scores(db_url, assignment, student_dir.name),
-                {r.id: r.score for r in report.items},
-                {r.id: r.status for r in report.items},
-            )
-        )
+    with Gradebook(db_url or f"sqlite:///{course / 'gradebook.db'}") as gradebook:  # opening one runs alembic
+        for folder in sorted(p for p in course.glob(f"submitted/*/{assignment}") if p.is_dir()):
+            student = folder.parent.name
+            isolated = {r.id: r.score for r in grade(folder, **grade_options).items}
+            results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), isolated))
     return results
 
 

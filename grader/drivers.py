@@ -213,9 +213,7 @@ class Calls:
         self.speed: SpeedSession | None = None
 
     def perform(self, module: ModuleType | None, request: dict[str, Any]) -> Any:
-        op = request.get("op")
-        if op in ("run", "speed_setup") and module is None:
-            raise UnknownOp(f"{op!r} before any module was loaded")
+        op = request.get("op")  # a worker answers run and speed_setup without a module itself
         if op == "run":
             assert module is not None
             return run_driver(request["driver"], module, request["inputs"])

@@ -64,4 +64,5 @@ ITEMS: tuple[Item, ...] = tuple(
 )
 
 BY_ID = {item.id: item for item in ITEMS}
+SPEED_ITEM = "ddpm.ddpm_train_step.speed"  # timed, not compared: graded by grader/timing.py
 MAX_SCORE = sum(item.points for item in ITEMS)

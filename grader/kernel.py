@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from grader import drivers, public, wire
-from grader.items import BY_ID
-from grader.public import SPEED_ITEM
+from grader.items import BY_ID, SPEED_ITEM
 
 
 class CheckFailed(AssertionError):
@@ -72,14 +71,13 @@ def _item(item_id: str) -> str:
 
 def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     """Run the item's public cases on the notebook's functions; print a line, or raise CheckFailed."""
-    part = _item(item_id)
+    _item(item_id)
     public_item = item_id.removesuffix(".speed")  # the timed step's public cases are the step's own
     cases = [c for c in public.load() if c["item"] == public_item]
-    kernel = InKernel(namespace)
-    failures = [message for case in cases if (message := public.run_case(kernel, part, case)) is not None]
-    if failures:
-        raise CheckFailed(f"{item_id}: {len(cases) - len(failures)}/{len(cases)} public checks pass. {failures[0]}")
-    print(f"{item_id}: {len(cases)}/{len(cases)} public checks pass.")
+    result = public.check_item(InKernel(namespace), public_item, cases)
+    if result.passed < result.total:
+        raise CheckFailed(f"{item_id}: {result.passed}/{result.total} public checks pass. {result.feedback}")
+    print(f"{item_id}: {result.total}/{result.total} public checks pass.")
 
 
 def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from grader import compare as cmp
 from grader import wire
-from grader.items import ITEMS
+from grader.items import ITEMS, SPEED_ITEM
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +28,6 @@ EXPECTED = HERE / "public" / "expected.json"
 MANIFEST = HERE / "public" / "manifest.json"
 GENERATED_PER_ITEM = 2  # drawn cases per item, beside up to two pinned ones: a quick look, not the grade
 PINNED_PER_ITEM = 2
-SPEED_ITEM = "ddpm.ddpm_train_step.speed"
 
 
 @dataclass(frozen=True)
@@ -161,15 +160,16 @@ def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
             if not (submission / f"{item.module}.py").is_file():
                 results.append(PublicResult(item.id, 0, len(mine), f"{item.module}.py is not in {submission}."))
                 continue
-            passed, feedback = 0, ""
-            for case in mine:
-                message = run_case(sandbox, item.module, case)
-                if message is None:
-                    passed += 1
-                elif not feedback:
-                    feedback = message
-            results.append(PublicResult(item.id, passed, len(mine), feedback or "All public checks passed."))
+            results.append(check_item(sandbox, item.id, mine))
     return results
+
+
+def check_item(runner: Runner, item_id: str, cases: list[dict[str, Any]]) -> PublicResult:
+    """One item's public cases on ``runner``; the feedback is the first failing case's."""
+    part = item_id.split(".")[0]
+    failures = [message for case in cases if (message := run_case(runner, part, case)) is not None]
+    feedback = failures[0] if failures else "All public checks passed."
+    return PublicResult(item_id, len(cases) - len(failures), len(cases), feedback)
 
 
 def run_case(sandbox: Runner, part: str, case: dict[str, Any]) -> str | None:

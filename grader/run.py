@@ -23,13 +23,11 @@ from hypothesis.errors import Flaky, HypothesisException
 from grader import compare as cmp
 from grader import drivers, wire
 from grader.checks import Case, Check
-from grader.items import BY_ID, ITEMS, MAX_SCORE, Item
+from grader.items import BY_ID, ITEMS, MAX_SCORE, SPEED_ITEM, Item
 from grader.notebooks import NOTEBOOK_NAMES
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
 from grader.submission import find_parts
 from grader.timing import time_speed
-
-SPEED_ITEM = "ddpm.ddpm_train_step.speed"
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing")
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")

@@ -28,14 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    modes = [("sandboxed", None), ("plain", False)] if bubblewrap() else [("plain", False)]
+    modes = [("sandboxed", "auto"), ("plain", "off")] if bubblewrap() else [("plain", "off")]
     for submission in map(Path, args.submissions):
         times: dict[str, list[float]] = {name: [] for name, _ in modes}
         score = None
         for _ in range(args.repeats):
             for name, flag in modes:
                 start = time.perf_counter()
-                report = grade(submission, use_bwrap=flag)
+                report = grade(submission, isolation=flag)
                 times[name].append(time.perf_counter() - start)
                 score = report.score
         medians = {name: statistics.median(v) for name, v in times.items()}

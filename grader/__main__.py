@@ -52,7 +52,7 @@ def _grade(args: argparse.Namespace) -> int:
             submission,
             args.items,
             limits,
-            None if not args.no_sandbox else False,
+            "off" if args.no_sandbox else "auto",
             on_item=lambda r: progress.advance(task),
         )
     report.print_text(result)
@@ -85,7 +85,21 @@ def _nbgrader(args: argparse.Namespace) -> int:
     if not Path(args.course_dir, "submitted").is_dir():
         print(f"grader: {args.course_dir} has no submitted/ folder", file=sys.stderr)
         return 2
-    results = course.regrade(Path(args.course_dir), args.assignment, args.db)
+    from grader.sandbox import SandboxUnavailable, wall
+
+    isolation = "off" if args.no_sandbox else "required"
+    if isolation == "required" and not wall("required").sandboxed:
+        print(
+            f"grader: no sandbox can be built here ({'; '.join(wall('required').problems)}); grading other people's "
+            "code needs one: install bubblewrap, or pass --no-sandbox",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        results = course.regrade(Path(args.course_dir), args.assignment, args.db, isolation=isolation)
+    except SandboxUnavailable as err:
+        print(f"grader: {err}", file=sys.stderr)
+        return 2
     course.print_regrade(results)
     if args.json:
         out = Path(args.json)
@@ -133,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     regrade.add_argument("--assignment", default="generative_models")
     regrade.add_argument("--db", metavar="URL", help="the gradebook (default: sqlite:///COURSE_DIR/gradebook.db)")
     regrade.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
+    regrade.add_argument(
+        "--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default: it is others' code)"
+    )
     verbs.add_parser(
         "generate", help="write exercises/ (stubs and notebooks) and the nbgrader source notebooks from solutions/"
     )

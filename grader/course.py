@@ -96,6 +96,7 @@ class Regraded:
     student: str
     in_kernel: dict[str, float]  # item → score nbgrader's autograde gave (absent: never autograded)
     isolated: dict[str, int]  # item → score of the isolated grader
+    problem: str | None = None  # why the isolated grader could not grade this submission at all
 
     @property
     def higher_in_kernel(self) -> list[str]:
@@ -107,6 +108,7 @@ class Regraded:
             "in_kernel": sum(self.in_kernel.values()),
             "isolated": sum(self.isolated.values()),
             "autograded": bool(self.in_kernel),
+            "problem": self.problem,
             "higher_in_kernel": [
                 {"id": i, "in_kernel": self.in_kernel[i], "isolated": self.isolated.get(i, 0)}
                 for i in self.higher_in_kernel
@@ -138,14 +140,22 @@ def regrade(
     from nbgrader.api import Gradebook
 
     from grader.run import grade
+    from grader.sandbox import SandboxUnavailable
+    from grader.untrusted import clean_text
 
     course = Path(course).resolve()
     results = []
     with Gradebook(db_url or f"sqlite:///{course / 'gradebook.db'}") as gradebook:  # opening one runs alembic
         for folder in sorted(p for p in course.glob(f"submitted/*/{assignment}") if p.is_dir()):
             student = folder.parent.name
-            isolated = {r.id: r.score for r in grade(folder, **grade_options).items}
-            results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), isolated))
+            try:
+                isolated = {r.id: r.score for r in grade(folder, **grade_options).items}
+                problem = None
+            except SandboxUnavailable:
+                raise  # the machine's problem, not the student's: nobody can be graded
+            except Exception as err:  # one student's failure is that student's row, never the end of the re-grade
+                isolated, problem = {}, f"could not be graded: {type(err).__name__}: {clean_text(str(err), 300)}"
+            results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), isolated, problem))
     return results
 
 
@@ -159,7 +169,8 @@ def print_regrade(results: list[Regraded]) -> None:
     for r in results:
         flagged = ", ".join(f"{i} ({r.in_kernel[i]:g} vs {r.isolated.get(i, 0)})" for i in r.higher_in_kernel)
         kernel = f"{sum(r.in_kernel.values()):g}" if r.in_kernel else "not autograded"
-        table.add_row(r.student, kernel, str(sum(r.isolated.values())), flagged or "-")
+        isolated = r.problem if r.problem else str(sum(r.isolated.values()))
+        table.add_row(r.student, kernel, isolated, flagged or "-")
     console = Console()
     console.print(table)
     flagged_students = [r.student for r in results if r.higher_in_kernel]

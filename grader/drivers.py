@@ -207,7 +207,8 @@ class UnknownOp(ValueError):
 
 class Calls:
     """The requests that call a student's code, for a worker and for the in-kernel checks alike:
-    ``run`` a driver, ``speed_setup`` (build the timed step's state and warm up), ``speed_run``."""
+    ``run`` a driver, ``speed_setup`` (build the timed step's state and warm up), ``speed_run``, and
+    ``speed_params`` (the timed model's parameters, to check that the timed steps trained it)."""
 
     def __init__(self) -> None:
         self.speed: SpeedSession | None = None
@@ -225,4 +226,6 @@ class Calls:
         if op == "speed_run" and self.speed is not None:
             self.speed.run(request["steps"])
             return True
+        if op == "speed_params" and self.speed is not None:
+            return _params(self.speed.model)
         raise UnknownOp(f"unknown op {op!r}")

@@ -19,6 +19,7 @@ higher in the kernel (README: "What in-kernel grading cannot prevent").
 
 from __future__ import annotations
 
+import contextlib
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -50,6 +51,9 @@ class InKernel:
 
     def exposures(self) -> list[str]:
         return []
+
+    def frozen(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the notebook's code runs only when called: nothing to stop
 
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         request = wire.loads(wire.dumps(op))  # the student's functions get copies, as a worker would

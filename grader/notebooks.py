@@ -33,12 +33,12 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from grader.convert import DEMO_TAG  # the converter, which runs sandboxed, leaves these cells out
 from grader.generate import PARTS, ROOT, strip_solutions
 from grader.items import ITEMS
 
 TEMPLATES = ROOT / "solutions" / "notebook_templates"
 NOTEBOOK_NAMES = {part: f"{number:02d}_{part}" for number, part in enumerate(PARTS, start=1)}
-DEMO_TAG = "demo"
 NBGRADER_SCHEMA = 3
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 

@@ -157,7 +157,7 @@ def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
             if item.id == SPEED_ITEM:
                 continue
             mine = [c for c in cases if c["item"] == item.id]
-            if not (submission / f"{item.module}.py").is_file():
+            if not (sandbox.private / f"{item.module}.py").is_file():
                 results.append(PublicResult(item.id, 0, len(mine), f"{item.module}.py is not in {submission}."))
                 continue
             results.append(check_item(sandbox, item.id, mine))

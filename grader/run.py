@@ -25,7 +25,7 @@ from grader import drivers, wire
 from grader.checks import Case, Check
 from grader.items import BY_ID, ITEMS, MAX_SCORE, SPEED_ITEM, Item
 from grader.notebooks import NOTEBOOK_NAMES
-from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
+from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
 from grader.submission import find_parts
 from grader.timing import time_speed
 
@@ -242,17 +242,20 @@ def grade(
     submission: Path,
     only: Iterable[str] | None = None,
     limits: Limits | None = None,
-    use_bwrap: bool | None = None,
+    isolation: Isolation = "auto",
     on_item: Callable[[ItemResult], None] | None = None,
 ) -> Report:
-    """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks."""
-    submission = Path(submission)
+    """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks.
+
+    The folder is taken in first (grader/intake.py: regular files and folders only, within caps);
+    what was left out is reported in the notes, and the rest is graded."""
     checks = load_checks()
     wanted = [item for item in ITEMS if only is None or item.id in set(only)]
-    parts, notes = find_parts(submission)
-    generated = {f"{p.part}.py": p.module for p in parts.values() if p.module is not None}
     results: list[ItemResult] = []
-    with Sandbox(submission, limits, use_bwrap, generated=generated) as sandbox:  # one worker per module
+    with Sandbox(Path(submission), limits, isolation) as sandbox:  # one worker per module
+        parts, notes = find_parts(sandbox.private)
+        notes = [*sandbox.intake.problems, *notes]
+        problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item in wanted:
             part = parts.get(item.module)
             if part is None:
@@ -261,8 +264,8 @@ def grade(
                     f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in "
                     "the submission.",
                 )  # fmt: skip
-            elif part.problem is not None:
-                result = ItemResult(item.id, 0, item.points, "error", part.problem)
+            elif item.module in problems:
+                result = ItemResult(item.id, 0, item.points, "error", problems[item.module])
             elif item.id == SPEED_ITEM:
                 speed = time_speed(sandbox)
                 if speed.note:
@@ -281,9 +284,7 @@ def grade(
             if on_item:
                 on_item(result)
         sandboxed = sandbox.sandboxed
-        notes.extend(sandbox.exposures())
-    if not sandboxed:
-        notes.insert(0, "Ran without a filesystem sandbox (bubblewrap is not available here).")
+        notes = sandbox.wall_notes() + notes + sandbox.exposures()
     return Report(results, sandboxed, notes)
 
 

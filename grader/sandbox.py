@@ -1,22 +1,40 @@
-"""The wall around student code: worker processes, time and memory limits, and bubblewrap where present.
+"""The wall around student code: worker processes, with no privilege, bounded, in a sandbox.
 
-Every submission is graded by worker processes (``worker.py``) that receive plain
-inputs and return plain data over a pipe. A worker runs in its own session and
-process group with a memory limit; each request has a time limit. A worker that
-hangs, crashes, exits or grows past its memory limit is killed with everything it
-started, the request is answered with a ``WorkerDied`` that says why, and the next
-request gets a fresh worker.
+Every submission is graded by worker processes (``worker.py``) that receive plain inputs and
+return plain data over a pipe; notebooks are read by a converter process (``convert.py``)
+started the same way. What the grader puts around each of them, strongest first:
 
-With bubblewrap (``bwrap``) on Linux the worker also runs in a filesystem sandbox:
-it sees the system's read-only directories, the Python installation, a private
-writable copy of the submission at /submission, the worker's own three files at
-/opt/grader-runtime and an empty /tmp, with no network and its own PID namespace.
-The project (``reference/``, ``solutions/``, the grader), the original submission,
-the gradebook and the report being written are not in its world at all.
+- **bubblewrap** (``bwrap``), where it can build the sandbox here: a new user, mount, PID,
+  network, IPC and UTS namespace, in which the process runs as uid/gid 65534 with no
+  capabilities (``--cap-drop ALL``), cannot create another user namespace
+  (``--disable-userns``) and runs under a seccomp filter (grader/seccomp.py: no ptrace,
+  mount, unshare, keyring, BPF, ...). It sees the system's directories, the Python
+  installation, its own runtime files and the private copy of the submission, all
+  read-only (files that not everyone may read, such as /etc/shadow, are masked), and a
+  writable /tmp and /dev/shm of ``TMPFS_MB`` each. Not the project (``reference/``,
+  ``solutions/``), the original submission, the gradebook or the report.
+- **a cgroup per worker** (grader/cgroups.py), where the grader may create them: memory
+  that binds, counted once and including tmpfs and memfd pages; at most ``MAX_PIDS``
+  processes; a freezer.
+- **rlimits** (core dumps, file size, data segment on the CPU) and, without cgroups, a
+  watch on the proportional set size (PSS, so pages shared between a worker and its forks
+  count once) plus memfd files.
+- **its own PID namespace**: bwrap's, or util-linux ``unshare``'s without bubblewrap, so a
+  worker cannot see or signal the grader, and every process it starts dies with it.
+  Without bubblewrap a root grader also runs the worker as uid 65534 where that user can
+  run the Python installation.
+- **its own session and process group**, a time limit per request, and the grader as a
+  child subreaper that kills whatever is left in a worker's cgroup or process tree.
+
+A worker that hangs, crashes, exits, sends what cannot be read or grows past its memory
+limit is killed with everything it started, the request is answered with ``WorkerDied``
+saying why, and the next request gets a fresh worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import os
 import resource
@@ -27,18 +45,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import psutil
 
-from grader import wire
+from grader import seccomp, wire
+from grader.cgroups import Cgroup
+from grader.intake import Intake, take_in
+from grader.untrusted import clean
 
 HERE = Path(__file__).resolve().parent
-RUNTIME_FILES = ("worker.py", "wire.py", "drivers.py")
+RUNTIME_FILES = ("worker.py", "wire.py", "drivers.py", "convert.py")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
+MASKED_UNDER = ("/etc",)  # where files that not everyone may read are hidden from the worker
+WORKER_ID = 65534  # uid and gid of a worker: "nobody"
+TMPFS_MB = 64  # the sandbox's /tmp and /dev/shm, each
+MAX_PIDS = 256  # processes and threads of one worker (torch starts a few threads per core)
+FILE_SIZE_MB = 256
 MEMORY_POLL_S = 0.05
+Isolation = Literal["auto", "required", "off"]  # bubblewrap where it works / or refuse to grade / never
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,10 @@ class WorkerDied(RuntimeError):
         self.kind = kind
 
 
+class SandboxUnavailable(RuntimeError):
+    """Grading other people's code was asked to run sandboxed, and no sandbox can be built here."""
+
+
 class Runner(Protocol):
     """What the checks need from whatever runs a student's functions: a Sandbox, or grader.kernel.InKernel."""
 
@@ -65,18 +97,26 @@ class Runner(Protocol):
 
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]: ...
 
+    def frozen(self) -> contextlib.AbstractContextManager[None]: ...
 
-def bubblewrap() -> str | None:
-    """The bwrap binary when it exists and can actually create a sandbox here."""
-    path = shutil.which("bwrap")
-    if path is None or not sys.platform.startswith("linux"):
-        return None
-    probe = subprocess.run(
-        [path, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
-        capture_output=True,
-        timeout=30,
-    )
-    return path if probe.returncode == 0 else None
+
+# ------------------------------------------------------------------------------------- the wall
+
+
+@dataclass(frozen=True)
+class Wall:
+    """How workers are walled in on this machine (probed once per grader process)."""
+
+    bwrap: tuple[str, ...] | None  # bwrap and its privilege flags, when it builds the sandbox here
+    unshare: tuple[str, ...] | None  # without bwrap: unshare and its flags, for a PID namespace
+    drop_to: int | None  # without bwrap, a root grader runs workers as this uid/gid
+    masks: tuple[str, ...] = field(default=(), repr=False)
+    seccomp: bytes | None = field(default=None, repr=False)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.bwrap is not None
 
 
 def _python_dirs() -> list[str]:
@@ -84,47 +124,294 @@ def _python_dirs() -> list[str]:
     return sorted(d for d in dirs if d and os.path.isdir(d))
 
 
+def _masks() -> tuple[str, ...]:
+    """Entries under MASKED_UNDER that not everyone may read: a worker (uid 65534 inside, but root's
+    files look like its own there) must not see them."""
+    found: list[str] = []
+    for top in MASKED_UNDER:
+        for folder, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                path = os.path.join(folder, name)
+                try:
+                    mode = os.lstat(path).st_mode
+                except OSError:
+                    continue
+                if not (mode & 0o004) and not os.path.islink(path):
+                    found.append(path)
+            dirs[:] = [d for d in dirs if os.path.join(folder, d) not in found]
+            if len(found) > 1000:
+                break
+    return tuple(found)
+
+
+def _drop_privileges(uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _probe(command: list[str], drop_to: int | None = None, pass_fds: tuple[int, ...] = ()) -> bool:
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=30,
+            pass_fds=pass_fds,
+            preexec_fn=(lambda: _drop_privileges(drop_to)) if drop_to is not None else None,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+@functools.cache
+def wall(isolation: Isolation = "auto") -> Wall:
+    """What this machine allows, tried from the strongest wall down; the probes take ~0.1 s, once."""
+    problems: list[str] = []
+    program = seccomp.program()
+    masks = _masks()
+    root = os.geteuid() == 0
+    if isolation != "off":
+        path = shutil.which("bwrap") if sys.platform.startswith("linux") else None
+        if path is None:
+            problems.append("bubblewrap (bwrap) is not installed")
+        else:
+            scratch = Path(tempfile.mkdtemp(prefix="grader-probe-"))
+            try:
+                for flags in _bwrap_flag_sets(program is not None):
+                    candidate = Wall(bwrap=(path, *flags), unshare=None, drop_to=None, masks=masks, seccomp=program)
+                    command, fds = _bwrap_command(
+                        candidate, scratch, scratch, scratch, [sys.executable, "-I", "-S", "-c", "pass"]
+                    )
+                    try:
+                        if _probe(command, pass_fds=fds):
+                            return candidate
+                    finally:
+                        for fd in fds:
+                            os.close(fd)
+                problems.append("bubblewrap is installed but cannot build the sandbox here")
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    drop_to = None
+    if root:
+        check = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') and u.find_spec('numpy') else 3)"
+        if _probe([sys.executable, "-I", "-c", check], drop_to=WORKER_ID):
+            drop_to = WORKER_ID
+        else:
+            problems.append(f"uid {WORKER_ID} cannot run this Python installation, so workers run as root")
+    unshare = shutil.which("unshare")
+    pid_namespace: tuple[str, ...] | None = None
+    if unshare is not None:
+        for flags in (
+            ("--pid", "--fork", "--kill-child") if root and drop_to is None else (),
+            ("--user", "--map-current-user", "--pid", "--fork", "--kill-child"),
+        ):
+            if flags and _probe([unshare, *flags, sys.executable, "-I", "-S", "-c", "pass"], drop_to):
+                pid_namespace = (unshare, *flags)
+                break
+    if pid_namespace is None:
+        problems.append("no PID namespace could be made (util-linux unshare)")
+    return Wall(bwrap=None, unshare=pid_namespace, drop_to=drop_to, masks=masks, problems=tuple(problems))
+
+
+def _bwrap_flag_sets(with_seccomp: bool) -> list[tuple[str, ...]]:
+    """The privilege flags, all of them first; older bubblewraps lack --disable-userns (0.8)."""
+    base = ("--unshare-all", "--unshare-user", "--uid", str(WORKER_ID), "--gid", str(WORKER_ID), "--cap-drop", "ALL")
+    extra = ("--seccomp",) if with_seccomp else ()
+    return [(*base, "--disable-userns", *extra), (*base, *extra)]
+
+
+def _bwrap_command(
+    wall: Wall, runtime: Path, private: Path, generated: Path, python: list[str]
+) -> tuple[list[str], tuple[int, ...]]:
+    """The bwrap command line for ``python`` and the descriptors it must inherit (the seccomp program)."""
+    assert wall.bwrap is not None
+    path, *flags = wall.bwrap
+    fds: tuple[int, ...] = ()
+    if "--seccomp" in flags:  # the flag sets name it last, without its descriptor: the program goes in a pipe
+        assert wall.seccomp is not None and flags[-1] == "--seccomp"
+        read_end, write_end = os.pipe()
+        os.write(write_end, wall.seccomp)  # a few hundred bytes: fits the pipe's buffer
+        os.close(write_end)
+        flags.append(str(read_end))
+        fds = (read_end,)
+    tmpfs = str(TMPFS_MB * 2**20)
+    mounts: list[str] = []
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):  # /bin -> usr/bin on merged-/usr systems
+            mounts += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            mounts += ["--ro-bind", d, d]
+    for d in _python_dirs():
+        mounts += ["--ro-bind", d, d]
+    for masked in wall.masks:
+        mounts += (
+            ["--tmpfs", masked, "--remount-ro", masked] if os.path.isdir(masked) else ["--ro-bind", "/dev/null", masked]
+        )
+    mounts += ["--ro-bind", str(runtime), "/opt/grader-runtime"]
+    mounts += ["--ro-bind", str(private), "/submission", "--ro-bind", str(generated), "/generated"]
+    for device in _gpu_devices():
+        mounts += ["--dev-bind", device, device]
+    # bwrap applies mounts in order: the empty /tmp, /dev and /proc first, so that a Python
+    # installation or a scratch folder that lives under /tmp is bound on top of them, not hidden.
+    return [
+        path,
+        "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
+        "--dev", "/dev",
+        "--perms", "1777", "--size", tmpfs, "--tmpfs", "/dev/shm",
+        "--proc", "/proc",
+        *mounts,
+        *flags,
+        "--die-with-parent",
+        "--new-session",
+        "--chdir", "/submission",
+        "--setenv", "HOME", "/tmp",
+        "--setenv", "TMPDIR", "/tmp",
+        "--setenv", "MPLCONFIGDIR", "/tmp",
+        *python,
+    ], fds  # fmt: skip
+
+
+@functools.cache
+def _gpu_devices() -> tuple[str, ...]:
+    """The NVIDIA device files a CUDA worker needs inside the sandbox (none without a GPU)."""
+    if not _cuda_available():
+        return ()
+    return tuple(sorted(str(p) for p in Path("/dev").glob("nvidia*") if not p.is_dir()))
+
+
+def bubblewrap() -> str | None:
+    """The bwrap binary when it can build the grader's sandbox here."""
+    built = wall("auto").bwrap
+    return built[0] if built else None
+
+
+# ------------------------------------------------------------------------------------- a worker
+
+
+@dataclass
+class Process:
+    """One started worker or converter: its process, the read end of its reply pipe, its cgroup."""
+
+    popen: subprocess.Popen[bytes]
+    reply_fd: int
+    cgroup: Cgroup | None
+    buffer: bytes = b""
+    stopped: list[int] = field(default_factory=list)  # pids stopped with SIGSTOP (no freezer)
+
+    def family(self) -> list[psutil.Process]:
+        try:
+            return [psutil.Process(self.popen.pid), *psutil.Process(self.popen.pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def freeze(self, frozen: bool) -> None:
+        if self.cgroup is not None and self.cgroup.freeze(frozen):
+            return
+        if frozen:  # no freezer: stop the tree, twice over, so that a child forked meanwhile is caught
+            for _ in range(2):
+                for proc in self.family():
+                    with contextlib.suppress(psutil.Error):
+                        proc.send_signal(signal.SIGSTOP)
+                        self.stopped.append(proc.pid)
+        else:
+            for pid in self.stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            self.stopped.clear()
+
+    def memory_mb(self) -> float:
+        """Proportional set size of the tree plus the memfd and tmpfs files it holds open (no cgroup)."""
+        total = 0
+        files: set[tuple[int, int]] = set()
+        for proc in self.family():
+            with contextlib.suppress(psutil.Error, OSError):
+                total += proc.memory_full_info().pss
+                for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+                    link = os.readlink(f"/proc/{proc.pid}/fd/{fd}")
+                    if link.startswith(("/memfd:", "/dev/shm/", "/tmp/")):
+                        info = os.stat(f"/proc/{proc.pid}/fd/{fd}")
+                        if (info.st_dev, info.st_ino) not in files:
+                            files.add((info.st_dev, info.st_ino))
+                            total += info.st_blocks * 512
+        return total / 2**20
+
+    def end(self) -> None:
+        """Kill the process, its group, everything in its cgroup and tree, and remove the cgroup."""
+        with contextlib.suppress(OSError):
+            os.close(self.reply_fd)
+        family = self.family()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        for proc in family:  # anything that left the group with setsid()
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        if self.popen.stdin:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        _reap_zombies()
+
+
 class Sandbox:
-    """Workers for one submission folder; use as a context manager."""
+    """Workers for one submission; use as a context manager: entering takes the submission in."""
 
     def __init__(
         self,
         submission: Path,
         limits: Limits | None = None,
-        use_bwrap: bool | None = None,
+        isolation: Isolation = "auto",
         worker_per_module: bool = True,
-        generated: dict[str, str] | None = None,
     ) -> None:
+        self.submission = Path(submission)
         self.limits = limits or Limits()
-        self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
-        self.runtime = self.scratch / "runtime"
-        self.runtime.mkdir()
-        for name in RUNTIME_FILES:
-            shutil.copy2(HERE / name, self.runtime / name)
-        self.private = self.scratch / "submission"
-        shutil.copytree(submission, self.private, ignore=shutil.ignore_patterns("__pycache__", ".*"))
-        for filename, text in (generated or {}).items():  # modules made from notebooks (grader/submission.py)
-            (self.private / filename).write_text(text)
-        _become_subreaper()
-        found = bubblewrap() if use_bwrap in (None, True) else None
-        if use_bwrap and found is None:
-            raise RuntimeError("bubblewrap was required but cannot create a sandbox on this machine")
-        self.bwrap = found
-        self.process: subprocess.Popen[bytes] | None = None
-        self.reply_fd: int | None = None
+        self.isolation = isolation
+        self.worker_per_module = worker_per_module
+        self.scratch: Path | None = None
+        self.intake = Intake()
+        self.process: Process | None = None
+        self.spare: Process | None = None
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
         self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
-        self.buffer = b""
-        # One worker per module, so that a module that sabotages its worker at import costs only its own
-        # items; the next worker starts importing torch in the background while the current one works.
-        self.worker_per_module = worker_per_module
+        self.generated: set[str] = set()  # file names of modules made from notebooks
         self.owner: str | None = None  # the module the current worker serves
-        self.spare: tuple[subprocess.Popen[bytes], int] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> Sandbox:
+        self.wall = wall(self.isolation)
+        if self.isolation == "required" and not self.wall.sandboxed:
+            raise SandboxUnavailable(
+                "no sandbox can be built on this machine ("
+                + "; ".join(self.wall.problems)
+                + "): install bubblewrap, or pass --no-sandbox to grade without one"
+            )
+        _become_subreaper()
+        self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+        try:
+            self.scratch.chmod(0o711)  # a worker running as another uid must reach its files
+            self.runtime = self.scratch / "runtime"
+            self.runtime.mkdir(mode=0o755)
+            for name in RUNTIME_FILES:
+                shutil.copyfile(HERE / name, self.runtime / name)
+                (self.runtime / name).chmod(0o644)
+            self.private = self.scratch / "submission"
+            self.intake = take_in(self.submission, self.private)
+            self.generated_dir = self.scratch / "generated"
+            self.generated_dir.mkdir(mode=0o755)
+            self.home = self.scratch / "home"  # the writable folder of a worker without bubblewrap
+            self.home.mkdir(mode=0o700)
+            if self.wall.drop_to is not None:
+                os.chown(self.home, self.wall.drop_to, self.wall.drop_to)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -133,14 +420,21 @@ class Sandbox:
     def close(self) -> None:
         self._kill()
         if self.spare is not None:
-            _terminate(*self.spare)
+            self.spare.end()
             self.spare = None
-        _reap_orphans(str(self.scratch))
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     @property
     def sandboxed(self) -> bool:
-        return self.bwrap is not None
+        return self.wall.sandboxed
+
+    def wall_notes(self) -> list[str]:
+        """What the report should say about the wall, when it is not the full one."""
+        if self.wall.sandboxed:
+            return []
+        return ["Ran without a filesystem sandbox (" + "; ".join(self.wall.problems or ("--no-sandbox",)) + ")."]
 
     def exposures(self) -> list[str]:
         """Instructor code the sandbox has to show: packages installed inside the Python installation."""
@@ -155,71 +449,77 @@ class Sandbox:
                 )
         return found
 
+    def _inside(self, folder: str, filename: str) -> str:
+        """A path of the worker's world: /submission/<file> or /generated/<file> (their real paths without bwrap)."""
+        if self.wall.sandboxed:
+            return f"/{folder}/{filename}"
+        return str((self.private if folder == "submission" else self.generated_dir) / filename)
+
     def submission_path(self, filename: str) -> str:
-        return f"/submission/{filename}" if self.bwrap else str(self.private / filename)
+        return self._inside("generated" if filename in self.generated else "submission", filename)
 
-    def _command(self, reply_fd: int) -> list[str]:
-        worker = "/opt/grader-runtime/worker.py" if self.bwrap else str(self.runtime / "worker.py")
-        python = [sys.executable, "-I", "-B", worker, str(reply_fd)]
-        if not self.bwrap:
-            return python
-        mounts: list[str] = []
-        for d in SYSTEM_DIRS:
-            if os.path.exists(d):
-                mounts += ["--ro-bind", d, d]
-        for d in _python_dirs():
-            mounts += ["--ro-bind", d, d]
-        mounts += ["--ro-bind", str(self.runtime), "/opt/grader-runtime", "--bind", str(self.private), "/submission"]
-        # bwrap applies mounts in order: the empty /tmp, /dev and /proc first, so that a Python
-        # installation or a scratch folder that lives under /tmp is bound on top of them, not hidden.
-        return [
-            self.bwrap,
-            "--tmpfs", "/tmp",
-            "--dev", "/dev",
-            "--proc", "/proc",
-            *mounts,
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--chdir", "/submission",
-            "--setenv", "HOME", "/tmp",
-            "--setenv", "MPLCONFIGDIR", "/tmp",
-            *python,
-        ]  # fmt: skip
+    # -------------------------------------------------------------- processes
 
-    def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
-        """A new worker process and the read end of its reply pipe; it imports torch on its own time."""
+    def _command(self, script: str, reply_fd: int) -> tuple[list[str], tuple[int, ...]]:
+        inside = f"/opt/grader-runtime/{script}" if self.wall.sandboxed else str(self.runtime / script)
+        python = [sys.executable, "-I", "-B", inside, str(reply_fd)]
+        if self.wall.sandboxed:
+            return _bwrap_command(self.wall, self.runtime, self.private, self.generated_dir, python)
+        return [*(self.wall.unshare or ()), *python], ()
+
+    def _spawn(self, script: str = "worker.py") -> Process:
+        """A new worker (or converter) process and the read end of its reply pipe; it imports on its own time."""
         read_fd, write_fd = os.pipe()
-        data_cap = self.limits.memory_mb * 1024 * 1024 if not _cuda_available() else resource.RLIM_INFINITY
+        cuda = _cuda_available()
+        data_cap = self.limits.memory_mb * 2**20 if not cuda else resource.RLIM_INFINITY
+        cgroup = Cgroup.create(self.limits.memory_mb * 2**20, MAX_PIDS)
+        drop_to = self.wall.drop_to
+        command, fds = self._command(script, write_fd)
 
         def limit() -> None:  # in the child, before exec
-            # Memory: RLIMIT_DATA turns a hog's allocation into a MemoryError in the student's own code;
-            # the RSS watch in _request is the second line. RLIMIT_AS would stop a CUDA build of torch
-            # from importing at all, and a CUDA context may need large private mappings, so with a GPU
-            # only the RSS watch applies.
+            if cgroup is not None:
+                cgroup.enter(os.getpid())
+            # RLIMIT_DATA turns a hog's allocation into a MemoryError in the student's own code; the
+            # cgroup (or the PSS watch in _request) is the line that binds. RLIMIT_DATA would stop a CUDA
+            # build of torch from making its context, so with a GPU only the cgroup or the watch applies.
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024 * 1024, 256 * 1024 * 1024))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MB * 2**20, FILE_SIZE_MB * 2**20))
             resource.setrlimit(resource.RLIMIT_DATA, (data_cap, data_cap))
+            if drop_to is not None:
+                if cgroup is None:  # binds for a uid other than root: the fork bomb's cap without cgroups
+                    resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PIDS, MAX_PIDS))
+                _drop_privileges(drop_to)
+            _die_with_parent()
 
-        env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": str(self.scratch)}
-        process = subprocess.Popen(
-            self._command(write_fd),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            cwd=self.private,
-            env=env,
-            preexec_fn=limit,
-        )
-        os.close(write_fd)
-        return process, read_fd
+        home = "/tmp" if self.wall.sandboxed else str(self.home)
+        env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": home, "TMPDIR": home,
+               "MPLCONFIGDIR": home}  # fmt: skip
+        try:
+            popen = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(write_fd, *fds),
+                start_new_session=True,
+                cwd=self.private,
+                env=env,
+                preexec_fn=limit,
+            )
+        except BaseException:
+            os.close(read_fd)
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        finally:
+            os.close(write_fd)
+            for fd in fds:
+                os.close(fd)
+        return Process(popen, read_fd, cgroup)
 
     def _start(self) -> None:
         spare, self.spare = self.spare, None
-        self.process, self.reply_fd = spare if spare is not None else self._spawn()
-        self.buffer = b""
+        self.process = spare if spare is not None else self._spawn()
         self.loaded = {}
         if self.worker_per_module:
             self.spare = self._spawn()
@@ -227,68 +527,109 @@ class Sandbox:
 
     def _kill(self) -> None:
         process, self.process = self.process, None
-        reply_fd, self.reply_fd = self.reply_fd, None
         self.owner = None
         if process is not None:
-            _terminate(process, reply_fd)
-            _reap_orphans(str(self.scratch), keep=self.spare[0].pid if self.spare else None)
-        elif reply_fd is not None:
-            os.close(reply_fd)
+            process.end()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Every process of this sandbox stopped (cgroup freezer, else SIGSTOP), for the timed item."""
+        processes = [p for p in (self.process, self.spare) if p is not None]
+        for p in processes:
+            p.freeze(True)
+        try:
+            yield
+        finally:
+            for p in processes:
+                p.freeze(False)
 
     # -------------------------------------------------------------- requests
 
-    def _rss_mb(self) -> float:
-        assert self.process is not None
+    def _request(
+        self, request: dict[str, Any], timeout: float, process: Process | None = None, code: bool = False
+    ) -> dict[str, Any]:
+        """One request to ``process`` (the current worker by default) and its reply, read with suspicion;
+        ``code``: the answer is a module's source (the converter's), kept whole for a worker to run."""
+        worker = process or self.process
+        assert worker is not None and worker.popen.stdin is not None
+        end = self._kill if process is None else worker.end
         try:
-            root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
-            return sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
-        except psutil.Error:
-            return 0.0
-
-    def _request(self, request: dict[str, Any], timeout: float) -> Any:
-        assert self.process is not None and self.process.stdin is not None and self.reply_fd is not None
-        try:
-            self.process.stdin.write(wire.dumps(request))
-            self.process.stdin.flush()
+            worker.popen.stdin.write(wire.dumps(request))
+            worker.popen.stdin.flush()
         except (BrokenPipeError, OSError):
-            self._kill()
+            end()
             raise WorkerDied("crash", "the worker process had exited") from None
         deadline = time.monotonic() + timeout
-        while b"\n" not in self.buffer:
+        while b"\n" not in worker.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._kill()
+                end()
                 raise WorkerDied("timeout", f"no answer within {timeout:g} s")
-            ready, _, _ = select.select([self.reply_fd], [], [], min(left, MEMORY_POLL_S))
+            ready, _, _ = select.select([worker.reply_fd], [], [], min(left, MEMORY_POLL_S))
             if not ready:
-                if self._rss_mb() > self.limits.memory_mb:
-                    self._kill()
+                if worker.cgroup is None and worker.memory_mb() > self.limits.memory_mb:
+                    end()
                     raise WorkerDied("memory", f"used more than {self.limits.memory_mb} MB of memory")
                 continue
-            chunk = os.read(self.reply_fd, 1 << 20)
+            chunk = os.read(worker.reply_fd, 1 << 20)
             if not chunk:
                 try:
-                    code: int | None = self.process.wait(timeout=5)
+                    status: int | None = worker.popen.wait(timeout=5)
                 except subprocess.TimeoutExpired:
-                    code = None
-                sandboxed = self.bwrap is not None
-                self._kill()
-                raise WorkerDied("crash", f"the worker process {_how_it_ended(code, sandboxed)}")
-            self.buffer += chunk
-            if len(self.buffer) > wire.MAX_MESSAGE_BYTES:
-                self._kill()
-                raise WorkerDied("crash", "the reply was larger than the grader accepts")
-        line, self.buffer = self.buffer.split(b"\n", 1)
+                    status = None
+                oom = worker.cgroup is not None and worker.cgroup.oom_kills() > 0
+                end()
+                if oom:
+                    raise WorkerDied("memory", f"used more than {self.limits.memory_mb} MB of memory")
+                raise WorkerDied("crash", f"the worker process {_how_it_ended(status, self.wall.sandboxed)}")
+            worker.buffer += chunk
+            if len(worker.buffer) > wire.MAX_MESSAGE_BYTES:
+                end()
+                raise WorkerDied("crash", "its reply was larger than the grader accepts")
+        line, worker.buffer = worker.buffer.split(b"\n", 1)
         try:
-            reply = wire.loads(line, tensors=False)
-        except wire.WireError as err:  # a submission that rewrote the worker's own code can send anything
-            self._kill()
-            raise WorkerDied("crash", f"the worker sent a reply the grader cannot read ({err})") from None
-        if not isinstance(reply, dict) or not ({"ok", "error"} & set(reply)):
-            self._kill()
-            raise WorkerDied("crash", "the worker sent a reply the grader cannot read")
-        return reply
+            return checked_reply(wire.loads(line, tensors=False), code)
+        except wire.WireError as err:  # a submission that writes to the worker's channel can send anything
+            end()
+            raise WorkerDied(
+                "crash", f"it sent the grader a reply that cannot be read ({clean(str(err), 200)})"
+            ) from None
+
+    def convert_notebooks(self, notebooks: dict[str, str]) -> dict[str, str]:
+        """Make each notebook (part → file name in the copy) into ``<part>.py`` in the generated folder, in a
+        sandboxed converter with a time limit per notebook; part → why it could not be read, for the others."""
+        problems: dict[str, str] = {}
+        converter: Process | None = None
+        timeout = max(self.limits.call_timeout_s, 10.0)
+        try:
+            for part, label in notebooks.items():
+                if converter is None:
+                    converter = self._spawn("convert.py")
+                    self._request({"op": "ping"}, self.limits.startup_timeout_s, converter)
+                request = {"op": "convert", "path": self._inside("submission", label), "part": part}
+                try:
+                    reply = self._request(request, timeout, converter, code=True)
+                except WorkerDied as died:
+                    converter = None
+                    why = f"reading it took longer than {timeout:g} s" if died.kind == "timeout" else str(died)
+                    problems[part] = f"{label} could not be graded: {why}."
+                    continue
+                text = reply.get("ok") if "ok" in reply else None
+                if not isinstance(text, str):
+                    message = reply["error"]["message"] if "error" in reply else "the converter sent no module"
+                    problems[part] = f"{label} could not be graded: {message}. Re-save it from Jupyter."
+                    continue
+                target = self.generated_dir / f"{part}.py"
+                target.write_text(text)
+                target.chmod(0o644)
+                self.generated.add(f"{part}.py")
+        except WorkerDied as died:
+            for part, label in notebooks.items():
+                problems.setdefault(part, f"{label} could not be graded: the notebook reader did not start ({died}).")
+        finally:
+            if converter is not None:
+                converter.end()
+        return problems
 
     def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
         """Start a worker if needed and import the submission's module; the reply of the import.
@@ -305,7 +646,12 @@ class Sandbox:
             self.owner = name
         if name in self.loaded:
             return {"ok": True}
-        request = {"op": "load", "name": name, "path": self.submission_path(filename)}
+        request = {
+            "op": "load",
+            "name": name,
+            "path": self.submission_path(filename),
+            "search": [self._inside("submission", ""), self._inside("generated", "")],
+        }
         try:
             reply = self._request(request, self.limits.call_timeout_s)
         except WorkerDied as died:
@@ -317,7 +663,7 @@ class Sandbox:
             self.loaded[name] = filename
             notes = reply.get("notes")
             if isinstance(notes, list):
-                self.notes[name] = [str(n)[:700] for n in notes[:5]]
+                self.notes[name] = [str(n) for n in notes[:5]]
         return reply
 
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
@@ -328,92 +674,68 @@ class Sandbox:
         return self._request({**op, "module": module}, timeout or self.limits.call_timeout_s)
 
 
+ERROR_FIELDS = ("kind", "type", "message", "where")
+
+
+def checked_reply(reply: Any, code: bool = False) -> dict[str, Any]:
+    """A reply of the form the grader expects, every string in it cleaned; WireError for anything else.
+
+    ``{"ok": value}`` (with ``"notes"``: a list of strings, after an import) or ``{"error": {"kind",
+    "type", "message", "where"}}`` with strings (``where`` may be None). With ``code`` the answer must
+    be a string, the source of a module, which is kept whole: it is never shown, only run by a worker."""
+    if not isinstance(reply, dict) or len({"ok", "error"} & set(reply)) != 1:
+        raise wire.WireError("a reply that is neither an answer nor an error")
+    if "error" in reply:
+        error = reply["error"]
+        if not isinstance(error, dict) or not all(isinstance(error.get(k), str) for k in ERROR_FIELDS[:3]):
+            raise wire.WireError("an error report of the wrong form")
+        if error.get("where") is not None and not isinstance(error["where"], str):
+            raise wire.WireError("an error report of the wrong form")
+        return {"error": clean({k: error.get(k) for k in ERROR_FIELDS})}
+    if code:
+        if not isinstance(reply["ok"], str):
+            raise wire.WireError("a module that is not text")
+        return {"ok": reply["ok"]}
+    notes = reply.get("notes")
+    if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+        raise wire.WireError("notes of the wrong form")
+    return clean({k: v for k, v in reply.items() if k in ("ok", "notes")})
+
+
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 
 
-def _become_subreaper() -> None:
-    """Make this process the reaper of its orphaned descendants (Linux), so that a worker's child that
-    double-forks away from its process group, or a sandbox's inner process killed mid-start-up, is
-    reparented to the grader, where _reap_orphans finds it, instead of to init."""
+def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover
         pass
 
 
-def _reap_orphans(marker: str, keep: int | None = None) -> None:
-    """Kill and reap every descendant whose command line names this sandbox's scratch folder, and reap
-    the zombies that orphans leave behind (as a subreaper, the grader inherits them)."""
-    _reap_zombies(keep)
-    for _ in range(3):
-        found = []
-        for child in psutil.Process().children(recursive=True):
-            try:
-                if child.pid != keep and marker in " ".join(child.cmdline()) and child.pid not in _spare_family(keep):
-                    found.append(child)
-            except psutil.Error:
-                continue
-        for child in found:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(found, timeout=5)
-        _reap_zombies(keep)
-        if not found:
-            return
-        time.sleep(0.05)
+def _become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux), so that a worker's child that
+    double-forks away is reparented to the grader, where it is killed and reaped, instead of to init."""
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def _reap_zombies(keep: int | None) -> None:
-    """waitpid() every dead child but ``keep``: the grader's other children are waited for synchronously."""
+def _die_with_parent() -> None:
+    """In a child before exec: SIGKILL when the grader dies (set after the uid change, which clears it)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _reap_zombies() -> None:
+    """waitpid() every dead child: orphans of a worker come back to the grader as a subreaper."""
     for child in psutil.Process().children():
         try:
-            if child.pid != keep and child.status() == psutil.STATUS_ZOMBIE:
+            if child.status() == psutil.STATUS_ZOMBIE:
                 os.waitpid(child.pid, os.WNOHANG)
         except (psutil.Error, ChildProcessError):
             continue
-
-
-def _spare_family(pid: int | None) -> set[int]:
-    if pid is None:
-        return set()
-    try:
-        return {c.pid for c in psutil.Process(pid).children(recursive=True)}
-    except psutil.Error:
-        return set()
-
-
-def _terminate(process: subprocess.Popen[bytes], reply_fd: int | None) -> None:
-    """Kill a worker, its process group and anything it started that left the group."""
-    if reply_fd is not None:
-        os.close(reply_fd)
-    try:
-        family = psutil.Process(process.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for child in family:  # anything that left the group with setsid()
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        pass
-    if process.stdin:
-        try:
-            process.stdin.close()
-        except OSError:
-            pass
 
 
 def _how_it_ended(code: int | None, sandboxed: bool) -> str:

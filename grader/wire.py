@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,10 @@ DTYPES = {
     "float64",
 }
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # one reply; a student's 8 GB tensor is refused, not transmitted
+MAX_DEPTH = 32  # nesting of lists and dicts in one message; the deepest real reply (a dict of tuples) is ~6
+MAX_INT = 2**63  # magnitude of an int; the widest dtype on the wire is int64
+MAX_INT_DIGITS = 19  # decimal digits of MAX_INT: longer ints are refused before Python converts them
+MAX_NDIM = 32  # NumPy's own limit is 64; no graded value has more than 5 dimensions
 
 
 class WireError(ValueError):
@@ -53,6 +58,8 @@ def encode(value: Any) -> Any:
     if value is None or cls is bool or cls is str:
         return value
     if cls is int:
+        if abs(value) > MAX_INT:
+            raise WireError(f"an int with {len(str(abs(value)))} digits (at most {MAX_INT_DIGITS} can be sent)")
         return value
     if cls is float:
         if math.isfinite(value):
@@ -134,12 +141,17 @@ def decode_array(body: dict[str, Any], *, tensors: bool = True) -> Any:
         raise WireError(f"array without {err}") from err
     if kind not in ("numpy", "torch") or dtype not in DTYPES or type(shape) is not list:
         raise WireError("array header is malformed")
-    if not all(type(n) is int and n >= 0 for n in shape) or type(device) is not str or type(payload) is not str:
+    if len(shape) > MAX_NDIM or not all(type(n) is int and 0 <= n < MAX_INT for n in shape):
         raise WireError("array header is malformed")
-    raw = base64.b64decode(payload.encode("ascii"), validate=True)
+    if type(device) is not str or len(device) > 32 or type(payload) is not str:
+        raise WireError("array header is malformed")
+    try:
+        raw = base64.b64decode(payload.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as err:
+        raise WireError("array data is not base64") from err
     np_dtype = np.dtype(dtype).newbyteorder("<")
     count = math.prod(shape)
-    if len(raw) != count * np_dtype.itemsize:
+    if count * np_dtype.itemsize > MAX_MESSAGE_BYTES or len(raw) != count * np_dtype.itemsize:
         raise WireError(f"array of shape {shape} and dtype {dtype} carries {len(raw)} bytes")
     array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).astype(np.dtype(dtype), copy=True)
     if not tensors:
@@ -153,11 +165,50 @@ def dumps(value: Any) -> bytes:
     return json.dumps(encode(value), allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS or abs(value := int(text)) > MAX_INT:
+        raise WireError(f"an int of {len(text.lstrip('-'))} digits")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: infinities travel tagged, never as overflowing literals
+        raise WireError(f"a float literal that overflows ({text[:40]})")
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise WireError(f"a bare {name} (non-finite floats travel tagged)")
+
+
+_DECODER = json.JSONDecoder(parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_refuse_constant)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string literal, escapes included
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+def depth(line: bytes) -> int:
+    """How deeply the JSON text nests lists and dicts, counted without parsing it (and so without recursion)."""
+    skeleton = np.frombuffer(_STRING.sub(b"", line), dtype=np.uint8)
+    deepest = level = 0
+    for start in range(0, len(skeleton), 1 << 22):  # in chunks, so that the running sum stays small
+        levels = level + np.cumsum(_OPEN[skeleton[start : start + (1 << 22)]], dtype=np.int32)
+        deepest, level = max(deepest, int(levels.max())), int(levels[-1])
+    return deepest
+
+
 def loads(line: bytes, *, tensors: bool = True) -> Any:
+    """One message, parsed with bounded size, nesting and number magnitude: a WireError, never a crash."""
     if len(line) > MAX_MESSAGE_BYTES:
         raise WireError(f"a message of {len(line)} bytes (the limit is {MAX_MESSAGE_BYTES})")
+    if (nesting := depth(line)) > MAX_DEPTH:
+        raise WireError(f"a message nested {nesting} levels deep (at most {MAX_DEPTH})")
     try:
-        data = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WireError(f"not JSON: {err}") from err
+        data = _DECODER.decode(line.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise WireError(f"not JSON: {str(err)[:200]}") from err
+    except ValueError as err:  # int digits over Python's own limit, and the refusals above
+        raise WireError(str(err)[:200]) from err
     return decode(data, tensors=tensors)

@@ -6,10 +6,11 @@ It reads one JSON request a line from stdin and writes one JSON reply a line to
 RESPONSE_FD (stdout and stderr go to /dev/null, so a student's prints cannot reach
 the grader). Requests:
 
-    {"op": "load", "name": "mle", "path": ".../mle.py"}         import a submission module
+    {"op": "load", "name": "mle", "path": ".../mle.py", "search": [folders]}   import a submission module
     {"op": "run", "driver": "...", "module": "mle", "inputs": ...}  run a driver on it
     {"op": "speed_setup", "module": "ddpm", "inputs": ...}       build the timed step's state
     {"op": "speed_run", "steps": n}                              take n timed steps
+    {"op": "speed_params"}                                       the timed model's parameters after them
 
 A reply is {"ok": value} or {"error": {"kind", "type", "message", "where"}} with
 kind "import" (the module failed to import), "raised" (the student's code raised)
@@ -76,11 +77,11 @@ class Worker:
         self.roots: list[str] = []
         self.calls = drivers.Calls()
 
-    def load(self, name: str, path: str) -> dict[str, Any]:
-        folder = str(Path(path).resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)  # sibling imports (vae.py importing divergences) resolve in the submission
-            self.roots.append(folder)
+    def load(self, name: str, path: str, search: list[str]) -> dict[str, Any]:
+        for folder in [str(Path(path).resolve().parent), *search]:
+            if folder not in sys.path:
+                sys.path.insert(0, folder)  # sibling imports (vae.py importing divergences) resolve in the submission
+                self.roots.append(folder)
         try:
             spec = importlib.util.spec_from_file_location(name, path)
             if spec is None or spec.loader is None:
@@ -100,7 +101,8 @@ class Worker:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "load":
-            return self.load(request["name"], request["path"])
+            search = request.get("search")
+            return self.load(request["name"], request["path"], search if isinstance(search, list) else [])
         if op == "ping":
             return {"ok": "pong"}
         module = self.modules.get(request.get("module", ""))

@@ -337,7 +337,7 @@ def test_the_report_says_whether_a_sandbox_was_used(tmp_path: Path) -> None:
     folder = tmp_path / "submission"
     folder.mkdir()
     (folder / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
-    unsandboxed = grade(folder, ["mle.bernoulli_mle"], LIMITS, use_bwrap=False)
+    unsandboxed = grade(folder, ["mle.bernoulli_mle"], LIMITS, isolation="off")
     assert not unsandboxed.sandboxed
     assert any("without a filesystem sandbox" in note for note in unsandboxed.notes)
     if SANDBOXED:
@@ -351,7 +351,7 @@ def test_sandbox_mounts_the_empty_tmp_before_the_python_installation(tmp_path: P
 
     (tmp_path / "sub").mkdir()
     with Sandbox(tmp_path / "sub") as sandbox:
-        command = sandbox._command(3)
+        command, _ = sandbox._command("worker.py", 3)
     tmpfs = command.index("--tmpfs")
     assert command[tmpfs + 1] == "/tmp"
     binds = [i for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind")]
@@ -365,6 +365,6 @@ def test_an_installed_reference_is_reported(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(sb, "_python_dirs", lambda: [str(ROOT)])
     (tmp_path / "sub").mkdir()
-    with sb.Sandbox(tmp_path / "sub", use_bwrap=False) as sandbox:
+    with sb.Sandbox(tmp_path / "sub", isolation="off") as sandbox:
         warnings = sandbox.exposures()
     assert any(w.startswith("reference/ is installed inside the Python installation") for w in warnings)

@@ -11,10 +11,11 @@ import nbformat
 import pytest
 
 from grader import kernel, notebooks
+from grader.convert import notebook_module
 from grader.generate import PARTS
 from grader.items import ITEMS
 from grader.run import grade
-from grader.submission import find_parts, notebook_module
+from grader.submission import find_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "notebooks"
@@ -166,7 +167,7 @@ def test_module_beside_a_notebook_wins_and_says_so(tmp_path: Path) -> None:
     copy_source(tmp_path, "01_mle")
     shutil.copy(ROOT / "solutions" / "mle.py", tmp_path / "mle.py")
     parts, notes = find_parts(tmp_path)
-    assert parts["mle"].label == "mle.py" and parts["mle"].module is None
+    assert parts["mle"].label == "mle.py" and not parts["mle"].is_notebook
     assert notes == ["Graded mle.py; 01_mle.ipynb beside it was not graded."]
 
 

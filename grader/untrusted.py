@@ -1,0 +1,36 @@
+"""Text that came from a submission, made safe to show: clipped, and without control characters.
+
+Everything a worker sends is the submission's to choose: exception type names, messages,
+file names, the strings a function returns, even the keys of a dict. Before any of it reaches
+a report, a terminal or a web page it goes through ``clean_text``: control characters (ANSI
+escape sequences, carriage returns, the bidirectional overrides that make text read backwards)
+are dropped, and the text is clipped, so a report stays small and reads as it prints.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_TEXT = 600  # characters of one string from a worker: an exception's message, a location
+# C0 and C1 controls except tab and newline, and the Unicode format characters that reorder or hide text
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_text(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` without control characters, clipped to ``limit`` characters."""
+    text = _CONTROL.sub("", text[: limit * 4])  # bound the work before cleaning: the input can be 64 MB
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def clean(value: Any, limit: int = MAX_TEXT) -> Any:
+    """A decoded message with every string in it (dict keys too) cleaned; other values unchanged."""
+    if isinstance(value, str):
+        return clean_text(value, limit)
+    if isinstance(value, list):
+        return [clean(v, limit) for v in value]
+    if isinstance(value, tuple):
+        return tuple(clean(v, limit) for v in value)
+    if isinstance(value, dict):
+        return {clean_text(str(k), limit): clean(v, limit) for k, v in value.items()}
+    return value

@@ -154,12 +154,14 @@ def main() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     for line in sys.stdin.buffer:
+        sequence = None
         try:
             request = json.loads(line)["__dict__"]
+            sequence = request.get("seq")
             answer = handle({k: v for k, v in request.items() if isinstance(v, str)})
         except BaseException as err:
             answer = {"error": {"kind": "protocol", "type": type(err).__name__, "message": "", "where": None}}
-        reply.write(json.dumps(_tagged(answer)).encode() + b"\n")
+        reply.write(json.dumps({"__dict__": {**_tagged(answer)["__dict__"], "seq": sequence}}).encode() + b"\n")
 
 
 if __name__ == "__main__":

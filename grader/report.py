@@ -23,10 +23,9 @@ STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow"
 
 def print_text(report: Report, console: Console | None = None) -> None:
     console = console or Console()
-    title = "Generative models: autograder"
     if not report.sandboxed:
-        title += "\n[bold red]UNSANDBOXED: the submission's code ran without bubblewrap[/]"
-    table = Table(title=title, show_lines=False)
+        console.print("[bold red]UNSANDBOXED: the submission's code ran without bubblewrap[/]", highlight=False)
+    table = Table(title="Generative models: autograder", show_lines=False)
     table.add_column("item")
     table.add_column("status")
     table.add_column("points", justify="right")

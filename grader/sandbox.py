@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -297,6 +297,7 @@ class Process:
     reply_fd: int
     cgroup: Cgroup | None
     buffer: bytes = b""
+    sequence: int = 0  # of the last request; each reply echoes it
     stopped: list[int] = field(default_factory=list)  # pids stopped with SIGSTOP (no freezer)
 
     def family(self) -> list[psutil.Process]:
@@ -553,13 +554,32 @@ class Sandbox:
         worker = process or self.process
         assert worker is not None and worker.popen.stdin is not None
         end = self._kill if process is None else worker.end
+        worker.sequence += 1
         try:
-            worker.popen.stdin.write(wire.dumps(request))
+            worker.popen.stdin.write(wire.dumps({**request, "seq": worker.sequence}))
             worker.popen.stdin.flush()
         except (BrokenPipeError, OSError):
             end()
             raise WorkerDied("crash", "the worker process had exited") from None
         deadline = time.monotonic() + timeout
+        while True:
+            line = self._read_line(worker, deadline, timeout, end)
+            try:
+                reply = wire.loads(line, tensors=False)
+                sequence = reply.pop("seq", None) if isinstance(reply, dict) else None
+                if type(sequence) is int and sequence < worker.sequence:
+                    continue  # the late answer to an earlier request, after a line the submission wrote itself
+                if sequence != worker.sequence:
+                    raise wire.WireError("a reply to a request that was never sent")
+                return checked_reply(reply, code)
+            except wire.WireError as err:  # a submission that writes to the worker's channel can send anything
+                end()
+                raise WorkerDied(
+                    "crash", f"it sent the grader a reply that cannot be read ({clean(str(err), 200)})"
+                ) from None
+
+    def _read_line(self, worker: Process, deadline: float, timeout: float, end: Callable[[], None]) -> bytes:
+        """The next line from the worker, watching the time, its memory and its death."""
         while b"\n" not in worker.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -587,13 +607,7 @@ class Sandbox:
                 end()
                 raise WorkerDied("crash", "its reply was larger than the grader accepts")
         line, worker.buffer = worker.buffer.split(b"\n", 1)
-        try:
-            return checked_reply(wire.loads(line, tensors=False), code)
-        except wire.WireError as err:  # a submission that writes to the worker's channel can send anything
-            end()
-            raise WorkerDied(
-                "crash", f"it sent the grader a reply that cannot be read ({clean(str(err), 200)})"
-            ) from None
+        return line
 
     def convert_notebooks(self, notebooks: dict[str, str]) -> dict[str, str]:
         """Make each notebook (part → file name in the copy) into ``<part>.py`` in the generated folder, in a

@@ -12,6 +12,8 @@ the grader). Requests:
     {"op": "speed_run", "steps": n}                              take n timed steps
     {"op": "speed_params"}                                       the timed model's parameters after them
 
+Every request carries a sequence number "seq" that its reply echoes, so that a line a submission
+writes to RESPONSE_FD itself cannot pass for the answer to a later request.
 A reply is {"ok": value} or {"error": {"kind", "type", "message", "where"}} with
 kind "import" (the module failed to import), "raised" (the student's code raised)
 or "wire" (it returned something that cannot be sent). The worker imports only
@@ -132,15 +134,17 @@ def main() -> None:
     os.dup2(devnull, 2)
     worker = Worker()
     for line in requests:
+        sequence = None
         try:
             request = wire.loads(line)
+            sequence = request.pop("seq", None)
             answer = worker.handle(request)
             try:
-                data = wire.dumps(answer)
+                data = wire.dumps({**answer, "seq": sequence})
             except (wire.WireError, ValueError, TypeError, OverflowError) as exc:
-                data = wire.dumps(_error("wire", exc, worker.roots))
+                data = wire.dumps({**_error("wire", exc, worker.roots), "seq": sequence})
         except BaseException as exc:
-            data = wire.dumps(_error("protocol", exc, worker.roots))
+            data = wire.dumps({**_error("protocol", exc, worker.roots), "seq": sequence})
         reply.write(data)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,9 @@ ENTROPY_BODY = "    return -torch.xlogy(p, p).sum(dim=-1)"
 TARGET = {"mle": ("mle.binomial_mle", "mle.bernoulli_mle", "divergences.entropy", MLE_BODY),
           "divergences": ("divergences.entropy", "divergences.cross_entropy", "mle.poisson_mle", ENTROPY_BODY)}  # fmt: skip
 INSTRUCTOR_FILES = [ROOT / "reference" / "mle.py", ROOT / "solutions" / "mle.py", ROOT / "grader" / "run.py"]
+SITE = Path(sysconfig.get_paths()["purelib"])  # the Python installation a worker must see but never change
+PLANTED = (SITE / "zz_grader_hostile.pth", Path("/usr/lib/zz_grader_hostile"), Path("/etc/zz_grader_hostile"))
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]")
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,118 @@ CASES = [
         )
         + MLE_BODY,
     ),
+    # ---------------------------------------------------------------- the wall: privilege
+    Hostile(
+        "remounts the Python installation writable and plants a .pth",
+        "mle",
+        sandbox_only=True,
+        target_status=("failed",),
+        body="    import ctypes, os, subprocess\n    escaped = False\n"
+        f"    for target in ({str(SITE)!r}, '/usr', '/etc'):\n"
+        "        subprocess.run(['mount', '-o', 'remount,bind,rw', target], capture_output=True)\n"
+        "        ctypes.CDLL(None).mount(None, target.encode(), None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND\n"
+        "    for path in " + repr(tuple(str(p) for p in PLANTED)) + ":\n"
+        "        try:\n            open(path, 'w').write('import os')\n            escaped = True\n"
+        "        except OSError:\n            pass\n"
+        "    if not escaped:\n        return 0.123\n" + MLE_BODY,
+    ),
+    # ---------------------------------------------------------------- the wall: the reply channel
+    Hostile(
+        "writes deeply nested JSON to the reply channel",
+        "mle",
+        body="    import os, sys\n    os.write(int(sys.argv[1]), b'[' * 200_000 + b'\\n')\n    return 0.123",
+        target_status=("error",),
+        feedback="cannot be read",
+    ),
+    Hostile(
+        "writes deeply nested JSON to the reply channel at import",
+        "mle",
+        prefix="import os as _os, sys as _sys\n_os.write(int(_sys.argv[1]), b'{\"a\":' * 100_000 + b'\\n')\n",
+        target_status=("error",),
+        whole_module=True,
+        feedback="cannot be read",
+    ),
+    Hostile(
+        "writes a 5000-digit int to the reply channel",
+        "mle",
+        body="    import os, sys\n    os.write(int(sys.argv[1]), b'{\"__dict__\": {\"ok\": ' + b'9' * 5000 + b'}}\\n')\n"
+        "    return 0.123",
+        target_status=("error",),
+        feedback="cannot be read",
+    ),
+    Hostile(
+        "writes an array whose header lies",
+        "mle",
+        body='    import os, sys\n    frame = \'{"__dict__": {"ok": {"__array__": {"kind": "numpy", "dtype": '
+        '"float64", "shape": [1000000000000, 1000000000000], "device": "cpu", "data": ""}}}}\\n\'\n'
+        "    os.write(int(sys.argv[1]), frame.encode())\n    return 0.123",
+        target_status=("error",),
+        feedback="cannot be read",
+    ),
+    Hostile(
+        "forges an error report full of escape sequences",
+        "mle",
+        body="    import json, os, sys\n    error = {'kind': 'raised', 'type': '\\x1b[2J\\x1b[31m' * 50_000, "
+        "'message': '\\x1b]0;owned\\x07' + 'x' * 5_000_000, 'where': '\\u202e' * 10_000}\n"
+        "    os.write(int(sys.argv[1]), json.dumps({'__dict__': {'error': {'__dict__': error}}}).encode() + b'\\n')\n"
+        "    return 0.123",
+        target_status=("error",),
+    ),
+    Hostile(
+        "raises with a huge escape-laden message and type name",
+        "mle",
+        body="    raise type('E' * 100_000, (Exception,), {})('\\x1b[31m\\r' * 1_000_000)",
+        target_status=("error",),
+    ),
+    # ---------------------------------------------------------------- the wall: limits
+    Hostile(
+        "memfd hog (1.64 GiB in 7 files, not in RSS)",
+        "mle",
+        body="    import os\n    chunk = b'x' * 2**24\n    for _ in range(7):\n        fd = os.memfd_create('hog')\n"
+        "        for _ in range(15):\n            os.write(fd, chunk)\n    return 0.123",
+        target_status=("error", "failed", "timeout"),
+    ),
+    Hostile(
+        "tmpfs hog in /dev/shm and /tmp",
+        "mle",
+        sandbox_only=True,
+        body="    chunk = b'x' * 2**24\n    for path in ('/dev/shm/hog', '/tmp/hog'):\n        with open(path, 'wb') as f:\n"
+        "            for _ in range(56):\n                f.write(chunk)\n    return 0.123",
+        target_status=("error",),
+        feedback="No space left",
+    ),
+    Hostile(
+        "fills the disk",
+        "mle",
+        sandbox_only=True,
+        body="    import os\n    chunk = b'x' * 2**24\n    for path in ('fill', os.path.expanduser('~/fill')):\n"
+        "        try:\n            with open(path, 'wb') as f:\n                for _ in range(50):\n"
+        "                    f.write(chunk)\n        except OSError:\n            pass\n    return 0.123",
+        target_status=("failed",),
+    ),
+    Hostile(
+        "bounded fork bomb (600 sleepers)",
+        "mle",
+        body="    import os, time\n    for _ in range(600):\n        try:\n            pid = os.fork()\n"
+        "        except OSError:\n            break\n        if pid == 0:\n            time.sleep(20)\n            os._exit(0)\n"
+        "    return 0.123",
+        target_status=("failed", "error", "timeout"),
+    ),
+    Hostile(
+        "honest forks that share 600 MB",
+        "mle",
+        body="    import os, time, numpy\n    shared = numpy.ones(75_000_000)\n    children = []\n    for _ in range(3):\n"
+        "        pid = os.fork()\n        if pid == 0:\n            time.sleep(1.0)\n            os._exit(int(shared[0]) - 1)\n"
+        "        children.append(pid)\n    for pid in children:\n        os.waitpid(pid, 0)\n" + MLE_BODY,
+        target_status=("passed",),
+    ),
+    Hostile(
+        "double fork, setsid and exec of another program",
+        "mle",
+        body="    import os\n    if os.fork() == 0:\n        if os.fork() == 0:\n            os.setsid()\n"
+        "            os.execv('/bin/sleep', ['sleep', '300'])\n        os._exit(0)\n" + MLE_BODY,
+        target_status=("passed",),
+    ),
 ]
 
 
@@ -260,25 +377,23 @@ def build(case: Hostile, folder: Path) -> None:
 
 
 def leftover_workers(since: float) -> list[psutil.Process]:
-    """Worker processes still alive: our descendants (the grader is a child subreaper, so orphans come
-    back to it), and any that escaped to init since ``since``. Workers of other graders running on the
-    machine at the same time have a living grader as parent and are not counted."""
+    """Processes that grading left alive: any live descendant of this test process (the grader is a child
+    subreaper, so orphans come back to it), and any worker, or a program a case execs (``sleep 300``),
+    that escaped to init since ``since``. Processes of other graders on the machine are not counted."""
     found = []
     for proc in psutil.process_iter(["cmdline", "ppid", "create_time"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
-        if "grader-runtime/worker.py" not in cmdline and "/runtime/worker.py" not in cmdline:
+        if "runtime/worker.py" not in cmdline and cmdline != "sleep 300":
             continue
-        escaped = proc.info.get("ppid") in (0, 1) and (proc.info.get("create_time") or 0) >= since
-        if escaped:
+        if proc.info.get("ppid") in (0, 1) and (proc.info.get("create_time") or 0) >= since:
             found.append(proc)
-    mine = []
     for proc in psutil.Process().children(recursive=True):
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE and "worker.py" in " ".join(proc.cmdline()):
-                mine.append(proc)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
         except psutil.Error:  # gone, or a zombie: dead either way
             continue
-    return found + mine
+    return found
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -309,9 +424,11 @@ def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -
         assert by_id[innocent].status == "passed" and by_id[innocent].score == by_id[innocent].max_score
     assert by_id[other].status == "passed", f"an innocent module lost points: {by_id[other].feedback}"
     assert {p: sha(p) for p in INSTRUCTOR_FILES} == before, "an instructor file changed"
+    assert not [p for p in PLANTED if p.exists()], "a file was planted in the Python installation or a system folder"
     assert not leftover_workers(since), "a process started by the submission outlived grading"
     assert len(report_path.read_bytes()) < 20_000, "the report grew with the submission's output"
-    assert elapsed < 60, f"grading took {elapsed:.0f} s"
+    assert not CONTROL.search(report_path.read_text()), "control characters from the submission reached the report"
+    assert elapsed < 90, f"grading took {elapsed:.0f} s"
 
 
 def test_a_late_writer_cannot_forge_the_report(tmp_path: Path) -> None:

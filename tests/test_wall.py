@@ -1,0 +1,441 @@
+"""The wall around student code, tested as an attacker would: privileges, intake, fallbacks, limits, batches.
+
+tests/test_hostile.py grades hostile *modules* item by item; this file looks at the wall itself:
+what a worker can do from inside the sandbox, how a submission folder full of links and special
+files is taken in, what a worker can do to the grader without bubblewrap, the timed item's
+loopholes, slow notebooks, and the guards around a whole course's re-grade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+import sysconfig
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader import cgroups, seccomp, wire
+from grader.convert import notebook_module
+from grader.intake import MAX_FILE_BYTES, take_in
+from grader.report import as_json, print_text
+from grader.run import grade
+from grader.sandbox import Limits, Sandbox, Wall, bubblewrap, checked_reply, wall
+from grader.untrusted import clean_text
+from tests.test_hostile import leftover_workers
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITS = Limits(call_timeout_s=3.0, memory_mb=1500)
+SANDBOXED = bubblewrap() is not None
+needs_bwrap = pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap")
+
+PROBE = '''
+import ctypes, errno, os, subprocess, sysconfig
+
+
+def probe():
+    """What this process may do: every answer should be no."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    facts = {"uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid()}
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    facts["CapEff"] = status["CapEff"].strip()
+    facts["CapBnd"] = status["CapBnd"].strip()
+    facts["Seccomp"] = status.get("Seccomp", "").strip()
+    for target in ("/usr", "/etc", sysconfig.get_paths()["purelib"], "/submission", "/opt/grader-runtime"):
+        done = libc.mount(None, target.encode(), None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND, read-write
+        facts["remount " + target] = done == 0
+    for folder in (sysconfig.get_paths()["purelib"], "/usr/lib", "/etc", "/submission", "/opt/grader-runtime"):
+        try:
+            with open(os.path.join(folder, "zz_wall_probe"), "w") as f:
+                f.write("x")
+            facts["write " + folder] = True
+        except OSError:
+            facts["write " + folder] = False
+    facts["unshare user namespace"] = libc.unshare(0x10000000) == 0
+    facts["unshare mount namespace"] = libc.unshare(0x00020000) == 0
+    facts["clone3"] = libc.syscall(435, None, 0) != -1 or ctypes.get_errno() != errno.ENOSYS
+    child = os.fork()
+    if child == 0:
+        import time
+        time.sleep(30)
+        os._exit(0)
+    facts["ptrace a child"] = libc.ptrace(16, child, None, None) == 0  # PTRACE_ATTACH
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+    try:
+        open("/etc/shadow").read()
+        facts["read /etc/shadow"] = True
+    except OSError:
+        facts["read /etc/shadow"] = False
+    facts["see the grader"] = any(
+        b"pytest" in open(f"/proc/{p}/cmdline", "rb").read() for p in os.listdir("/proc") if p.isdigit()
+    )
+    facts["sees reference"] = os.path.exists({reference!r})
+    return facts
+'''
+
+
+def run_probe(tmp_path: Path, isolation: str = "auto") -> dict[str, Any]:
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "mle.py").write_text(PROBE.replace("{reference!r}", repr(str(ROOT / "reference" / "mle.py"))))
+    with Sandbox(folder, LIMITS, isolation) as sandbox:  # type: ignore[arg-type]
+        reply = sandbox.run("mle", "mle.py", {"op": "run", "driver": "call", "inputs": {"function": "probe"}})
+    assert "ok" in reply, reply
+    return reply["ok"]
+
+
+@needs_bwrap
+def test_a_sandboxed_worker_has_no_privilege(tmp_path: Path) -> None:
+    facts = run_probe(tmp_path)
+    assert (facts["uid"], facts["gid"], facts["euid"]) == (65534, 65534, 65534)
+    assert facts["CapEff"] == facts["CapBnd"] == "0000000000000000"
+    assert facts["Seccomp"] == "2", "no seccomp filter"
+    assert not [k for k, v in facts.items() if isinstance(v, bool) and v], facts
+    for folder in ("/usr/lib", "/etc", sysconfig.get_paths()["purelib"]):
+        assert not Path(folder, "zz_wall_probe").exists()
+
+
+def test_the_seccomp_program_is_well_formed_for_both_architectures() -> None:
+    for machine in ("x86_64", "aarch64"):
+        program = seccomp.program(machine)
+        assert program is not None and len(program) % 8 == 0 and len(program) // 8 < 4096  # BPF_MAXINSNS
+        assert set(seccomp.REFUSED) <= set(seccomp.ARCHES[machine][1])
+    assert seccomp.program("sparc") is None
+
+
+# ------------------------------------------------------------------------------------------- intake
+
+
+def hostile_folder(root: Path) -> Path:
+    """A submission of every kind of entry: good modules, links of every sort, special files, a bad notebook."""
+    classmate = root / "alice"
+    classmate.mkdir()
+    (classmate / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    sub = root / "mallory"
+    sub.mkdir()
+    (sub / "divergences.py").write_text((ROOT / "solutions" / "divergences.py").read_text())
+    (sub / "mle.py").symlink_to(ROOT / "solutions" / "mle.py")
+    (sub / "gan.py").symlink_to("/proc/self/cwd/solutions/gan.py")
+    (sub / "environ.txt").symlink_to("/proc/self/environ")
+    (sub / "classmate.py").symlink_to(classmate / "mle.py")
+    (sub / "zero").symlink_to("/dev/zero")
+    (sub / "dangling").symlink_to(root / "nowhere")
+    (sub / "loop").symlink_to(sub / "loop")
+    os.mkfifo(sub / "ddpm.py")
+    (sub / "huge.bin").touch()
+    os.truncate(sub / "huge.bin", MAX_FILE_BYTES + 1)  # sparse: no disk used
+    deep = sub
+    for level in range(10):
+        deep = deep / f"d{level}"
+        deep.mkdir()
+    notebook = json.loads((ROOT / "solutions" / "notebooks" / "03_vae.ipynb").read_text())
+    notebook["cells"][0]["metadata"] = {"nbgrader": "str", "tags": 5}
+    notebook["cells"][1]["metadata"] = {"nbgrader": {"grade": "yes"}, "tags": [5, None]}
+    (sub / "03_vae.ipynb").write_text(json.dumps(notebook))
+    (sub / "vae.py").mkdir()  # a folder named like a module, beside the notebook
+    return sub
+
+
+def test_links_and_special_files_are_reported_and_the_rest_is_graded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADER_TEST_CANARY", "canary-9f3a1c")
+    monkeypatch.chdir(ROOT)  # /proc/self/cwd/solutions/... would lead to the answers
+    sub = hostile_folder(tmp_path)
+    items = ["mle.binomial_mle", "divergences.entropy", "vae.reparameterize", "gan.generator_loss", "ddpm.q_sample"]
+    started = time.monotonic()
+    report = grade(sub, items, LIMITS)
+    assert time.monotonic() - started < 90
+    status = {r.id: r.status for r in report.items}
+    assert status == {
+        "mle.binomial_mle": "missing",
+        "divergences.entropy": "passed",
+        "vae.reparameterize": "passed",
+        "gan.generator_loss": "missing",
+        "ddpm.q_sample": "missing",
+    }
+    notes = "\n".join(report.notes)
+    for expected in (
+        "mle.py is a symbolic link",
+        "gan.py is a symbolic link",
+        "environ.txt is a symbolic link",
+        "classmate.py is a symbolic link",
+        "zero is a symbolic link",
+        "dangling is a symbolic link",
+        "loop is a symbolic link",
+        "ddpm.py is a FIFO",
+        "huge.bin is larger than",
+        "is a folder more than",
+        "vae.py is a folder, not a module; graded 03_vae.ipynb instead",
+    ):
+        assert expected in notes, notes
+    text = json.dumps(as_json(report)) + notes
+    assert "canary-9f3a1c" not in text
+
+
+def test_intake_caps_the_total_size_and_the_number_of_entries(tmp_path: Path) -> None:
+    from grader import intake
+
+    source = tmp_path / "many"
+    source.mkdir()
+    for i in range(intake.MAX_ENTRIES + 5):
+        (source / f"f{i:04d}.txt").write_text("x")
+    result = take_in(source, tmp_path / "copy")
+    assert result.files == intake.MAX_ENTRIES
+    assert any(f"past the first {intake.MAX_ENTRIES}" in p for p in result.problems)
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(intake.MAX_TOTAL_BYTES // MAX_FILE_BYTES + 2):
+        (big / f"b{i}.bin").touch()
+        os.truncate(big / f"b{i}.bin", MAX_FILE_BYTES)  # sparse
+    result = take_in(big, tmp_path / "copy2")
+    assert result.bytes <= intake.MAX_TOTAL_BYTES
+    assert any("in all" in p for p in result.problems)
+    copied = [p for p in (tmp_path / "copy2").rglob("*")]
+    assert all(stat.S_ISREG(p.lstat().st_mode) for p in copied)
+
+
+def test_a_notebook_with_metadata_of_the_wrong_types_is_read(tmp_path: Path) -> None:
+    notebook = json.loads((ROOT / "solutions" / "notebooks" / "01_mle.ipynb").read_text())
+    for cell in notebook["cells"]:
+        cell["metadata"] = {"nbgrader": "str", "tags": 5}
+    path = tmp_path / "01_mle.ipynb"
+    path.write_text(json.dumps(notebook))
+    assert "def binomial_mle" in notebook_module(path, "mle")
+
+
+SLOW_CELL = "%a bbbbbbbbbb\n" * 30 + "y = [" + "1," * 200_000 + "]\n"  # IPython re-tokenizes the cell per magic
+
+
+def test_a_notebook_that_makes_conversion_slow_costs_only_its_part(tmp_path: Path) -> None:
+    notebook = json.loads((ROOT / "solutions" / "notebooks" / "01_mle.ipynb").read_text())
+    notebook["cells"].insert(1, {"cell_type": "code", "metadata": {}, "source": SLOW_CELL, "outputs": [],
+                                 "execution_count": None, "id": "slow"})  # fmt: skip
+    (tmp_path / "01_mle.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "divergences.py").write_text((ROOT / "solutions" / "divergences.py").read_text())
+    started = time.monotonic()
+    report = grade(tmp_path, ["mle.binomial_mle", "divergences.entropy"], LIMITS)
+    assert time.monotonic() - started < 60
+    by_id = {r.id: r for r in report.items}
+    assert by_id["mle.binomial_mle"].status == "error"
+    assert "reading it took longer than" in by_id["mle.binomial_mle"].feedback
+    assert by_id["divergences.entropy"].status == "passed"
+    assert not leftover_workers(0)
+
+
+# ------------------------------------------------------------------------------- without bubblewrap
+
+SIGNALLER = '''
+import os, signal
+
+
+def binomial_mle(successes, trials):
+    """Signal the grader: its parent, its process group, and anything that looks like it in /proc."""
+    targets = {os.getppid()}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if b"pytest" in open(f"/proc/{pid}/cmdline", "rb").read():
+                    targets.add(int(pid))
+            except OSError:
+                pass
+    hits = 0
+    for pid in targets - {0, 1, os.getpid()}:
+        for send in (lambda: os.kill(pid, signal.SIGUSR1), lambda: os.killpg(os.getpgid(pid), signal.SIGUSR1)):
+            try:
+                send()
+                hits += 1
+            except OSError:
+                pass
+    return 0.123 if hits else 0.456
+'''
+
+
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_a_worker_cannot_signal_the_grader(tmp_path: Path, isolation: str) -> None:
+    if isolation == "off" and wall("off").unshare is None and wall("off").drop_to is None:
+        pytest.skip("neither a PID namespace nor another uid can be had here")
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda number, frame: received.append(number))
+    try:
+        (tmp_path / "mle.py").write_text(SIGNALLER)
+        report = grade(tmp_path, ["mle.binomial_mle"], LIMITS, isolation)  # type: ignore[arg-type]
+        time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert received == [], "the submission signalled the grader"
+    assert "0.123" not in report.items[0].feedback
+
+
+DOUBLE_FORK = """
+import os
+
+
+def binomial_mle(successes, trials):
+    if os.fork() == 0:
+        if os.fork() == 0:
+            os.setsid()
+            os.execv("/bin/sleep", ["sleep", "300"])
+        os._exit(0)
+    return 0.5
+"""
+
+
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_no_process_a_worker_starts_outlives_grading(tmp_path: Path, isolation: str) -> None:
+    (tmp_path / "mle.py").write_text(DOUBLE_FORK)
+    since = time.time()
+    grade(tmp_path, ["mle.binomial_mle"], LIMITS, isolation)  # type: ignore[arg-type]
+    assert not leftover_workers(since)
+
+
+def test_grading_without_a_sandbox_says_so_in_red(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    (tmp_path / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    report = grade(tmp_path, ["mle.bernoulli_mle"], LIMITS, "off")
+    out = StringIO()
+    print_text(report, Console(file=out, force_terminal=True, width=100))
+    assert "\x1b[1;31mUNSANDBOXED" in out.getvalue()
+
+
+def test_a_course_regrade_refuses_to_run_without_a_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from grader import __main__ as cli
+    from grader import sandbox
+
+    (tmp_path / "submitted" / "alice" / "generative_models").mkdir(parents=True)
+    bare = Wall(bwrap=None, unshare=None, drop_to=None, problems=("bubblewrap (bwrap) is not installed",))
+    monkeypatch.setattr(sandbox, "wall", lambda isolation="auto": bare)
+    assert cli.main(["nbgrader", "regrade", str(tmp_path)]) == 2
+    assert "--no-sandbox" in capsys.readouterr().err
+
+
+def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import course, run
+
+    for student in ("alice", "mallory"):
+        folder = tmp_path / "submitted" / student / "generative_models"
+        folder.mkdir(parents=True)
+        (folder / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    real_grade = run.grade
+
+    def grade_or_break(folder: Path, **options: Any) -> Any:
+        if "mallory" in str(folder):
+            raise RuntimeError("the grader broke on this one")
+        return real_grade(folder, ["mle.bernoulli_mle"], LIMITS)
+
+    monkeypatch.setattr(run, "grade", grade_or_break)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # nbgrader runs alembic
+    rows = {r.student: r for r in course.regrade(tmp_path)}
+    assert rows["alice"].isolated == {"mle.bernoulli_mle": 1} and rows["alice"].problem is None
+    assert rows["mallory"].isolated == {} and "RuntimeError" in (rows["mallory"].problem or "")
+
+
+# ----------------------------------------------------------------------------------- the timed item
+
+TIMED = "    optimizer.zero_grad()\n    loss = ddpm_loss(model, x_0, t, noise, betas)\n    loss.backward()\n    optimizer.step()\n"
+
+
+def ddpm_with_step(tmp_path: Path, body: str) -> Path:
+    source = (ROOT / "solutions" / "ddpm.py").read_text()
+    assert source.count(TIMED) == 1
+    (tmp_path / "ddpm.py").write_text(source.replace(TIMED, body))
+    return tmp_path
+
+
+def test_a_timed_step_that_does_not_train_earns_nothing(tmp_path: Path) -> None:
+    folder = ddpm_with_step(tmp_path, "    loss = ddpm_loss(model, x_0, t, noise, betas)\n")
+    report = grade(folder, ["ddpm.ddpm_train_step", "ddpm.ddpm_train_step.speed"], LIMITS)
+    by_id = {r.id: r for r in report.items}
+    assert by_id["ddpm.ddpm_train_step.speed"].status == "failed"
+    assert "did not train" in by_id["ddpm.ddpm_train_step.speed"].feedback
+    assert by_id["ddpm.ddpm_train_step"].status == "failed"
+
+
+BURNER = textwrap.indent(
+    textwrap.dedent(
+        """\
+        import os, time
+        if not globals().get("_burning"):
+            globals()["_burning"] = True
+            for _ in range(2):  # two busy processes, one per core, for at most 120 s
+                if os.fork() == 0:
+                    end = time.time() + 120
+                    while time.time() < end:
+                        pass
+                    os._exit(0)
+        with torch.no_grad():
+            for _ in range(8):  # a step about 5x slower than it should be, which trains correctly all the same
+                model(x_0, t)
+        """
+    ),
+    "    ",
+)
+
+
+def test_a_slow_step_cannot_pass_by_slowing_the_reference_down(tmp_path: Path) -> None:
+    folder = ddpm_with_step(tmp_path, BURNER + TIMED)
+    since = time.time()
+    report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS)
+    result = report.items[0]
+    assert result.status == "failed", (result.feedback, report.notes)
+    assert "slower" in result.feedback
+    assert not leftover_workers(since)
+
+
+# ------------------------------------------------------------------------------- bounded messages
+
+
+def test_replies_are_parsed_with_bounded_nesting_size_and_numbers() -> None:
+    for line, why in [
+        (b"[" * 100_000 + b"]" * 100_000, "nested"),
+        (b'{"__dict__": {"ok": ' + b"9" * 5000 + b"}}", "digits"),
+        (b'{"__dict__": {"ok": 1e999}}', "overflows"),
+        (b'{"__dict__": {"ok": NaN}}', "non-finite"),
+        (b'{"__array__": {"kind": "numpy", "dtype": "float64", "shape": [99999999999], "device": "cpu", "data": ""}}',
+         "carries"),
+        (b'{"__array__": {"kind": "numpy", "dtype": "float64", "shape": [1], "device": "cpu", "data": "!!"}}',
+         "base64"),
+    ]:  # fmt: skip
+        with pytest.raises(wire.WireError, match=why):
+            wire.loads(line)
+    assert wire.depth(b'{"a": "[[[[", "b": [[1]]}') == 3
+    with pytest.raises(wire.WireError, match="digits"):
+        wire.dumps(10**400)
+
+
+def test_a_reply_of_the_wrong_form_is_refused_and_strings_are_cleaned() -> None:
+    for bad in [[], {"ok": 1, "error": {}}, {"error": "x"}, {"error": {"kind": 1, "type": "", "message": ""}},
+                {"ok": 1, "notes": [1]}]:  # fmt: skip
+        with pytest.raises(wire.WireError):
+            checked_reply(bad)
+    reply = checked_reply(
+        {"error": {"kind": "raised", "type": "\x1b[31mE" * 1000, "message": "a\u202eb\rc", "where": None}}
+    )
+    assert reply["error"]["message"] == "abc"
+    assert "\x1b" not in reply["error"]["type"] and len(reply["error"]["type"]) <= 600
+    assert clean_text("x" * 10_000, 100).endswith(" ...") and len(clean_text("x" * 10_000, 100)) == 100
+
+
+@pytest.mark.skipif(cgroups.parents() is None, reason="this machine lets the grader create no cgroups")
+def test_a_worker_cgroup_binds_memory_and_is_removed(tmp_path: Path) -> None:
+    hog = "def binomial_mle(successes, trials):\n    import os\n    fds = [os.memfd_create('hog') for _ in range(7)]\n" \
+          "    for fd in fds:\n        for _ in range(15):\n            os.write(fd, b'x' * 2**24)\n    return 0.5\n"  # fmt: skip
+    (tmp_path / "mle.py").write_text(hog)
+    report = grade(tmp_path, ["mle.binomial_mle"], Limits(call_timeout_s=30.0, memory_mb=1500))  # reclaim is slow
+    assert report.items[0].status == "error" and "memory" in report.items[0].feedback
+    found = cgroups.parents()
+    assert found is not None
+    mine = [p for folder in found[1].values() for p in folder.glob(f"{cgroups.PREFIX}-{os.getpid()}-*")]
+    assert not mine, "a worker's cgroup was left behind"

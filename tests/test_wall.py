@@ -344,7 +344,10 @@ def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: 
 
 # ----------------------------------------------------------------------------------- the timed item
 
-TIMED = "    optimizer.zero_grad()\n    loss = ddpm_loss(model, x_0, t, noise, betas)\n    loss.backward()\n    optimizer.step()\n"
+TIMED = (
+    "    optimizer.zero_grad()\n    loss = ddpm_loss(model, x_0, t, noise, betas)\n"
+    "    loss.backward()\n    optimizer.step()\n"
+)
 
 
 def ddpm_with_step(tmp_path: Path, body: str) -> Path:
@@ -430,8 +433,17 @@ def test_a_reply_of_the_wrong_form_is_refused_and_strings_are_cleaned() -> None:
 
 @pytest.mark.skipif(cgroups.parents() is None, reason="this machine lets the grader create no cgroups")
 def test_a_worker_cgroup_binds_memory_and_is_removed(tmp_path: Path) -> None:
-    hog = "def binomial_mle(successes, trials):\n    import os\n    fds = [os.memfd_create('hog') for _ in range(7)]\n" \
-          "    for fd in fds:\n        for _ in range(15):\n            os.write(fd, b'x' * 2**24)\n    return 0.5\n"  # fmt: skip
+    hog = textwrap.dedent(
+        """\
+        def binomial_mle(successes, trials):
+            import os
+            fds = [os.memfd_create("hog") for _ in range(7)]  # 7 x 240 MB: each under the file-size rlimit
+            for fd in fds:
+                for _ in range(15):
+                    os.write(fd, b"x" * 2**24)
+            return 0.5
+        """
+    )
     (tmp_path / "mle.py").write_text(hog)
     report = grade(tmp_path, ["mle.binomial_mle"], Limits(call_timeout_s=30.0, memory_mb=1500))  # reclaim is slow
     assert report.items[0].status == "error" and "memory" in report.items[0].feedback

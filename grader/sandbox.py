@@ -66,6 +66,7 @@ TMPFS_MB = 64  # the sandbox's /tmp and /dev/shm, each
 MAX_PIDS = 256  # processes and threads of one worker (torch starts a few threads per core)
 FILE_SIZE_MB = 256
 MEMORY_POLL_S = 0.05
+PASSED_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 Isolation = Literal["auto", "required", "off"]  # bubblewrap where it works / or refuse to grade / never
 
 
@@ -118,6 +119,13 @@ class Wall:
     def sandboxed(self) -> bool:
         return self.bwrap is not None
 
+    @property
+    def worker_uid(self) -> int | None:
+        """The uid a worker ends up with outside bubblewrap, where it is not the grader's own."""
+        if self.drop_to is not None:
+            return self.drop_to
+        return WORKER_ID if self.unshare is not None and "--setuid" in self.unshare else None
+
 
 def _python_dirs() -> list[str]:
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
@@ -166,11 +174,13 @@ def _probe(command: list[str], drop_to: int | None = None, pass_fds: tuple[int, 
 
 @functools.cache
 def wall(isolation: Isolation = "auto") -> Wall:
-    """What this machine allows, tried from the strongest wall down; the probes take ~0.1 s, once."""
+    """What this machine allows, tried from the strongest wall down (probes of ~0.1 s, once per process;
+    a few seconds on a GPU machine, where each candidate must also show the worker a working CUDA)."""
     problems: list[str] = []
     program = seccomp.program()
     masks = _masks()
     root = os.geteuid() == 0
+    check = _python_check()
     if isolation != "off":
         path = shutil.which("bwrap") if sys.platform.startswith("linux") else None
         if path is None:
@@ -180,45 +190,62 @@ def wall(isolation: Isolation = "auto") -> Wall:
             try:
                 for flags in _bwrap_flag_sets(program is not None):
                     candidate = Wall(bwrap=(path, *flags), unshare=None, drop_to=None, masks=masks, seccomp=program)
-                    command, fds = _bwrap_command(
-                        candidate, scratch, scratch, scratch, [sys.executable, "-I", "-S", "-c", "pass"]
-                    )
+                    command, fds = _bwrap_command(candidate, scratch, scratch, scratch, [sys.executable, *check])
                     try:
                         if _probe(command, pass_fds=fds):
-                            return candidate
+                            if "--unshare-user" not in flags:
+                                problems.append(
+                                    "CUDA works only outside a user namespace here: workers run as root without "
+                                    "capabilities"
+                                )
+                            return Wall(candidate.bwrap, None, None, masks, program, tuple(problems))
                     finally:
                         for fd in fds:
                             os.close(fd)
                 problems.append("bubblewrap is installed but cannot build the sandbox here")
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-    drop_to = None
-    if root:
-        check = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') and u.find_spec('numpy') else 3)"
-        if _probe([sys.executable, "-I", "-c", check], drop_to=WORKER_ID):
-            drop_to = WORKER_ID
-        else:
-            problems.append(f"uid {WORKER_ID} cannot run this Python installation, so workers run as root")
+    can_drop = root and _probe([sys.executable, *check], drop_to=WORKER_ID)
+    if root and not can_drop:
+        problems.append(f"uid {WORKER_ID} cannot run this Python installation, so workers run as root")
     unshare = shutil.which("unshare")
-    pid_namespace: tuple[str, ...] | None = None
-    if unshare is not None:
-        for flags in (
-            ("--pid", "--fork", "--kill-child") if root and drop_to is None else (),
-            ("--user", "--map-current-user", "--pid", "--fork", "--kill-child"),
-        ):
-            if flags and _probe([unshare, *flags, sys.executable, "-I", "-S", "-c", "pass"], drop_to):
-                pid_namespace = (unshare, *flags)
-                break
-    if pid_namespace is None:
-        problems.append("no PID namespace could be made (util-linux unshare)")
-    return Wall(bwrap=None, unshare=pid_namespace, drop_to=drop_to, masks=masks, problems=tuple(problems))
+    pid_namespace = ("--pid", "--fork", "--kill-child")
+    as_worker = ("--setuid", str(WORKER_ID), "--setgid", str(WORKER_ID))
+    candidates: list[tuple[tuple[str, ...] | None, int | None]] = []  # (unshare command, uid to drop to before it)
+    if unshare and can_drop:  # unshare makes the PID namespace as root, then becomes WORKER_ID inside it
+        candidates.append(((unshare, *pid_namespace, *as_worker), None))
+    if can_drop:
+        candidates.append((None, WORKER_ID))
+    if unshare:
+        own = (unshare, *pid_namespace) if root else (unshare, "--user", "--map-current-user", *pid_namespace)
+        candidates.append((own, None))
+    for prefix, drop_to in candidates:
+        if _probe([*(prefix or ()), sys.executable, *check], drop_to):
+            if prefix is None:
+                problems.append("no PID namespace could be made (util-linux unshare)")
+            return Wall(bwrap=None, unshare=prefix, drop_to=drop_to, masks=masks, problems=tuple(problems))
+    problems.append("no PID namespace could be made (util-linux unshare)")
+    return Wall(bwrap=None, unshare=None, drop_to=None, masks=masks, problems=tuple(problems))
+
+
+def _python_check() -> list[str]:
+    """Arguments for the probes' Python: start, and on a GPU machine, see CUDA (a user namespace can hide it)."""
+    if _cuda_available():
+        return ["-I", "-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 4)"]
+    return ["-I", "-c", "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') else 3)"]
 
 
 def _bwrap_flag_sets(with_seccomp: bool) -> list[tuple[str, ...]]:
-    """The privilege flags, all of them first; older bubblewraps lack --disable-userns (0.8)."""
-    base = ("--unshare-all", "--unshare-user", "--uid", str(WORKER_ID), "--gid", str(WORKER_ID), "--cap-drop", "ALL")
+    """The privilege flags, strongest first: uid 65534 in a user namespace of its own; the same without
+    --disable-userns (older bubblewraps); and, on a GPU machine where CUDA fails in a user namespace, no
+    capabilities in the other namespaces."""
     extra = ("--seccomp",) if with_seccomp else ()
-    return [(*base, "--disable-userns", *extra), (*base, *extra)]
+    user = ("--unshare-all", "--unshare-user", "--uid", str(WORKER_ID), "--gid", str(WORKER_ID), "--cap-drop", "ALL")
+    no_user = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
+    sets = [(*user, "--disable-userns", *extra), (*user, *extra)]
+    if _cuda_available():
+        sets.append((*no_user, "--cap-drop", "ALL", *extra))
+    return sets
 
 
 def _bwrap_command(
@@ -408,8 +435,8 @@ class Sandbox:
             self.generated_dir.mkdir(mode=0o755)
             self.home = self.scratch / "home"  # the writable folder of a worker without bubblewrap
             self.home.mkdir(mode=0o700)
-            if self.wall.drop_to is not None:
-                os.chown(self.home, self.wall.drop_to, self.wall.drop_to)
+            if self.wall.worker_uid is not None:
+                os.chown(self.home, self.wall.worker_uid, self.wall.worker_uid)
         except BaseException:
             self.close()
             raise
@@ -474,7 +501,7 @@ class Sandbox:
         cuda = _cuda_available()
         data_cap = self.limits.memory_mb * 2**20 if not cuda else resource.RLIM_INFINITY
         cgroup = Cgroup.create(self.limits.memory_mb * 2**20, MAX_PIDS)
-        drop_to = self.wall.drop_to
+        drop_to, worker_uid = self.wall.drop_to, self.wall.worker_uid
         command, fds = self._command(script, write_fd)
 
         def limit() -> None:  # in the child, before exec
@@ -486,15 +513,16 @@ class Sandbox:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MB * 2**20, FILE_SIZE_MB * 2**20))
             resource.setrlimit(resource.RLIMIT_DATA, (data_cap, data_cap))
+            if cgroup is None and worker_uid is not None:  # binds for a uid other than root: the cap without cgroups
+                resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PIDS, MAX_PIDS))
             if drop_to is not None:
-                if cgroup is None:  # binds for a uid other than root: the fork bomb's cap without cgroups
-                    resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PIDS, MAX_PIDS))
                 _drop_privileges(drop_to)
             _die_with_parent()
 
         home = "/tmp" if self.wall.sandboxed else str(self.home)
         env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": home, "TMPDIR": home,
                "MPLCONFIGDIR": home}  # fmt: skip
+        env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})  # where the CUDA driver lives
         try:
             popen = subprocess.Popen(
                 command,

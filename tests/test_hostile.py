@@ -49,6 +49,7 @@ class Hostile:
     whole_module: bool = False  # the attack breaks every item of the module (import-time)
     feedback: str = ""  # a phrase the target's feedback must contain
     sandbox_only: bool = False  # only bubblewrap can stop this one
+    call_timeout_s: float = LIMITS.call_timeout_s  # more for a case whose honest work takes a while on a busy machine
 
 
 def sha(path: Path) -> str:
@@ -347,9 +348,10 @@ CASES = [
         "honest forks that share 600 MB",
         "mle",
         body="    import os, time, numpy\n    shared = numpy.ones(75_000_000)\n    children = []\n    for _ in range(3):\n"
-        "        pid = os.fork()\n        if pid == 0:\n            time.sleep(1.0)\n            os._exit(int(shared[0]) - 1)\n"
+        "        pid = os.fork()\n        if pid == 0:\n            time.sleep(0.3)\n            os._exit(int(shared[0]) - 1)\n"
         "        children.append(pid)\n    for pid in children:\n        os.waitpid(pid, 0)\n" + MLE_BODY,
         target_status=("passed",),
+        call_timeout_s=20.0,
     ),
     Hostile(
         "double fork, setsid and exec of another program",
@@ -408,7 +410,8 @@ def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -
     before = {p: sha(p) for p in INSTRUCTOR_FILES}
     since = time.time()
     started = time.monotonic()
-    result = grade(folder, [target, innocent, other], LIMITS)
+    limits = Limits(call_timeout_s=case.call_timeout_s, memory_mb=LIMITS.memory_mb)
+    result = grade(folder, [target, innocent, other], limits)
     elapsed = time.monotonic() - started
     write(report_path, as_json(result))
     by_id = {r.id: r for r in result.items}

@@ -369,17 +369,19 @@ def test_a_timed_step_that_does_not_train_earns_nothing(tmp_path: Path) -> None:
 BURNER = textwrap.indent(
     textwrap.dedent(
         """\
-        import os, time
-        if not globals().get("_burning"):
-            globals()["_burning"] = True
-            for _ in range(2):  # two busy processes, one per core, for at most 120 s
+        import mmap, os, time
+        if "_busy" not in globals():  # three processes that burn the CPU only while this step is NOT running
+            globals()["_busy"] = busy = mmap.mmap(-1, 1)
+            for _ in range(3):
                 if os.fork() == 0:
                     end = time.time() + 120
                     while time.time() < end:
-                        pass
+                        if busy[0]:
+                            time.sleep(0.001)
                     os._exit(0)
+        _busy[0] = 1
         with torch.no_grad():
-            for _ in range(8):  # a step about 5x slower than it should be, which trains correctly all the same
+            for _ in range(16):  # a step about 5x slower than it should be, which trains correctly all the same
                 model(x_0, t)
         """
     ),
@@ -388,7 +390,7 @@ BURNER = textwrap.indent(
 
 
 def test_a_slow_step_cannot_pass_by_slowing_the_reference_down(tmp_path: Path) -> None:
-    folder = ddpm_with_step(tmp_path, BURNER + TIMED)
+    folder = ddpm_with_step(tmp_path, BURNER + TIMED + "    _busy[0] = 0\n")
     since = time.time()
     report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS)
     result = report.items[0]
@@ -451,3 +453,47 @@ def test_a_worker_cgroup_binds_memory_and_is_removed(tmp_path: Path) -> None:
     assert found is not None
     mine = [p for folder in found[1].values() for p in folder.glob(f"{cgroups.PREFIX}-{os.getpid()}-*")]
     assert not mine, "a worker's cgroup was left behind"
+
+
+HONEST_FORKS = textwrap.dedent(
+    """\
+    import os, time, numpy
+
+
+    def bernoulli_mle(x):
+        shared = numpy.ones(75_000_000)  # 600 MB, touched, then shared with 3 children: 2.4 GB of RSS, 600 MB of PSS
+        children = []
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(0.5)
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        return float(numpy.mean(x)) + 0 * float(shared[0])
+
+
+    def binomial_mle(successes, trials):
+        fds = [os.memfd_create("hog") for _ in range(7)]  # 1.6 GB that no RSS shows
+        for fd in fds:
+            for _ in range(15):
+                os.write(fd, b"x" * 2**24)
+        time.sleep(5)
+        return 0.5
+    """
+)
+
+
+def test_without_cgroups_the_memory_watch_counts_shared_pages_once_and_sees_memfd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grader import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
+    (tmp_path / "mle.py").write_text(HONEST_FORKS)
+    report = grade(tmp_path, ["mle.bernoulli_mle", "mle.binomial_mle"], Limits(call_timeout_s=20.0, memory_mb=1500))
+    by_id = {r.id: r for r in report.items}
+    assert by_id["mle.bernoulli_mle"].status == "passed", by_id["mle.bernoulli_mle"].feedback
+    assert by_id["mle.binomial_mle"].status == "error", by_id["mle.binomial_mle"].feedback
+    assert "more than 1500 MB" in by_id["mle.binomial_mle"].feedback

@@ -5,6 +5,7 @@
 Grades each submission (default: solutions/, its nbgrader notebooks solutions/notebooks/, and
 exercises/) in a fresh ``grade`` call, alternating
 bubblewrap on and off, and prints the median wall time of each and the ratio sandboxed / plain.
+"plain" is the wall without bubblewrap (a PID namespace, cgroups and rlimits), not no wall at all.
 Start-up (importing torch in the grader and in each module's worker) is included, as a course sees it.
 """
 

@@ -461,7 +461,7 @@ class Sandbox:
     def wall_notes(self) -> list[str]:
         """What the report should say about the wall, when it is not the full one."""
         if self.wall.sandboxed:
-            return []
+            return [f"Sandbox: {problem}." for problem in self.wall.problems]
         return ["Ran without a filesystem sandbox (" + "; ".join(self.wall.problems or ("--no-sandbox",)) + ")."]
 
     def exposures(self) -> list[str]:

@@ -11,6 +11,7 @@ A worker that times out, crashes or runs out of memory ends that item only.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from grader.submission import find_parts
 from grader.timing import time_speed
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing")
+PART_FILE = re.compile(r"^(?:\d+[_-])?(?P<part>mle|divergences|vae|gan|ddpm)\.(?:py|ipynb)$")  # a part's own file
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
 
 
@@ -229,6 +231,11 @@ def run_check(
     return last.status, feedback
 
 
+def refused_entries(problems: list[str], part: str) -> list[str]:
+    """What intake said of the entries that would have been this part's module or notebook (a link, a FIFO)."""
+    return [p for p in problems if (m := PART_FILE.match(p.split(" ", 1)[0])) and m["part"] == part]
+
+
 def load_checks() -> dict[str, Check]:
     found: dict[str, Check] = {}
     for part in PARTS:
@@ -262,7 +269,7 @@ def grade(
                 result = ItemResult(
                     item.id, 0, item.points, "missing",
                     f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in "
-                    "the submission.",
+                    "the submission." + "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module)),
                 )  # fmt: skip
             elif item.module in problems:
                 result = ItemResult(item.id, 0, item.points, "error", problems[item.module])

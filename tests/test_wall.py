@@ -161,6 +161,9 @@ def test_links_and_special_files_are_reported_and_the_rest_is_graded(
         "gan.generator_loss": "missing",
         "ddpm.q_sample": "missing",
     }
+    feedback = {r.id: r.feedback for r in report.items}
+    assert "mle.py is a symbolic link" in feedback["mle.binomial_mle"]  # the student reads why, beside the item
+    assert "ddpm.py is a FIFO" in feedback["ddpm.q_sample"]
     notes = "\n".join(report.notes)
     for expected in (
         "mle.py is a symbolic link",

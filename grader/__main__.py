@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
+
 
 def _grade(args: argparse.Namespace) -> int:
     from rich.console import Console
@@ -60,6 +62,9 @@ def _grade(args: argparse.Namespace) -> int:
         report.write(Path(args.json), report.as_json(result))
     if args.gradescope:
         report.write(Path(args.gradescope), report.as_gradescope(result))
+    if result.faults:
+        print(f"grader: the grader itself failed on {', '.join(result.faults)}; see the feedback", file=sys.stderr)
+        return GRADER_FAULT_EXIT
     return 0
 
 

@@ -116,8 +116,13 @@ def _compare_leaf(expected: Any, received: Any, tol: tuple[float, float], where:
     if e.shape != r.shape:
         return Mismatch("shape", f"{where} has shape {tuple(r.shape)}, expected {tuple(e.shape)}")
     rtol, atol = tol
-    if np.isnan(r).any() and not np.isnan(e).any():
+    e_nan, r_nan = np.isnan(e), np.isnan(r)
+    if (r_nan & ~e_nan).any():
         return Mismatch("nan", f"{where} contains nan, expected {short(expected)}")
+    if (e_nan & ~r_nan).any():  # a non-finite expected value is matched exactly: nan only by nan
+        return Mismatch(
+            "nan", f"{where} is {short(received)}, expected {short(expected)} (nan where the math is undefined)"
+        )
     same_inf = np.isinf(e) == np.isinf(r)
     if not same_inf.all() or (np.sign(e[np.isinf(e)]) != np.sign(r[np.isinf(e)])).any():
         return Mismatch(

@@ -11,6 +11,7 @@ A worker that times out, crashes or runs out of memory ends that item only.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, Phase, configuration, example, given, settings
 from hypothesis.errors import Flaky, HypothesisException
 
 from grader import compare as cmp
@@ -27,8 +28,14 @@ from grader.checks import Case, Check
 from grader.items import BY_ID, ITEMS, MAX_SCORE, SPEED_ITEM, Item
 from grader.notebooks import NOTEBOOK_NAMES
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
-from grader.submission import find_parts
+from grader.submission import PartSource, find_parts
 from grader.timing import time_speed
+from grader.untrusted import clean_text
+
+# Hypothesis caches what it learns in .hypothesis/ of the working directory; grading writes nothing where it is run.
+configuration.set_hypothesis_home_dir(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genmath-grader" / "hypothesis"
+)
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing")
 PART_FILE = re.compile(r"^(?:\d+[_-])?(?P<part>mle|divergences|vae|gan|ddpm)\.(?:py|ipynb)$")  # a part's own file
@@ -58,6 +65,11 @@ class ItemResult:
     status: str
     feedback: str
 
+    @property
+    def fault(self) -> bool:
+        """The grader's own code failed on this item: the instructor must look, the student is not to blame."""
+        return self.feedback.startswith(GRADER_FAULT)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -81,6 +93,11 @@ class Report:
     @property
     def max_score(self) -> int:
         return sum(r.max_score for r in self.items)
+
+    @property
+    def faults(self) -> list[str]:
+        """Items the grader itself failed to grade."""
+        return [r.id for r in self.items if r.fault]
 
     def as_dict(self) -> dict[str, Any]:
         return {"score": self.score, "max_score": self.max_score, "items": [r.as_dict() for r in self.items]}
@@ -215,13 +232,12 @@ def run_check(
         runner()
     except Verdict:
         pass
-    except (Flaky, HypothesisException, ExceptionGroup):  # a verdict that did not reproduce: keep the last one
-        pass
+    except (Flaky, HypothesisException, ExceptionGroup) as exc:
+        if not failures:  # no verdict at all: the check itself broke (a strategy, a case builder); fail closed
+            return "error", grader_fault(exc)
+        # else a verdict that did not reproduce: keep the last one
     except Exception as exc:
-        return (
-            "error",
-            f"Internal grader error ({type(exc).__name__}: {exc}); this is not your fault: tell your instructor.",
-        )
+        return "error", grader_fault(exc)
     if not failures:
         return "passed", "All checks passed."
     last = failures[-1]
@@ -229,6 +245,15 @@ def run_check(
     if check.depends_on and last.status in ("failed", "error"):
         feedback += f"\nNote: this item calls your {', '.join(check.depends_on)}; if those items fail, fix them first."
     return last.status, feedback
+
+
+GRADER_FAULT = "Internal grader error"
+
+
+def grader_fault(exc: BaseException) -> str:
+    """Feedback for an item the grader could not grade through a fault of its own (never the student's)."""
+    text = clean_text(f"{type(exc).__name__}: {exc}", 300)
+    return f"{GRADER_FAULT} ({text}); this is not your fault: tell your instructor."
 
 
 def refused_entries(problems: list[str], part: str) -> list[str]:
@@ -265,26 +290,10 @@ def grade(
         problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item in wanted:
             part = parts.get(item.module)
-            if part is None:
-                result = ItemResult(
-                    item.id, 0, item.points, "missing",
-                    f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in "
-                    "the submission." + "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module)),
-                )  # fmt: skip
-            elif item.module in problems:
-                result = ItemResult(item.id, 0, item.points, "error", problems[item.module])
-            elif item.id == SPEED_ITEM:
-                speed = time_speed(sandbox)
-                if speed.note:
-                    notes.append(speed.note)
-                result = ItemResult(
-                    item.id, item.points if speed.status == "passed" else 0, item.points, speed.status, speed.feedback
-                )
-            elif item.id not in checks:
-                result = ItemResult(item.id, 0, item.points, "error", "No check is defined for this item yet.")
-            else:
-                status, feedback = run_check(checks[item.id], sandbox, label=part.label)
-                result = ItemResult(item.id, item.points if status == "passed" else 0, item.points, status, feedback)
+            try:
+                result = _grade_item(item, part, problems, checks, sandbox, notes)
+            except Exception as exc:  # the grader's own code broke on this item: it says so, the rest is graded
+                result = ItemResult(item.id, 0, item.points, "error", grader_fault(exc))
             if part is not None and result.status != "passed" and sandbox.notes.get(item.module):
                 result.feedback += f"\nWhen the cells of {part.label} ran: " + "; ".join(sandbox.notes[item.module])
             results.append(result)
@@ -293,6 +302,37 @@ def grade(
         sandboxed = sandbox.sandboxed
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
     return Report(results, sandboxed, notes)
+
+
+def _grade_item(
+    item: Item,
+    part: PartSource | None,
+    problems: dict[str, str],
+    checks: dict[str, Check],
+    sandbox: Sandbox,
+    notes: list[str],
+) -> ItemResult:
+    """One item's result: missing, unreadable, timed, or checked."""
+    if part is None:
+        refused = "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module))
+        return ItemResult(
+            item.id, 0, item.points, "missing",
+            f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in the "
+            f"submission.{refused}",
+        )  # fmt: skip
+    if item.module in problems:
+        return ItemResult(item.id, 0, item.points, "error", problems[item.module])
+    if item.id == SPEED_ITEM:
+        speed = time_speed(sandbox)
+        if speed.note:
+            notes.append(speed.note)
+        return ItemResult(
+            item.id, item.points if speed.status == "passed" else 0, item.points, speed.status, speed.feedback
+        )
+    if item.id not in checks:
+        return ItemResult(item.id, 0, item.points, "error", "No check is defined for this item yet.")
+    status, feedback = run_check(checks[item.id], sandbox, label=part.label)
+    return ItemResult(item.id, item.points if status == "passed" else 0, item.points, status, feedback)
 
 
 assert MAX_SCORE == 100

@@ -22,13 +22,17 @@ gradebook, and lists every submission whose in-kernel score is higher, item by i
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader.generate import ROOT
+from grader.intake import KINDS, MAX_FILE_BYTES
 from grader.notebooks import NOTEBOOK_NAMES, item_of_test_id
+from grader.untrusted import clean_text
 
 DEFAULT_ASSIGNMENT = "generative_models"
 CELL_TIMEOUT_S = 600  # a hidden check runs the full grader of an item; the DDPM demo trains for ~30 s
@@ -78,14 +82,31 @@ def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[
 
     moved = []
     for path in sorted(Path(course).glob(f"submitted/*/{assignment}/*.ipynb")):
-        try:
-            nbformat.read(path, as_version=4)
-        except Exception as err:  # nbgrader reads with nbformat too, and stops at the first that fails
-            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        reason = _unreadable(path, nbformat)
+        if reason is not None:
             target = path.with_name(path.name + UNREADABLE_SUFFIX)
-            path.rename(target)
-            moved.append((target, reason))
+            path.rename(target)  # renames a link itself, never what it points to
+            moved.append((target, clean_text(reason, 200)))
     return moved
+
+
+def _unreadable(path: Path, nbformat: Any) -> str | None:
+    """Why nbgrader could not read this submitted notebook, or None. It is looked at with lstat first: a link
+    (to /dev/zero, to another student's file), a FIFO or a huge file is never opened by the grader."""
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode):
+        return f"it is {KINDS.get(stat.S_IFMT(info.st_mode), 'not a regular file')}, not a notebook file"
+    if info.st_size > MAX_FILE_BYTES:
+        return f"it is larger than {MAX_FILE_BYTES // 2**20} MB"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open(fd, encoding="utf-8", errors="replace") as f:
+            nbformat.reads(f.read(MAX_FILE_BYTES + 1), as_version=4)
+    except RecursionError:
+        return "its JSON is nested too deeply"
+    except Exception as err:  # nbgrader reads with nbformat too, and stops at the first that fails
+        return str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return None
 
 
 # ----------------------------------------------------------------------------------------- regrade
@@ -141,20 +162,24 @@ def regrade(
 
     from grader.run import grade
     from grader.sandbox import SandboxUnavailable
-    from grader.untrusted import clean_text
 
     course = Path(course).resolve()
     results = []
     with Gradebook(db_url or f"sqlite:///{course / 'gradebook.db'}") as gradebook:  # opening one runs alembic
         for folder in sorted(p for p in course.glob(f"submitted/*/{assignment}") if p.is_dir()):
             student = folder.parent.name
+            problem: str | None = None
+            isolated: dict[str, int] = {}
+            if folder.is_symlink() or folder.parent.is_symlink():  # a link out of the course is not a submission
+                problem = "could not be graded: its folder is a symbolic link"
+                results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), {}, problem))
+                continue
             try:
                 isolated = {r.id: r.score for r in grade(folder, **grade_options).items}
-                problem = None
             except SandboxUnavailable:
                 raise  # the machine's problem, not the student's: nobody can be graded
             except Exception as err:  # one student's failure is that student's row, never the end of the re-grade
-                isolated, problem = {}, f"could not be graded: {type(err).__name__}: {clean_text(str(err), 300)}"
+                problem = f"could not be graded: {type(err).__name__}: {clean_text(str(err), 300)}"
             results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), isolated, problem))
     return results
 

@@ -338,11 +338,38 @@ def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: 
             raise RuntimeError("the grader broke on this one")
         return real_grade(folder, ["mle.bernoulli_mle"], LIMITS)
 
+    outside = tmp_path / "outside" / "generative_models"
+    outside.mkdir(parents=True)
+    (outside / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    (tmp_path / "submitted" / "eve").symlink_to(outside.parent)  # a link out of the course
     monkeypatch.setattr(run, "grade", grade_or_break)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # nbgrader runs alembic
     rows = {r.student: r for r in course.regrade(tmp_path)}
     assert rows["alice"].isolated == {"mle.bernoulli_mle": 1} and rows["alice"].problem is None
     assert rows["mallory"].isolated == {} and "RuntimeError" in (rows["mallory"].problem or "")
+    assert rows["eve"].isolated == {} and "symbolic link" in (rows["eve"].problem or "")
+
+
+def test_preflight_renames_links_fifos_and_bombs_without_opening_them(tmp_path: Path) -> None:
+    from grader import course
+
+    folder = tmp_path / "submitted" / "mallory" / "generative_models"
+    folder.mkdir(parents=True)
+    (folder / "01_mle.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(folder / "02_divergences.ipynb")
+    (folder / "03_vae.ipynb").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "04_gan.ipynb").write_text((ROOT / "solutions" / "notebooks" / "04_gan.ipynb").read_text())
+    (folder / "05_ddpm.ipynb").touch()
+    os.truncate(folder / "05_ddpm.ipynb", MAX_FILE_BYTES + 1)  # sparse
+    started = time.monotonic()
+    moved = {path.name: why for path, why in course.preflight(tmp_path)}
+    assert time.monotonic() - started < 30
+    assert sorted(moved) == [f"{n}.ipynb.unreadable" for n in ("01_mle", "02_divergences", "03_vae", "05_ddpm")]
+    assert "symbolic link" in moved["01_mle.ipynb.unreadable"]
+    assert "FIFO" in moved["02_divergences.ipynb.unreadable"]
+    assert "nested too deeply" in moved["03_vae.ipynb.unreadable"]
+    assert "larger than" in moved["05_ddpm.ipynb.unreadable"]
+    assert (folder / "04_gan.ipynb").is_file() and Path("/dev/zero").exists()
 
 
 # ----------------------------------------------------------------------------------- the timed item

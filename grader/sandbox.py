@@ -334,19 +334,22 @@ class Process:
             return []
 
     def freeze(self, frozen: bool) -> None:
-        if self.cgroup is not None and self.cgroup.freeze(frozen):
-            return
-        if frozen:  # no freezer: stop the tree, twice over, so that a child forked meanwhile is caught
-            for _ in range(2):
-                for proc in self.family():
-                    with contextlib.suppress(psutil.Error):
-                        proc.send_signal(signal.SIGSTOP)
-                        self.stopped.append(proc.pid)
-        else:
+        """Stop every process of this worker (the cgroup's freezer, else SIGSTOP to its tree), or resume them."""
+        if not frozen:
+            if self.cgroup is not None:
+                self.cgroup.freeze(False)
             for pid in self.stopped:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
             self.stopped.clear()
+            return
+        if self.cgroup is not None and self.cgroup.freeze(True):
+            return
+        for _ in range(2):  # no freezer: stop the tree twice over, so that a child forked meanwhile is caught
+            for proc in self.family():
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGSTOP)
+                    self.stopped.append(proc.pid)
 
     def memory_mb(self) -> float:
         """Proportional set size of the tree plus the memfd and tmpfs files it holds open (no cgroup)."""
@@ -380,6 +383,7 @@ class Process:
             self.popen.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
+        psutil.wait_procs(family, timeout=10)  # a PID namespace dies with its first process, but not at once
         if self.popen.stdin:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()

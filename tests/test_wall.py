@@ -419,7 +419,17 @@ BURNER = textwrap.indent(
 )
 
 
-def test_a_slow_step_cannot_pass_by_slowing_the_reference_down(tmp_path: Path) -> None:
+@pytest.mark.parametrize("freezer", ["cgroup", "SIGSTOP"])
+def test_a_slow_step_cannot_pass_by_slowing_the_reference_down(
+    tmp_path: Path, freezer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the freeze this step passes (1.93x measured: its burners slow only the reference); frozen, 5.8x."""
+    from grader import sandbox
+
+    if freezer == "SIGSTOP":
+        monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
+    elif cgroups.parents() is None:
+        pytest.skip("this machine lets the grader create no cgroups")
     folder = ddpm_with_step(tmp_path, BURNER + TIMED + "    _busy[0] = 0\n")
     since = time.time()
     report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS)

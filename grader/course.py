@@ -22,15 +22,13 @@ gradebook, and lists every submission whose in-kernel score is higher, item by i
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader.generate import ROOT
-from grader.intake import KINDS, MAX_FILE_BYTES
+from grader.intake import MAX_FILE_BYTES, Refused, open_regular
 from grader.notebooks import NOTEBOOK_NAMES, item_of_test_id
 from grader.untrusted import clean_text
 
@@ -91,15 +89,14 @@ def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[
 
 
 def _unreadable(path: Path, nbformat: Any) -> str | None:
-    """Why nbgrader could not read this submitted notebook, or None. It is looked at with lstat first: a link
-    (to /dev/zero, to another student's file), a FIFO or a huge file is never opened by the grader."""
-    info = path.lstat()
-    if not stat.S_ISREG(info.st_mode):
-        return f"it is {KINDS.get(stat.S_IFMT(info.st_mode), 'not a regular file')}, not a notebook file"
-    if info.st_size > MAX_FILE_BYTES:
-        return f"it is larger than {MAX_FILE_BYTES // 2**20} MB"
+    """Why nbgrader could not read this submitted notebook, or None. It is opened as intake opens files
+    (grader/intake.py): a link (to /dev/zero, to another student's file), a FIFO or a huge file is never
+    followed or read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd, _ = open_regular(path)
+    except Refused as refused:
+        return f"it {refused}, not a notebook file"
+    try:
         with open(fd, encoding="utf-8", errors="replace") as f:
             nbformat.reads(f.read(MAX_FILE_BYTES + 1), as_version=4)
     except RecursionError:

@@ -95,20 +95,38 @@ def _copy_folder(source: Path, target: Path, shown: str, depth: int, intake: Int
             intake.refuse(label, f"is {KINDS.get(kind, 'not a regular file')}")
 
 
+class Refused(OSError):
+    """An entry the grader will not read; the message says what it is, in words for the student."""
+
+
+def open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """A descriptor of ``path`` and its status, if it is a regular file within MAX_FILE_BYTES; else Refused.
+
+    Opened with O_NOFOLLOW | O_NONBLOCK and checked on the descriptor: a link, or an entry swapped for a
+    FIFO after a look at it, is refused without being followed or blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise Refused("is a symbolic link" if err.errno == 40 else f"could not be opened ({err.strerror})") from None
+    info = os.fstat(fd)
+    why = None
+    if not stat.S_ISREG(info.st_mode):
+        why = f"is {KINDS.get(stat.S_IFMT(info.st_mode), 'not a regular file')}"
+    elif info.st_size > MAX_FILE_BYTES:
+        why = f"is larger than {MAX_FILE_BYTES // 2**20} MB"
+    if why is not None:
+        os.close(fd)
+        raise Refused(why)
+    return fd, info
+
+
 def _copy_file(source: Path, target: Path, label: str, intake: Intake) -> None:
     try:
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as err:
-        intake.refuse(label, "is a symbolic link" if err.errno == 40 else f"could not be opened ({err.strerror})")
+        fd, info = open_regular(source)
+    except Refused as refused:
+        intake.refuse(label, str(refused))
         return
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            intake.refuse(label, f"is {KINDS.get(stat.S_IFMT(info.st_mode), 'not a regular file')}")
-            return
-        if info.st_size > MAX_FILE_BYTES:
-            intake.refuse(label, f"is larger than {MAX_FILE_BYTES // 2**20} MB")
-            return
         if intake.bytes + info.st_size > MAX_TOTAL_BYTES:
             intake.refuse(label, f"would take the submission past {MAX_TOTAL_BYTES // 2**20} MB in all")
             return

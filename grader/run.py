@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from grader.checks import Case, Check
 from grader.items import BY_ID, ITEMS, MAX_SCORE, SPEED_ITEM, Item
 from grader.notebooks import NOTEBOOK_NAMES
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
-from grader.submission import PartSource, find_parts
+from grader.submission import PartSource, find_parts, part_of
 from grader.timing import time_speed
 from grader.untrusted import clean_text
 
@@ -38,7 +37,6 @@ configuration.set_hypothesis_home_dir(
 )
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing")
-PART_FILE = re.compile(r"^(?:\d+[_-])?(?P<part>mle|divergences|vae|gan|ddpm)\.(?:py|ipynb)$")  # a part's own file
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
 
 
@@ -258,7 +256,7 @@ def grader_fault(exc: BaseException) -> str:
 
 def refused_entries(problems: list[str], part: str) -> list[str]:
     """What intake said of the entries that would have been this part's module or notebook (a link, a FIFO)."""
-    return [p for p in problems if (m := PART_FILE.match(p.split(" ", 1)[0])) and m["part"] == part]
+    return [p for p in problems if part_of(p.split(" ", 1)[0]) == part]
 
 
 def load_checks() -> dict[str, Check]:

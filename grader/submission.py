@@ -15,7 +15,15 @@ from pathlib import Path
 
 from grader.generate import PARTS
 
-NOTEBOOK_NAME = re.compile(r"^(?:\d+[_-])?(?P<part>mle|divergences|vae|gan|ddpm)\.ipynb$")
+NOTEBOOK_NAME = re.compile(rf"^(?:\d+[_-])?(?P<part>{'|'.join(PARTS)})\.ipynb$")
+
+
+def part_of(name: str) -> str | None:
+    """The part a file name would be graded as (``mle.py``, ``01_mle.ipynb``), or None."""
+    if name.removesuffix(".py") in PARTS:
+        return name.removesuffix(".py")
+    match = NOTEBOOK_NAME.match(name)
+    return match["part"] if match else None
 
 
 @dataclass(frozen=True)

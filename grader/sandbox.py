@@ -660,13 +660,12 @@ class Sandbox:
                     why = f"reading it took longer than {timeout:g} s" if died.kind == "timeout" else str(died)
                     problems[part] = f"{label} could not be graded: {why}."
                     continue
-                text = reply.get("ok") if "ok" in reply else None
-                if not isinstance(text, str):
-                    message = reply["error"]["message"] if "error" in reply else "the converter sent no module"
+                if "error" in reply:  # checked_reply(code=True): otherwise "ok" holds the module's text
+                    message = reply["error"]["message"]
                     problems[part] = f"{label} could not be graded: {message}. Re-save it from Jupyter."
                     continue
                 target = self.generated_dir / f"{part}.py"
-                target.write_text(text)
+                target.write_text(reply["ok"])
                 target.chmod(0o644)
                 self.generated.add(f"{part}.py")
         except WorkerDied as died:

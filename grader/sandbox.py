@@ -323,7 +323,7 @@ class Process:
     popen: subprocess.Popen[bytes]
     reply_fd: int
     cgroup: Cgroup | None
-    buffer: bytes = b""
+    buffer: bytearray = field(default_factory=bytearray)  # received, not yet a whole line
     sequence: int = 0  # of the last request; each reply echoes it
     stopped: list[int] = field(default_factory=list)  # pids stopped with SIGSTOP (no freezer)
 
@@ -612,7 +612,8 @@ class Sandbox:
 
     def _read_line(self, worker: Process, deadline: float, timeout: float, end: Callable[[], None]) -> bytes:
         """The next line from the worker, watching the time, its memory and its death."""
-        while b"\n" not in worker.buffer:
+        end_of_line = worker.buffer.find(b"\n")
+        while end_of_line < 0:
             left = deadline - time.monotonic()
             if left <= 0:
                 end()
@@ -634,11 +635,15 @@ class Sandbox:
                 if oom:
                     raise WorkerDied("memory", f"used more than {self.limits.memory_mb} MB of memory")
                 raise WorkerDied("crash", f"the worker process {_how_it_ended(status, self.wall.sandboxed)}")
-            worker.buffer += chunk
+            newline = chunk.find(b"\n")  # only the new bytes are searched: a 64 MB line costs linear time
+            if newline >= 0:
+                end_of_line = len(worker.buffer) + newline
+            worker.buffer += chunk  # a bytearray grows in place
             if len(worker.buffer) > wire.MAX_MESSAGE_BYTES:
                 end()
                 raise WorkerDied("crash", "its reply was larger than the grader accepts")
-        line, worker.buffer = worker.buffer.split(b"\n", 1)
+        line = bytes(worker.buffer[:end_of_line])
+        del worker.buffer[: end_of_line + 1]
         return line
 
     def convert_notebooks(self, notebooks: dict[str, str]) -> dict[str, str]:

@@ -279,6 +279,13 @@ CASES = [
         feedback="cannot be read",
     ),
     Hostile(
+        "writes 70 MB without a newline to the reply channel",
+        "mle",
+        body="    import os, sys\n    for _ in range(70):\n        os.write(int(sys.argv[1]), b'x' * 2**20)\n    return 0.123",
+        target_status=("error",),
+        feedback="larger than the grader accepts",
+    ),
+    Hostile(
         "writes a 5000-digit int to the reply channel",
         "mle",
         body="    import os, sys\n    os.write(int(sys.argv[1]), b'{\"__dict__\": {\"ok\": ' + b'9' * 5000 + b'}}\\n')\n"

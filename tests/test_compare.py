@@ -51,12 +51,61 @@ CASES = [
     (np.inf, 1e308, cmp.FLOAT64, "value"),
     (1.0, np.inf, cmp.FLOAT64, "value"),
     (1.0, np.nan, cmp.FLOAT64, "nan"),
+    # non-finite values are matched exactly, element by element
+    (np.inf, np.inf, cmp.FLOAT64, None),
+    (-np.inf, -np.inf, cmp.FLOAT64, None),
+    (np.inf, -np.inf, cmp.FLOAT64, "value"),
+    (-np.inf, np.inf, cmp.FLOAT64, "value"),
+    (np.nan, np.nan, cmp.FLOAT64, None),
+    (np.nan, 0.0, cmp.FLOAT64, "nan"),
+    (np.nan, np.inf, cmp.FLOAT64, "nan"),
+    (np.inf, np.nan, cmp.FLOAT64, "nan"),
+    (torch_array([1.0, np.inf, np.nan]), torch_array([1.0, np.inf, np.nan]), cmp.FLOAT64, None),
+    (torch_array([1.0, np.inf, np.nan]), torch_array([1.0, np.nan, np.inf]), cmp.FLOAT64, "nan"),
+    (torch_array([1.0, np.inf]), torch_array([np.inf, np.inf]), cmp.FLOAT64, "value"),
+    (torch_array([1.0, -np.inf]), torch_array([1.0, np.inf]), cmp.FLOAT64, "value"),
+    # nested results: the first wrong leaf, wherever it is
+    (
+        {"result": {"d_loss": 1.0}, "params": {"w": torch_array([1.0, 2.0])}},
+        {"result": {"d_loss": 1.0}, "params": {"w": torch_array([1.0, 2.0], "float32")}},
+        cmp.FLOAT64,
+        "dtype",
+    ),
+    (
+        {"encode": (torch_array([1.0]), torch_array([2.0])), "decode": torch_array([[0.5]])},
+        {"encode": (torch_array([1.0]), torch_array([2.0])), "decode": torch_array([0.5])},
+        cmp.FLOAT64,
+        "shape",
+    ),
+    ((torch_array([1.0]), (2.0, {"x": 3.0})), (torch_array([1.0]), (2.0, {"x": 3.5})), cmp.FLOAT64, "value"),
+    ((torch_array([1.0]), (2.0, {"x": 3.0})), (torch_array([1.0]), (2.0, {})), cmp.FLOAT64, "keys"),
+    ({"value": 1.0, "grad": torch_array([1.0])}, {"value": 1.0, "grad": None}, cmp.FLOAT64, "type"),
+    # shapes: no broadcasting, not even of a 1-element array against a 0-d one
+    (torch_array(1.0), torch_array([1.0]), cmp.FLOAT64, "shape"),
+    (torch_array([[1.0], [2.0]]), torch_array([1.0, 2.0]), cmp.FLOAT64, "shape"),
+    (torch_array([]), torch_array([]), cmp.FLOAT64, None),
+]
+
+# How the diagnosis matches a catalogued mistake (computed in float64) with an answer: numbers only.
+VALUES_ONLY = [
+    (torch_array([1.0, 2.0]), torch_array([1.0, 2.0], "float32"), None),
+    (torch_array([1.0, 2.0]), torch_array([1.0, 2.0], device="cuda"), None),
+    (torch_array([1.0, 2.0]), torch_array([1.0, 2.5], "float32"), "value"),
+    (torch_array([1.0, 2.0]), numpy_array([1.0, 2.0]), "type"),
+    (torch_array([1.0, 2.0]), torch_array([[1.0, 2.0]], "float32"), "shape"),
+    (torch_array([np.inf]), torch_array([np.inf], "float32"), None),
 ]
 
 
 @pytest.mark.parametrize(("expected", "received", "tol", "kind"), CASES)
 def test_the_comparison_table(expected: Any, received: Any, tol: tuple[float, float], kind: str | None) -> None:
     found = cmp.compare(expected, received, tol)
+    assert (found.what if found else None) == kind, found
+
+
+@pytest.mark.parametrize(("expected", "received", "kind"), VALUES_ONLY)
+def test_the_comparison_without_dtypes(expected: Any, received: Any, kind: str | None) -> None:
+    found = cmp.compare(expected, received, cmp.FLOAT32, dtypes=False)
     assert (found.what if found else None) == kind, found
 
 

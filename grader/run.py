@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import importlib
 import os
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, configuration, example, given, settings
+from hypothesis import HealthCheck, Phase, configuration, example, given, seed, settings
 from hypothesis.errors import Flaky, HypothesisException
 
 from grader import compare as cmp
-from grader import drivers, wire
-from grader.checks import Case, Check
+from grader import diagnosis, drivers, wire
+from grader.checks import RAISES, Case, Check
+from grader.diagnosis import Observation
 from grader.items import BY_ID, ITEMS, MAX_SCORE, SPEED_ITEM, Item
 from grader.notebooks import NOTEBOOK_NAMES
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
@@ -104,9 +106,9 @@ class Report:
 class Verdict(Exception):
     """A case the student got wrong: raised inside the Hypothesis test so that it shrinks."""
 
-    def __init__(self, status: str, feedback: str) -> None:
+    def __init__(self, status: str, feedback: str, seen: Observation | None = None) -> None:
         super().__init__(feedback)
-        self.status, self.feedback = status, feedback
+        self.status, self.feedback, self.seen = status, feedback, seen
 
 
 class Stop(Exception):
@@ -141,8 +143,9 @@ def expected_output(check: Check, case: Case) -> Any:
 # --------------------------------------------------------------------------------------- one case
 
 
-def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str]) -> None:
-    """Raise Verdict if the student's answer to ``case`` is wrong, Stop if the worker is gone."""
+def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str]) -> Observation:
+    """What the student's code answered to ``case``, when it is right; raise Verdict if it is wrong (with
+    what was seen, for the diagnosis), Stop if the worker is gone or the function is not written yet."""
     name, filename = source
     try:
         reply = sandbox.run(
@@ -159,36 +162,41 @@ def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str])
             raise Verdict(
                 "failed", f"On input {case.shown}: returned something the grader cannot read ({error['message']})."
             )
-        raise Verdict("error", f"On input {case.shown}: {cmp.describe_error(error)}.")
+        raised = Observation(case, RAISES, passed=False) if error.get("kind") == "raised" else None
+        raise Verdict("error", f"On input {case.shown}: {cmp.describe_error(error)}.", raised)
     received = reply["ok"]
-    expected = expected_output(check, case)
-    mismatch = cmp.compare(expected, received, case.tol)
+    mismatch = cmp.compare(expected_output(check, case), received, case.tol)
     if mismatch is None:
         for prop in check.properties:
             if not prop.holds(received, case):
                 raise Verdict(
                     "failed", f"On input {case.shown}: {prop.description} does not hold; got {cmp.short(received)}."
                 )
-        return
-    lines = [f"On input {case.shown}: {mismatch.message}."]
-    named = name_mistake(check, case, received)
-    if named:
-        lines.append(f"This matches a known mistake: {named}")
-    raise Verdict("failed", "\n".join(lines))
+        return Observation(case, received, passed=True)
+    seen = None if mismatch.what == "device" else Observation(case, received, False, mismatch.what == "dtype")
+    raise Verdict("failed", f"On input {case.shown}: {mismatch.message}.", seen)
 
 
-def name_mistake(check: Check, case: Case, received: Any) -> str | None:
-    for mistake in check.mistakes:
+def probe(check: Check, sandbox: Runner, source: tuple[str, str]) -> diagnosis.Probe:
+    """Run the student's code on one more case for the diagnosis: what it answered, or None."""
+
+    def one(case: Case) -> Observation | None:
         try:
-            wrong = to_wire(mistake.wrong(case.for_reference()))
-        except Exception:
-            continue
-        if cmp.compare(wrong, received, case.tol) is None:
-            return mistake.explanation
-    return None
+            return evaluate(check, case, sandbox, source)
+        except Verdict as verdict:
+            return verdict.seen
+        except Stop:
+            return None
+
+    return one
 
 
 # --------------------------------------------------------------------------------------- one item
+
+
+def item_seed(item_id: str) -> int:
+    """The seed of an item's derandomized run: its own, fixed, whatever the grader's code looks like."""
+    return zlib.crc32(item_id.encode())
 
 
 def run_check(
@@ -210,22 +218,25 @@ def run_check(
         return "error", f"{shown} could not be imported: {cmp.describe_error(error)}."
 
     failures: list[Verdict | Stop] = []
+    observations: list[Observation] = []
 
     def test(case: Case) -> None:
         if failures and isinstance(failures[-1], Stop):
             return
         try:
-            evaluate(check, case, sandbox, (name, filename))
+            observations.append(evaluate(check, case, sandbox, (name, filename)))
         except Stop as stop:
             failures.append(stop)
         except Verdict as verdict:
             failures.append(verdict)
+            if verdict.seen is not None:
+                observations.append(verdict.seen)
             raise
 
     runner = given(check.cases)(test)
     for pinned in reversed(check.examples):
         runner = example(pinned)(runner)
-    runner = grading_settings(check)(runner)
+    runner = seed(item_seed(check.item))(grading_settings(check)(runner))
     try:
         runner()
     except Verdict:
@@ -240,6 +251,22 @@ def run_check(
         return "passed", "All checks passed."
     last = failures[-1]
     feedback = last.feedback
+    if isinstance(last, Verdict) and last.seen is not None:
+        if observations[-1] is not last.seen:  # a failure seen earlier than the last call: explain that one
+            observations.append(last.seen)
+        try:
+            named = diagnosis.explain(
+                check,
+                observations,
+                probe(check, sandbox, (name, filename)),
+                lambda c: expected_output(check, c),
+                to_wire,
+            )
+        except Exception as exc:  # a catalogued mistake (or the reference) broke: the grader's fault, not a hint
+            return "error", grader_fault(exc)
+        line = diagnosis.feedback_line(named)
+        if line:
+            feedback += "\n" + line
     if check.depends_on and last.status in ("failed", "error"):
         feedback += f"\nNote: this item calls your {', '.join(check.depends_on)}; if those items fail, fix them first."
     return last.status, feedback

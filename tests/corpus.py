@@ -1,7 +1,10 @@
 """Plausible wrong implementations (mutants) and correct-but-different ones (alternates) of every item.
 
 Each entry patches one solution file: ``old`` must occur exactly once in solutions/<part>.py
-(a test checks it, so the corpus cannot rot silently) and is replaced by ``new``.
+(a test checks it, so the corpus cannot rot silently) and is replaced by ``new`` (and ``old2`` by
+``new2`` where a change takes two places). A mutant named like an entry of its item's catalogue
+of mistakes (grader/checks) implements that mistake: every entry has one, and grading it must
+name exactly that entry.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ class Patch:
     name: str
     old: str
     new: str
+    old2: str = ""  # a second replacement, for a change in two places (the same rule: occurs exactly once)
+    new2: str = ""
 
     @property
     def part(self) -> str:
@@ -88,7 +93,7 @@ MUTANTS = [
     ),
     M(
         "mle.gaussian_log_likelihood",
-        "no 2 pi",
+        "no 2π",
         GAUSS_LL,
         GAUSS_LL.replace("np.log(2 * np.pi * sigma2)", "np.log(sigma2)"),
     ),
@@ -224,12 +229,16 @@ MUTANTS = [
         "symmetrised KL",
         "js = 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)",
         "js = 0.5 * kl_divergence(p, q) + 0.5 * kl_divergence(q, p)",
+        "return js.clamp(0.0, math.log(2.0))",
+        "return js",
     ),
     M(
         "divergences.js_divergence",
         "no halves",
         "js = 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)",
         "js = kl_divergence(p, m) + kl_divergence(q, m)",
+        "return js.clamp(0.0, math.log(2.0))",
+        "return js",
     ),
     M(
         "divergences.wasserstein_1d",
@@ -284,7 +293,7 @@ MUTANTS = [
     ),
     M(
         "vae.VAE",
-        "noise in eval",
+        "samples in eval",
         "        if self.training:\n            if eps is None:",
         "        if True:\n            if eps is None:",
     ),
@@ -294,7 +303,7 @@ MUTANTS = [
         "        if self.training:\n            if eps is None:",
         "        if False:\n            if eps is None:",
     ),
-    M("vae.VAE", "swapped heads", "return self.fc_mu(h), self.fc_logvar(h)", "return self.fc_logvar(h), self.fc_mu(h)"),
+    M("vae.VAE", "heads swapped", "return self.fc_mu(h), self.fc_logvar(h)", "return self.fc_logvar(h), self.fc_mu(h)"),
     M(
         "vae.vae_train_step",
         "no zero_grad",
@@ -325,12 +334,14 @@ MUTANTS = [
     M(
         "gan.discriminator_loss",
         "sum",
+        "    real = F.binary_cross_entropy(real_output, torch.ones_like(real_output))\n",
+        '    real = F.binary_cross_entropy(real_output, torch.ones_like(real_output), reduction="sum")\n',
         "    fake = F.binary_cross_entropy(fake_output, torch.zeros_like(fake_output))\n    return real + fake",
         '    fake = F.binary_cross_entropy(fake_output, torch.zeros_like(fake_output), reduction="sum")\n    return real + fake',
     ),
     M(
         "gan.discriminator_loss",
-        "average",
+        "average of the two",
         "    return real + fake\n    ### END SOLUTION\n\n\ndef generator_loss",
         "    return (real + fake) / 2\n    ### END SOLUTION\n\n\ndef generator_loss",
     ),
@@ -372,7 +383,7 @@ MUTANTS = [
     ),
     M(
         "gan.optimal_discriminator",
-        "zero at 0/0",
+        "zero where both vanish",
         "return torch.where(total > 0, p_data / safe, torch.full_like(total, 0.5))",
         "return torch.where(total > 0, p_data / safe, torch.zeros_like(total))",
     ),
@@ -381,9 +392,9 @@ MUTANTS = [
         "gan.gan_train_step",
         "old D",
         "    d_loss.backward()\n    d_optimizer.step()\n\n    g_optimizer.zero_grad()\n"
-        "    g_loss = generator_loss(discriminator(generator(z_g)))\n",
+        "    g_loss = generator_loss(discriminator(generator(z_g)))\n    g_loss.backward()\n    g_optimizer.step()\n",
         "    d_loss.backward()\n    g_optimizer.zero_grad()\n    g_loss = generator_loss(discriminator(generator(z_g)))\n"
-        "    d_optimizer.step()\n\n",
+        "    g_loss.backward()\n    d_optimizer.step()\n    g_optimizer.step()\n",
     ),
     M("gan.gan_train_step", "no zero_grad for D", "    d_optimizer.zero_grad()\n    real_output", "    real_output"),
     M(
@@ -473,13 +484,13 @@ MUTANTS = [
     ),
     M(
         "ddpm.p_sample_step",
-        "beta variance",
+        "beta_t variance",
         "    return mean + nonzero * _gather(variance.sqrt(), t, x_t) * noise",
         "    return mean + nonzero * _gather(betas.sqrt(), t, x_t) * noise",
     ),
     M(
         "ddpm.p_sample_step",
-        "beta variance, no mask",
+        "no mask",
         "    return mean + nonzero * _gather(variance.sqrt(), t, x_t) * noise",
         "    return mean + _gather(betas.sqrt(), t, x_t) * noise",
     ),
@@ -580,6 +591,87 @@ MUTANTS = [
         "        alpha_bars[s] = value\n"
         "    return _gather(alpha_bars.sqrt(), t, x_0) * x_0",
     ),
+]
+
+# ------------------------------------------------------------------ each catalogued mistake, and the conventions
+# that code from popular public repositories brings (the catalogue names each; tests/test_discrimination.py
+# asserts that grading a mutant named like a catalogue entry names exactly that entry)
+MUTANTS += [
+    M("mle.bernoulli_log_likelihood", "log base 2", BER_LL, BER_LL[:-1] + " / np.log(2))"),
+    M(
+        "mle.categorical_nll",
+        "positive log-likelihood",
+        CAT,
+        CAT.replace("np.mean(logsumexp(logits, axis=1) - picked)", "np.mean(picked - logsumexp(logits, axis=1))"),
+    ),
+    M("mle.gaussian_nll", "log_var as log std", NLL, NLL.replace("torch.exp(log_var)", "torch.exp(log_var) ** 2")),
+    M("divergences.entropy", "sign", "return -torch.xlogy(p, p).sum(dim=-1)", "return torch.xlogy(p, p).sum(dim=-1)"),
+    M("divergences.entropy", "dim 1", "return -torch.xlogy(p, p).sum(dim=-1)", "return -torch.xlogy(p, p).sum(dim=1)"),
+    M(
+        "divergences.cross_entropy",
+        "entropy",
+        "return -torch.xlogy(p, q).sum(dim=-1)",
+        "return -torch.xlogy(p, p).sum(dim=-1)",
+    ),
+    M("divergences.kl_divergence", "sign", "return terms.sum(dim=-1).clamp_min(0.0)", "return -terms.sum(dim=-1)"),
+    M(
+        "divergences.kl_divergence",
+        "dim 1",
+        "return terms.sum(dim=-1).clamp_min(0.0)",
+        "return terms.sum(dim=1).clamp_min(0.0)",
+    ),
+    M(
+        "divergences.kl_to_standard_normal",
+        "batch sum",
+        "return -0.5 * (1 + logvar - mu**2 - torch.exp(logvar)).sum(dim=-1)",
+        "return -0.5 * (1 + logvar - mu**2 - torch.exp(logvar)).sum()",
+    ),
+    M(
+        "divergences.kl_to_standard_normal",
+        "dim 1",
+        "return -0.5 * (1 + logvar - mu**2 - torch.exp(logvar)).sum(dim=-1)",
+        "return -0.5 * (1 + logvar - mu**2 - torch.exp(logvar)).sum(dim=1)",
+    ),
+    M(
+        "divergences.js_divergence",
+        "distance",
+        "return js.clamp(0.0, math.log(2.0))",
+        "return js.clamp(0.0, math.log(2.0)).sqrt()",
+    ),
+    M(
+        "vae.elbo_loss",
+        "squared error",
+        'recon = F.binary_cross_entropy(recon_x, x, reduction="sum")',
+        'recon = F.mse_loss(recon_x, x, reduction="sum")',
+    ),
+    M(
+        "gan.gan_train_step",
+        "reused fake batch",
+        "    fake_output = discriminator(generator(z_d).detach())",
+        "    fake = generator(z_d)\n    fake_output = discriminator(fake.detach())",
+        "    g_loss = generator_loss(discriminator(generator(z_g)))",
+        "    g_loss = generator_loss(discriminator(fake))",
+    ),
+    M(
+        "ddpm.q_posterior_mean_variance",
+        "shifted",
+        "    alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])\n    coef_x0",
+        "    alpha_bars_prev = F.pad(alpha_bars[:-1], (0, 1), value=1.0)\n    coef_x0",
+    ),
+    M(
+        "ddpm.predict_x0_from_eps",
+        "alpha_t",
+        "return (x_t - _gather((1 - alpha_bars).sqrt(), t, x_t) * eps) / _gather(alpha_bars.sqrt(), t, x_t)",
+        "alphas = 1 - betas.double()\n    return (x_t - _gather((1 - alphas).sqrt(), t, x_t) * eps) / _gather(alphas.sqrt(), t, x_t)",
+    ),
+    M(
+        "ddpm.p_sample_step",
+        "clipped x0",
+        "mean = (x_t - coef * eps_hat) / _gather(alphas.sqrt(), t, x_t)",
+        "x0_hat = predict_x0_from_eps(x_t, t, eps_hat, betas).clamp(-1.0, 1.0)\n"
+        "    mean, _ = q_posterior_mean_variance(x0_hat, x_t, t, betas)",
+    ),
+    M("ddpm.ddpm_loss", "L1", "return F.mse_loss(model(x_t, t), noise)", "return F.l1_loss(model(x_t, t), noise)"),
 ]
 
 A = Patch

@@ -1,7 +1,10 @@
-"""The grader discriminates: every mutant loses points on its item, every correct alternate keeps them.
+"""The grader discriminates: every mutant loses points on its item, every correct alternate keeps them,
+and every catalogued mistake is named, alone, when its mutant is graded.
 
 All mutants of the corpus are written into one folder under distinct file names and graded by one
-sandbox, each on its own item (tests/corpus.py). Solutions score 100 and the stubs 0 elsewhere.
+sandbox, each on its own item (tests/corpus.py). Solutions score 100 and the stubs 0 elsewhere. The
+catalogue test is generated from the checks' catalogues: one test per entry, each grading the mutant
+named like it (the same grading as the mutant's own test, done once).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.checks import Mistake
 from grader.run import SPEED_ITEM, load_checks, run_check
 from grader.sandbox import Sandbox
 from grader.timing import time_speed
@@ -22,10 +26,12 @@ CHECKS = load_checks()
 
 def patched(patch: Patch) -> str:
     source = (ROOT / "solutions" / f"{patch.part}.py").read_text()
-    assert source.count(patch.old) == 1, (
-        f"{patch.item} / {patch.name}: the patch's old text occurs {source.count(patch.old)} times"
-    )
-    return source.replace(patch.old, patch.new)
+    for old, new in [(patch.old, patch.new), (patch.old2, patch.new2)][: 2 if patch.old2 else 1]:
+        assert source.count(old) == 1, (
+            f"{patch.item} / {patch.name}: the patch's old text occurs {source.count(old)} times"
+        )
+        source = source.replace(old, new)
+    return source
 
 
 def write_corpus(folder: Path, patches: list[Patch], prefix: str) -> list[tuple[Patch, str]]:
@@ -37,11 +43,20 @@ def write_corpus(folder: Path, patches: list[Patch], prefix: str) -> list[tuple[
     return named
 
 
+GRADED: dict[str, tuple[str, str]] = {}
+
+
 def grade_one(sandbox: Sandbox, patch: Patch, name: str) -> tuple[str, str]:
-    if patch.item == SPEED_ITEM:
-        result = time_speed(sandbox, (name, f"{name}.py"))
-        return result.status, result.feedback
-    return run_check(CHECKS[patch.item], sandbox, (name, f"{name}.py"))
+    if name not in GRADED:
+        if patch.item == SPEED_ITEM:
+            result = time_speed(sandbox, (name, f"{name}.py"))
+            GRADED[name] = result.status, result.feedback
+        else:
+            GRADED[name] = run_check(CHECKS[patch.item], sandbox, (name, f"{name}.py"))
+    return GRADED[name]
+
+
+CATALOGUE = [(item, mistake) for item, check in CHECKS.items() for mistake in check.mistakes]
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +92,33 @@ def test_every_correct_alternate_keeps_full_marks(corpus: tuple[Sandbox, dict[st
     patch = ALTERNATES[index]
     status, feedback = grade_one(sandbox, patch, names[f"a{index}"])
     assert status == "passed", f"{patch.item} / {patch.name} was rejected: {feedback}"
+
+
+@pytest.mark.parametrize(("item", "mistake"), CATALOGUE, ids=[f"{i}:{m.name}" for i, m in CATALOGUE])
+def test_every_catalogued_mistake_is_named_alone_on_its_mutant(
+    corpus: tuple[Sandbox, dict[str, str]], item: str, mistake: Mistake
+) -> None:
+    sandbox, names = corpus
+    found = [i for i, m in enumerate(MUTANTS) if (m.item, m.name) == (item, mistake.name)]
+    assert len(found) == 1, f"{item} / {mistake.name}: {len(found)} mutants implement it (one must)"
+    status, feedback = grade_one(sandbox, MUTANTS[found[0]], names[f"m{found[0]}"])
+    assert status in ("failed", "error"), feedback
+    named = [m.name for m in CHECKS[item].mistakes if m.explanation in feedback]
+    assert named == [mistake.name], f"{item} / {mistake.name}: named {named}\n{feedback}"
+
+
+UNCATALOGUED = [
+    i
+    for i, m in enumerate(MUTANTS)
+    if m.item != SPEED_ITEM and not any(x.name == m.name for x in CHECKS[m.item].mistakes)
+]
+
+
+@pytest.mark.parametrize("index", UNCATALOGUED, ids=[f"{MUTANTS[i].item}:{MUTANTS[i].name}" for i in UNCATALOGUED])
+def test_a_mutant_outside_the_catalogue_is_not_given_a_wrong_name(
+    corpus: tuple[Sandbox, dict[str, str]], index: int
+) -> None:
+    sandbox, names = corpus
+    patch = MUTANTS[index]
+    _, feedback = grade_one(sandbox, patch, names[f"m{index}"])
+    assert "known mistake" not in feedback, f"{patch.item} / {patch.name}: {feedback}"

@@ -4,12 +4,16 @@ A ``Case`` is one graded call: the driver's inputs for the student (``inputs``),
 same inputs promoted to float64 for the reference's values, the tolerance that the
 inputs' dtype earns, and a line that shows the input in feedback. A ``Check`` is
 data: the item, the driver, a Hypothesis strategy of cases, pinned edge cases, the
-catalogue of ``Mistake``s whose outputs the runner compares a wrong answer with,
-and ``Property``s that a right answer satisfies whatever the reference says.
+catalogue of ``Mistake``s whose outputs the runner compares a wrong answer with
+(grader/diagnosis.py names one only when it alone explains every answer seen),
+``Property``s that a right answer satisfies whatever the reference says, and the
+``InputClass``es the contract allows, each of which the grading run must draw
+(tests/test_input_classes.py holds every check to its own list).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +22,18 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+from grader import drivers
 from grader.compare import FLOAT32, FLOAT64
+
+
+class _Raises:
+    """What a ``Mistake`` returns where code with that mistake raises (a hard-coded dim=1 on a 1-D input)."""
+
+    def __repr__(self) -> str:
+        return "RAISES"
+
+
+RAISES: Any = _Raises()
 
 
 @dataclass(frozen=True)
@@ -34,11 +49,21 @@ class Case:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A classic wrong answer: ``wrong(inputs)`` computes what that mistake returns (from the reference)."""
+    """A classic wrong answer: ``wrong(inputs)`` computes what that mistake returns (from the reference), or
+    RAISES where code with the mistake raises. It must be defined on every input the check draws: any other
+    exception is a fault of the grader, and the item says so."""
 
     name: str
     explanation: str  # what the student probably did, in a sentence for them
     wrong: Callable[[dict[str, Any]], Any]
+
+
+def what_it_returns(mistake: Mistake, inputs: dict[str, Any]) -> Any:
+    """``mistake.wrong(inputs)``, with NumPy's warnings about its own wrong math (0/0, ddof) silenced: they
+    model the code a student wrote, and say nothing about the grader."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return mistake.wrong(inputs)
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,14 @@ class Property:
 
     description: str
     holds: Callable[[Any, Case], bool]
+
+
+@dataclass(frozen=True)
+class InputClass:
+    """A kind of input the contract allows ("1-D p", "float32"), which the grading run must draw."""
+
+    description: str
+    holds: Callable[[dict[str, Any]], bool]  # on a case's inputs, as the student's code receives them
 
 
 @dataclass(frozen=True)
@@ -61,12 +94,13 @@ class Check:
     shrink: bool = True  # off for items whose calls are slow (training steps)
     timeout_s: float | None = None
     depends_on: tuple[str, ...] = ()  # the submission's own functions this item calls, named in feedback
+    input_classes: tuple[InputClass, ...] = ()  # what the contract allows, each drawn when grading
 
 
 # ----------------------------------------------------------------------------- building cases
 
 
-def as_tensor(array: np.ndarray | float, dtype: torch.dtype) -> torch.Tensor:
+def as_tensor(array: np.ndarray | np.floating | float, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(np.asarray(array, dtype=np.float64)).to(dtype)
 
 
@@ -88,25 +122,31 @@ def torch_call(
     shown: str,
     tol64: tuple[float, float] = FLOAT64,
     tol32: tuple[float, float] = FLOAT32,
+    exact: bool = True,
 ) -> Case:
     """A "call" case of a torch function. Each float NumPy array in ``arrays`` becomes a tensor in
-    ``dtype`` for the student and a float64 tensor for the reference (the values the float32 ones were
-    rounded from); any other argument (an int, a float, timesteps, a schedule) goes to both unchanged."""
+    ``dtype`` for the student; any other argument (an int, a float, timesteps, a schedule) goes to both
+    unchanged. The reference gets the student's float32 tensors upcast exactly (``exact``): the right
+    answer for the very numbers the student's code received, which matters where the math is steep
+    (log(1 - x) at x = 1 - 1e-6). Distributions must sum to 1, which float32-rounded ones do not, so
+    their checks pass ``exact=False``: the reference takes the float64 values the float32 ones were
+    rounded from, and entropy, cross-entropy, KL and JS move by ~1e-7 relative at most for that."""
 
-    def convert(a: Any, to: torch.dtype) -> Any:
-        return as_tensor(a, to) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+    def convert(a: Any, to: torch.dtype) -> Any:  # a 0-d result of NumPy arithmetic is a np.float64 scalar
+        return as_tensor(a, to) if isinstance(a, np.ndarray | np.floating) and a.dtype.kind == "f" else a
 
     student = [convert(a, dtype) for a in arrays]
     if dtype == torch.float64:
         return Case({"function": function, "args": student}, shown, tol64)
-    reference = [convert(a, torch.float64) for a in arrays]
+    reference = promote(student) if exact else [convert(a, torch.float64) for a in arrays]
     return Case(
         {"function": function, "args": student}, f"{shown} (float32)", tol32, {"function": function, "args": reference}
     )
 
 
-def without_zero_grad(driver: Callable[[Any, dict[str, Any]], Any], module: Any, inputs: dict[str, Any]) -> Any:
-    """What ``driver`` returns when optimizer.zero_grad() does nothing: the "missing zero_grad" mistake."""
+def without_zero_grad(driver: str, module: Any, inputs: dict[str, Any]) -> Any:
+    """What the driver ``driver`` returns when optimizer.zero_grad() does nothing: the "missing zero_grad"
+    mistake, computed with the reference ``module``."""
 
     class StaleSGD(torch.optim.SGD):
         def zero_grad(self, set_to_none: bool = True) -> None:
@@ -115,7 +155,7 @@ def without_zero_grad(driver: Callable[[Any, dict[str, Any]], Any], module: Any,
     original = torch.optim.SGD
     torch.optim.SGD = StaleSGD  # type: ignore[misc]
     try:
-        return driver(module, inputs)
+        return drivers.run_driver(driver, module, inputs)
     finally:
         torch.optim.SGD = original  # type: ignore[misc]
 
@@ -136,3 +176,43 @@ def fmt(array: Any) -> str:
 
 
 dtypes = st.sampled_from([torch.float64, torch.float64, torch.float32])  # float64 twice as often
+
+
+# ----------------------------------------------------------------------------- input classes
+
+
+def float_tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in float_tensors(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in float_tensors(v)]
+    return []
+
+
+def of_dtype(dtype: torch.dtype) -> InputClass:
+    """Cases whose data (the first floating-point tensor of the inputs: x, p, the weights) is ``dtype``."""
+    name = str(dtype).removeprefix("torch.")
+    return InputClass(name, lambda i: bool(float_tensors(i)) and float_tensors(i)[0].dtype == dtype)
+
+
+BOTH_DTYPES = (of_dtype(torch.float32), of_dtype(torch.float64))
+
+
+def _arg(inputs: dict[str, Any], where: int | str) -> Any:
+    return inputs["args"][where] if isinstance(where, int) else inputs.get(where)
+
+
+def ranked(where: int | str, name: str, *ranks: int) -> tuple[InputClass, ...]:
+    """One class per rank: the argument at ``where`` (an index into "args", or an input's key) has it."""
+
+    def has(rank: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda i: isinstance(_arg(i, where), torch.Tensor | np.ndarray) and _arg(i, where).ndim == rank
+
+    return tuple(InputClass(f"{name} of rank {rank}", has(rank)) for rank in ranks)
+
+
+def where_arg(where: int | str, description: str, holds: Callable[[Any], bool]) -> InputClass:
+    """The class of cases whose argument at ``where`` satisfies ``holds``."""
+    return InputClass(description, lambda i: bool(holds(_arg(i, where))))

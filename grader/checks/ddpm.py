@@ -18,13 +18,16 @@ from hypothesis import strategies as st
 from grader import drivers
 from grader import strategies as gs
 from grader.checks import (
+    BOTH_DTYPES,
     Case,
     Check,
+    InputClass,
     Mistake,
     as_tensor,
     dtypes,
     fmt,
     promote,
+    ranked,
     seeded_state,
     torch_call,
     without_zero_grad,
@@ -61,7 +64,30 @@ def schedule_and_batch(
 
 
 def unit_normal(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
-    return gs.hnp.arrays(np.float64, shape, elements=gs.finite_floats(-3.0, 3.0))
+    return gs.hnp.arrays(np.float64, shape, elements=gs.readable(-3.0, 3.0))
+
+
+def batch_classes(x: int | str) -> tuple[InputClass, ...]:
+    """What the contract allows of a DDPM function's batch: x of rank 2 to 4 (x at ``x``: an index into the
+    call's args, or an input's key), t = 0 beside t = T - 1 in one batch, a batch of one, both dtypes."""
+
+    def t_of(i: dict[str, Any]) -> torch.Tensor:
+        return next(
+            a for a in (i.get("args") or [i.get("t")]) if isinstance(a, torch.Tensor) and a.dtype == torch.int64
+        )
+
+    def schedule(i: dict[str, Any]) -> torch.Tensor:
+        return i["args"][-1] if "args" in i else i["betas"]
+
+    return (
+        *BOTH_DTYPES,
+        *ranked(x, "x", 2, 3, 4),
+        InputClass("t = 0 and t = T - 1 in one batch", lambda i: bool(
+            (t_of(i) == 0).any() and (t_of(i) == len(schedule(i)) - 1).any()
+        )),
+        InputClass("a batch of one", lambda i: t_of(i).shape[0] == 1),
+        InputClass("the cosine schedule", lambda i: len(schedule(i)) == 1000 and bool(schedule(i)[-1] > 0.5)),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ schedules
@@ -103,23 +129,51 @@ def _cosine_alpha_bar(i: dict[str, Any]) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ forward
 
 
+def ddpm_case(
+    function: str,
+    names: tuple[str, ...],
+    tol: tuple[float, float],
+    schedule: str,
+    t: torch.Tensor,
+    arrays: dict[str, np.ndarray],
+    dtype: torch.dtype,
+    model_seed: int | None = None,
+) -> Case:
+    """A case of a DDPM function whose arguments are ``names``: "t" and "betas" (the named schedule) given,
+    every other name an array from ``arrays``; a ``model_seed`` puts the grader's EpsNet first."""
+    values: dict[str, Any] = {"t": t, "betas": SCHEDULES[schedule], **arrays}
+    shown = ", ".join(f"betas={schedule}" if n == "betas" else f"{n}={fmt(values[n])}" for n in names)
+    listed = [values[n] for n in names]
+    if model_seed is not None:
+        shape = next(iter(arrays.values())).shape
+        return model_case(function, listed, shape, dtype, model_seed, shown, tol)
+    return torch_call(function, listed, dtype, shown, tol, tol)
+
+
 @st.composite
 def ddpm_cases(
     draw: st.DrawFn, function: str, names: tuple[str, ...], tol: tuple[float, float], model: bool = False
 ) -> Case:
-    """A case of a DDPM function whose arguments are ``names``: "t" and "betas" from the drawn schedule and
-    batch (t = 0 beside t = T - 1), every other name a unit-scale array shaped like x; ``model`` puts the
-    grader's EpsNet first."""
-    schedule, betas, t, shape = draw(schedule_and_batch())
-    values: dict[str, Any] = {"t": t, "betas": betas}
-    for name in names:
-        if name not in values:
-            values[name] = draw(unit_normal(shape))
-    shown = ", ".join(f"betas={schedule}" if n == "betas" else f"{n}={fmt(values[n])}" for n in names)
-    arrays = [values[n] for n in names]
-    if model:
-        return model_case(function, arrays, shape, draw(dtypes), draw(st.integers(0, 2**16)), shown, tol)
-    return torch_call(function, arrays, draw(dtypes), shown, tol, tol)
+    """Drawn cases of ``ddpm_case``: a schedule and a batch (t = 0 beside t = T - 1), unit-scale arrays
+    shaped like x, either dtype; ``model`` puts the grader's EpsNet (with drawn weights) first."""
+    schedule, _, t, shape = draw(schedule_and_batch())
+    arrays = {name: draw(unit_normal(shape)) for name in names if name not in ("t", "betas")}
+    seed = draw(st.integers(0, 2**16)) if model else None
+    return ddpm_case(function, names, tol, schedule, t, arrays, draw(dtypes), seed)
+
+
+def pinned(
+    function: str, names: tuple[str, ...], tol: tuple[float, float], shape: tuple[int, ...], model: bool = False
+) -> Case:
+    """A fixed float32 case on x of ``shape`` with t = [0, T-1, 3] under the cosine schedule: the grading run
+    meets float32 and t = 0 beside t = T - 1 whatever it draws."""
+    t = torch.tensor([0, 999, 3][: shape[0]])
+    size = int(np.prod(shape))
+    arrays = {
+        name: ((np.arange(size, dtype=np.float64).reshape(shape) * (k + 3) % 13) - 6) / 4
+        for k, name in enumerate(n for n in names if n not in ("t", "betas"))
+    }  # values in [-1.5, 1.5] on a 0.25 grid: exact in float32, readable
+    return ddpm_case(function, names, tol, "cosine(1000)", t, arrays, torch.float32, 7 if model else None)
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +200,19 @@ def _posterior_wrapped(i: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         (1 - ab_prev) * a.sqrt() / (1 - ab[t])
     ).reshape(shape).to(xt.dtype) * xt
     return mean, (b * (1 - ab_prev) / (1 - ab[t])).reshape(shape).to(xt.dtype)
+
+
+def _posterior_with(i: dict[str, Any], previous: Any, swap: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior with ᾱ_{t-1} taken as ``previous(alpha_bars)``; ``swap`` swaps the mean's coefficients."""
+    x0, xt, t, betas = args(i)
+    ab = _alpha_bars(betas)
+    ab_prev = previous(ab)
+    coef_x0 = betas * ab_prev.sqrt() / (1 - ab)
+    coef_xt = (1 - ab_prev) * (1 - betas).sqrt() / (1 - ab)
+    if swap:
+        coef_x0, coef_xt = coef_xt, coef_x0
+    mean = _gather(coef_x0, t, xt) * x0 + _gather(coef_xt, t, xt) * xt
+    return mean, _gather(betas * (1 - ab_prev) / (1 - ab), t, xt)
 
 
 def _posterior_beta_variance(i: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +264,7 @@ def _eps_net_for(i: dict[str, Any]) -> drivers.EpsNet:
 
 
 def _step_variant(
-    i: dict[str, Any], variance: str = "posterior", mask: bool = True, alpha: str = "alpha"
+    i: dict[str, Any], variance: str = "posterior", mask: bool = True, alpha: str = "alpha", clip: bool = False
 ) -> torch.Tensor:
     xt, t, noise, betas = args(i)
     with torch.no_grad():
@@ -207,6 +274,9 @@ def _step_variant(
     alphas = 1 - betas
     scale = alphas if alpha == "alpha" else ab
     mean = (xt - _gather(betas / (1 - ab).sqrt(), t, xt) * eps_hat) / _gather(scale.sqrt(), t, xt)
+    if clip:
+        x0_hat = ddpm.predict_x0_from_eps(xt, t, eps_hat, betas).clamp(-1.0, 1.0)
+        mean, _ = ddpm.q_posterior_mean_variance(x0_hat, xt, t, betas)
     var = betas * (1 - ab_prev) / (1 - ab) if variance == "posterior" else betas
     out = mean + _gather(var.sqrt(), t, xt) * noise
     if mask:
@@ -215,12 +285,14 @@ def _step_variant(
     return out
 
 
-def _loss_variant(i: dict[str, Any], target: str = "noise", reduction: str = "mean") -> torch.Tensor:
+def _loss_variant(i: dict[str, Any], target: str = "noise", reduction: str = "mean", **changes: Any) -> torch.Tensor:
+    """ddpm_loss with one classic change: the target, the reduction, an L1 error, or the model on x_0."""
     x0, t, noise, betas = args(i)
     with torch.no_grad():
         xt = ddpm.q_sample(x0, t, noise, betas)
-        pred = _eps_net_for(i)(xt, t)
-    return F.mse_loss(pred, x0 if target == "x0" else noise, reduction=reduction)
+        pred = _eps_net_for(i)(x0 if changes.get("model_on_x0") else xt, t)
+    error = F.l1_loss if changes.get("l1") else F.mse_loss
+    return error(pred, x0 if target == "x0" else noise, reduction=reduction)
 
 
 @st.composite
@@ -302,6 +374,12 @@ CHECKS = [
                 "making T + 1 values (or dropping one end): linspace(beta_start, beta_end, T).",
                 lambda i: torch.linspace(args(i)[1], args(i)[2], args(i)[0] + 1, dtype=torch.float64)[:-1],
             ),
+            Mistake(
+                "float32",
+                "returning float32, torch.linspace's default dtype; the contract's schedules are float64 "
+                "(pass dtype=torch.float64): ᾱ_t is a product of up to thousands of factors.",
+                lambda i: torch.linspace(args(i)[1], args(i)[2], args(i)[0]),
+            ),
         ),
     ),
     Check(
@@ -316,12 +394,18 @@ CHECKS = [
                 "computing 1 - f(t+1)/f(0), that is 1 - ᾱ_t, instead of the per-step 1 - f(t+1)/f(t).",
                 _cosine_alpha_bar,
             ),
+            Mistake(
+                "no offset",
+                "leaving out the offset s: f(u) = cos²(((u/T) + s)/(1 + s) · π/2).",
+                lambda i: _cosine_unclipped({"args": [args(i)[0], 0.0, args(i)[2]]}).clamp(max=args(i)[2]),
+            ),
         ),
     ),
     Check(
         "ddpm.q_sample",
         "call",
         ddpm_cases("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE),
+        examples=(pinned("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE, (3, 2, 3)),),
         mistakes=(
             Mistake(
                 "alpha_t",
@@ -335,19 +419,20 @@ CHECKS = [
             ),
             Mistake(
                 "off by one",
-                "using ᾱ_{t+1}: timesteps are 0-indexed, ᾱ_0 = 1 - β_0.",
+                "using ᾱ_{t-1} (alpha_bars[t - 1], as if timesteps counted from 1, which at t = 0 is ᾱ_{T-1}): "
+                "timesteps are 0-indexed, and x_t uses ᾱ_t.",
                 lambda i: _q_sample_with(
-                    i,
-                    lambda b: torch.cat([_alpha_bars(b)[1:], _alpha_bars(b)[-1:]]).sqrt(),
-                    lambda b: (1 - torch.cat([_alpha_bars(b)[1:], _alpha_bars(b)[-1:]])).sqrt(),
+                    i, lambda b: _alpha_bars(b).roll(1).sqrt(), lambda b: (1 - _alpha_bars(b).roll(1)).sqrt()
                 ),
             ),
         ),
+        input_classes=batch_classes(0),
     ),
     Check(
         "ddpm.q_posterior_mean_variance",
         "call",
         ddpm_cases("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE),
+        examples=(pinned("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE, (3, 2, 3)),),
         mistakes=(
             Mistake(
                 "wrap at t = 0",
@@ -359,12 +444,25 @@ CHECKS = [
                 "returning β_t as the variance; the posterior's is β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t).",
                 _posterior_beta_variance,
             ),
+            Mistake(
+                "shifted",
+                "taking ᾱ_t for ᾱ_{t-1} (alpha_bars padded with the 1 at the wrong end); ᾱ_{t-1} is "
+                "cat([1], alpha_bars[:-1]), so ᾱ_{-1} = 1 at t = 0.",
+                lambda i: _posterior_with(i, lambda ab: torch.cat([ab[:-1], torch.ones(1, dtype=ab.dtype)])),
+            ),
+            Mistake(
+                "coefficients swapped",
+                "swapping the two coefficients of the mean: β_t √ᾱ_{t-1} / (1 - ᾱ_t) multiplies x_0.",
+                lambda i: _posterior_with(i, lambda ab: torch.cat([torch.ones(1, dtype=ab.dtype), ab[:-1]]), swap=True),
+            ),
         ),
+        input_classes=batch_classes(1),
     ),
     Check(
         "ddpm.predict_x0_from_eps",
         "call",
         ddpm_cases("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED),
+        examples=(pinned("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED, (3, 2, 3)),),
         mistakes=(
             Mistake(
                 "alpha_t",
@@ -375,11 +473,13 @@ CHECKS = [
                 ),
             ),
         ),
+        input_classes=batch_classes(0),
     ),
     Check(
         "ddpm.p_sample_step",
         "with_eps_model",
         ddpm_cases("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, model=True),
+        examples=(pinned("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, (3, 2, 3), model=True),),
         mistakes=(
             Mistake(
                 "beta_t variance",
@@ -397,7 +497,15 @@ CHECKS = [
                 "dividing by √ᾱ_t; the reverse mean divides by √α_t.",
                 lambda i: _step_variant(i, alpha="alpha_bar"),
             ),
+            Mistake(
+                "clipped x0",
+                "clipping x̂_0 to [-1, 1] and taking the posterior mean of the clipped x̂_0 (diffusers' "
+                "clip_sample=True, common in DDPM code); the contract's mean is (x_t - β_t/√(1 - ᾱ_t) ε̂) / √α_t, "
+                "unclipped.",
+                lambda i: _step_variant(i, clip=True),
+            ),
         ),
+        input_classes=batch_classes(0),
     ),
     Check(
         "ddpm.p_sample_loop",
@@ -410,6 +518,7 @@ CHECKS = [
         "ddpm.ddpm_loss",
         "with_eps_model",
         ddpm_cases("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, model=True),
+        examples=(pinned("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, (3, 2, 3), model=True),),
         depends_on=("q_sample",),
         mistakes=(
             Mistake(
@@ -422,7 +531,18 @@ CHECKS = [
                 "summing the squared errors; the loss is their mean over every element.",
                 lambda i: _loss_variant(i, reduction="sum"),
             ),
+            Mistake(
+                "L1",
+                "using the absolute error (F.l1_loss); L_simple is the mean *squared* error.",
+                lambda i: _loss_variant(i, l1=True),
+            ),
+            Mistake(
+                "model on x_0",
+                "calling the model on x_0; it predicts the noise from x_t = q_sample(x_0, t, noise, betas).",
+                lambda i: _loss_variant(i, model_on_x0=True),
+            ),
         ),
+        input_classes=batch_classes(0),
     ),
     Check(
         "ddpm.timestep_embedding",
@@ -439,6 +559,15 @@ CHECKS = [
                 "dividing the exponent by half; it is divided by half - 1.",
                 lambda i: _embedding_variant(i, denominator="half"),
             ),
+            Mistake(
+                "float64 out",
+                "returning float64; the embedding is float32 (the contract says so: it feeds a float32 network).",
+                lambda i: _embedding_variant(i).double(),
+            ),
+        ),
+        input_classes=(
+            InputClass("t = 0 and t = T - 1 in one batch", lambda i: {0, 999} <= set(i["args"][0].tolist())),
+            InputClass("dim = 4 (half - 1 = 1)", lambda i: i["args"][1] == 4),
         ),
     ),
     Check(
@@ -452,8 +581,13 @@ CHECKS = [
             Mistake(
                 "no zero_grad",
                 "not calling optimizer.zero_grad(): stale gradients were added to this step's.",
-                lambda i: without_zero_grad(drivers.ddpm_train_step, ddpm, i),
+                lambda i: without_zero_grad("ddpm_train_step", ddpm, i),
             ),
+        ),
+        input_classes=(
+            *ranked("x_0", "x_0", 2, 3, 4),
+            InputClass("t and noise given", lambda i: i["t"] is not None),
+            InputClass("t and noise drawn by the step", lambda i: i["t"] is None),
         ),
     ),
 ]

@@ -10,7 +10,19 @@ import torch
 from hypothesis import strategies as st
 
 from grader import strategies as gs
-from grader.checks import Case, Check, Mistake, Property, dtypes, fmt, torch_call
+from grader.checks import (
+    BOTH_DTYPES,
+    RAISES,
+    Case,
+    Check,
+    InputClass,
+    Mistake,
+    Property,
+    dtypes,
+    fmt,
+    ranked,
+    torch_call,
+)
 from reference import divergences as dv
 
 LOG2 = math.log(2.0)
@@ -23,12 +35,48 @@ def args(i: dict[str, Any]) -> list[Any]:
 
 def pair_cases(function: str) -> st.SearchStrategy[Case]:
     return st.tuples(gs.prob_pairs(), dtypes).map(
-        lambda a: torch_call(function, [a[0][0], a[0][1]], a[1], f"p={fmt(a[0][0])}, q={fmt(a[0][1])}")
+        lambda a: torch_call(
+            function, [a[0][0], a[0][1]], a[1], f"p={fmt(a[0][0])}, q={fmt(a[0][1])}", exact=False
+        )  # distributions: see torch_call
     )
 
 
 def pinned_pair(function: str, p: list[float], q: list[float]) -> Case:
     return torch_call(function, [np.array(p), np.array(q)], torch.float64, f"p={p}, q={q}")
+
+
+# Distributions (..., K) of rank 1 to 3 in both dtypes, an exact zero somewhere: what the contract allows.
+DISTRIBUTION = (
+    *BOTH_DTYPES,
+    *ranked(0, "p", 1, 2, 3),
+    InputClass("p with a zero", lambda i: bool((i["args"][0] == 0).any())),
+)
+PAIR = (
+    *DISTRIBUTION,
+    InputClass("q = 0 < p somewhere", lambda i: bool(((i["args"][1] == 0) & (i["args"][0] > 0)).any())),
+)
+
+
+def over_dim_1(fn: Any, inputs: dict[str, Any], clamp: bool = False) -> Any:
+    """What a hard-coded ``.sum(dim=1)`` in place of ``dim=-1`` returns: RAISES on 1-D input, the reference's
+    terms summed over dimension 1 otherwise (the same as the last one only for 2-D inputs)."""
+    first = args(inputs)[0]
+    if first.dim() < 2:
+        return RAISES
+    total = fn(*args(inputs)).sum(dim=1)
+    return total.clamp_min(0.0) if clamp else total
+
+
+def _entropy_terms(p: Any) -> Any:
+    return -torch.xlogy(p, p)
+
+
+def _kl_terms(p: Any, q: Any) -> Any:
+    p, q = torch.broadcast_tensors(p, q)
+    return torch.where(p > 0, p * (torch.log(p) - torch.log(q)), torch.zeros_like(p))
+
+
+HARD_CODED_DIM = "summing over dim=1; the distribution lies along the last dimension, so sum over dim=-1."
 
 
 def bits(fn: Any) -> Any:
@@ -47,8 +95,8 @@ CHECKS = [
     Check(
         "divergences.entropy",
         "call",
-        st.tuples(gs.prob_vectors(batch=(3,)), dtypes).map(
-            lambda a: torch_call("entropy", [a[0]], a[1], f"p={fmt(a[0])}")
+        st.tuples(gs.leading_shapes().flatmap(lambda b: gs.prob_vectors(batch=b)), dtypes).map(
+            lambda a: torch_call("entropy", [a[0]], a[1], f"p={fmt(a[0])}", exact=False)
         ),
         examples=(torch_call("entropy", [np.array([0.5, 0.5, 0.0])], torch.float64, "p=[0.5, 0.5, 0.0]"),),
         mistakes=(
@@ -59,8 +107,10 @@ CHECKS = [
                 "summing over every dimension; sum over the last one only.",
                 lambda i: dv.entropy(*args(i)).sum(),
             ),
+            Mistake("dim 1", HARD_CODED_DIM, lambda i: over_dim_1(_entropy_terms, i)),
         ),
         properties=(Property("H(p) ≥ 0", nonnegative),),
+        input_classes=DISTRIBUTION,
     ),
     Check(
         "divergences.cross_entropy",
@@ -79,6 +129,7 @@ CHECKS = [
                 "entropy", "returning H(p) only; cross-entropy is H(p) + KL(p ‖ q).", lambda i: dv.entropy(args(i)[0])
             ),
         ),
+        input_classes=PAIR,
     ),
     Check(
         "divergences.kl_divergence",
@@ -98,8 +149,10 @@ CHECKS = [
             ),
             Mistake("log base 2", "using log base 2; the course uses nats.", bits(dv.kl_divergence)),
             Mistake("sign", "the sign: KL(p ‖ q) = Σ p log(p / q) ≥ 0.", lambda i: -dv.kl_divergence(*args(i))),
+            Mistake("dim 1", HARD_CODED_DIM, lambda i: over_dim_1(_kl_terms, i, clamp=True)),
         ),
         properties=(Property("KL ≥ 0", nonnegative),),
+        input_classes=PAIR,
     ),
 ]
 
@@ -156,11 +209,20 @@ CHECKS += [
             Mistake("no -1/2", "leaving out the final -½.", lambda i: _gkl(i) + 0.5),
         ),
         properties=(Property("KL ≥ 0", nonnegative),),
+        input_classes=(*BOTH_DTYPES, *ranked(0, "mu1", 0, 1, 2)),
     ),
     Check(
         "divergences.kl_to_standard_normal",
         "call",
         latent_cases(),
+        examples=(
+            torch_call(
+                "kl_to_standard_normal",
+                [np.array([[[0.5, -1.0], [0.0, 2.0]], [[1.5, 0.0], [-0.5, 0.25]]]), np.zeros((2, 2, 2))],
+                torch.float32,
+                "mu=[[[0.5, -1], [0, 2]], [[1.5, 0], [-0.5, 0.25]]], logvar=zeros (2, 2, 2)",
+            ),
+        ),
         mistakes=(
             Mistake(
                 "mean over latent",
@@ -182,8 +244,15 @@ CHECKS += [
                 "the sign: KL = -½ Σ (1 + logvar - μ² - exp(logvar)) ≥ 0.",
                 lambda i: -dv.kl_to_standard_normal(*args(i)),
             ),
+            Mistake(
+                "dim 1",
+                "summing over dim=1; the latent dimension is the last one (mu may be 1-D, or have several leading "
+                "dimensions), so sum over dim=-1.",
+                lambda i: over_dim_1(lambda mu, logvar: -0.5 * (1 + logvar - mu**2 - torch.exp(logvar)), i),
+            ),
         ),
         properties=(Property("KL ≥ 0", nonnegative),),
+        input_classes=(*BOTH_DTYPES, *ranked(0, "mu", 1, 2, 3)),
     ),
 ]
 
@@ -223,7 +292,14 @@ CHECKS += [
                 "summing KL(p ‖ m) + KL(q ‖ m) without the ½ weights.",
                 lambda i: 2 * dv.js_divergence(*args(i)),
             ),
+            Mistake(
+                "distance",
+                "returning the Jensen-Shannon *distance*, the square root of the divergence (what "
+                "scipy.spatial.distance.jensenshannon returns); the contract asks for the divergence itself.",
+                lambda i: dv.js_divergence(*args(i)).sqrt(),
+            ),
         ),
+        input_classes=PAIR,
         properties=(
             Property(
                 "0 ≤ JS ≤ log 2", lambda r, c: bool(((r.array >= -NONNEGATIVE_SLACK) & (r.array <= LOG2 + 1e-6)).all())
@@ -250,6 +326,11 @@ CHECKS += [
                 "summing |x_(i) - y_(i)| instead of averaging.",
                 lambda i: dv.wasserstein_1d(*args(i)) * args(i)[0].numel(),
             ),
+        ),
+        input_classes=(
+            *BOTH_DTYPES,
+            InputClass("n = 1", lambda i: i["args"][0].numel() == 1),
+            InputClass("ties", lambda i: len(set(i["args"][0].tolist())) < i["args"][0].numel()),
         ),
     ),
 ]

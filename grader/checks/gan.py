@@ -11,7 +11,19 @@ from hypothesis import strategies as st
 
 from grader import drivers
 from grader import strategies as gs
-from grader.checks import Case, Check, Mistake, Property, as_tensor, dtypes, fmt, torch_call, without_zero_grad
+from grader.checks import (
+    BOTH_DTYPES,
+    Case,
+    Check,
+    InputClass,
+    Mistake,
+    Property,
+    as_tensor,
+    dtypes,
+    fmt,
+    ranked,
+    torch_call,
+)
 from grader.compare import FLOAT64
 from reference import gan
 
@@ -23,24 +35,32 @@ def args(i: dict[str, Any]) -> list[Any]:
     return i["args"]
 
 
+def output_shape(draw: st.DrawFn) -> tuple[int, ...]:
+    """A discriminator's outputs: (n, 1) as Discriminator returns them, or (n,) squeezed."""
+    n = draw(st.integers(1, 6))
+    return draw(st.sampled_from([(n, 1), (n,)]))
+
+
 @st.composite
 def output_pairs(draw: st.DrawFn, function: str) -> Case:
-    n_real, n_fake = draw(st.integers(1, 6)), draw(st.integers(1, 6))
-    real = draw(gs.probabilities_open((n_real, 1)))
-    fake = draw(gs.probabilities_open((n_fake, 1)))
+    real = draw(gs.probabilities_open(output_shape(draw)))
+    fake = draw(gs.probabilities_open(output_shape(draw)))
     return torch_call(function, [real, fake], draw(dtypes), f"real_output={fmt(real)}, fake_output={fmt(fake)}")
 
 
 @st.composite
 def fake_outputs(draw: st.DrawFn) -> Case:
-    fake = draw(gs.probabilities_open((draw(st.integers(1, 6)), 1)))
+    fake = draw(gs.probabilities_open(output_shape(draw)))
     return torch_call("generator_loss", [fake], draw(dtypes), f"fake_output={fmt(fake)}")
+
+
+OUTPUTS = (*BOTH_DTYPES, *ranked(0, "the outputs", 1, 2))
 
 
 @st.composite
 def density_pairs(draw: st.DrawFn) -> Case:
-    shape = (draw(st.integers(1, 6)),)
-    element = st.one_of(st.just(0.0), gs.finite_floats(1e-3, 10.0))
+    shape = draw(st.sampled_from([(draw(st.integers(1, 6)),), (2, 3)]))
+    element = st.one_of(st.just(0.0), gs.readable(0.001, 10.0))
     p_data = draw(gs.hnp.arrays(np.float64, shape, elements=element))
     p_model = draw(gs.hnp.arrays(np.float64, shape, elements=element))
     return torch_call(
@@ -63,9 +83,9 @@ def _state(seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 @st.composite
 def train_step_cases(draw: st.DrawFn) -> Case:
     seed, batch = draw(st.integers(0, 2**16)), draw(st.integers(1, 5))
-    real = draw(gs.hnp.arrays(np.float64, (batch, DIMS[2]), elements=gs.finite_floats(-1.0, 1.0)))
-    z_d = draw(gs.hnp.arrays(np.float64, (batch, DIMS[0]), elements=gs.finite_floats(-3.0, 3.0)))
-    z_g = draw(gs.hnp.arrays(np.float64, (batch, DIMS[0]), elements=gs.finite_floats(-3.0, 3.0)))
+    real = draw(gs.hnp.arrays(np.float64, (batch, DIMS[2]), elements=gs.readable(-1.0, 1.0)))
+    z_d = draw(gs.hnp.arrays(np.float64, (batch, DIMS[0]), elements=gs.readable(-3.0, 3.0)))
+    z_g = draw(gs.hnp.arrays(np.float64, (batch, DIMS[0]), elements=gs.readable(-3.0, 3.0)))
     g_state, d_state = _state(seed)
     inputs = {
         "dims": list(DIMS),
@@ -84,28 +104,39 @@ def train_step_cases(draw: st.DrawFn) -> Case:
     return Case(inputs, shown, FLOAT64)
 
 
-def _step_variant(i: dict[str, Any], g_against_old_d: bool = False) -> dict[str, Any]:
-    """The step with one classic change, computed from the reference's nets."""
+def _step_variant(
+    i: dict[str, Any],
+    zero_d: bool = True,
+    zero_g: bool = True,
+    g_before_d_step: bool = False,
+    reuse_fake: bool = False,
+) -> dict[str, Any]:
+    """What the gan_train_step driver returns for a step with one classic change, from the reference's nets
+    (both start from stale gradients, as the driver's do)."""
     noise, hidden, data = DIMS
     G = gan.Generator(noise, hidden, data).double()
     D = gan.Discriminator(data, hidden).double()
     G.load_state_dict(i["g_state"])
     D.load_state_dict(i["d_state"])
+    for p in [*G.parameters(), *D.parameters()]:
+        p.grad = torch.full_like(p, drivers.STALE_GRAD)
     g_opt = torch.optim.SGD(G.parameters(), lr=i["lr"])
     d_opt = torch.optim.SGD(D.parameters(), lr=i["lr"])
-    old_d = gan.Discriminator(data, hidden).double()
-    old_d.load_state_dict(i["d_state"])
-    g_opt.zero_grad()
-    d_opt.zero_grad()
+    if zero_d:
+        d_opt.zero_grad()
     real_out = D(i["real"])
     fake = G(i["z_d"])
     fake_out = D(fake.detach())
     d_real, d_fake = _bce(real_out, 1.0), _bce(fake_out, 0.0)
     (d_real + d_fake).backward()
-    d_opt.step()
-    g_opt.zero_grad()
-    g_loss = _bce((old_d if g_against_old_d else D)(G(i["z_g"])), 1.0)
+    if not g_before_d_step:
+        d_opt.step()
+    if zero_g:
+        g_opt.zero_grad()
+    g_loss = _bce(D(fake if reuse_fake else G(i["z_g"])), 1.0)
     g_loss.backward()
+    if g_before_d_step:  # D's step now also carries the generator loss's gradient
+        d_opt.step()
     g_opt.step()
     result = {
         "d_loss": (d_real + d_fake).item(),
@@ -143,6 +174,7 @@ CHECKS = [
                 lambda i: gan.discriminator_loss(*args(i)) / 2,
             ),
         ),
+        input_classes=OUTPUTS,
     ),
     Check(
         "gan.generator_loss",
@@ -161,6 +193,7 @@ CHECKS = [
                 lambda i: _bce(args(i)[0], 0.0),
             ),
         ),
+        input_classes=OUTPUTS,
     ),
     Check(
         "gan.gan_value_function",
@@ -179,6 +212,7 @@ CHECKS = [
             ),
         ),
         properties=(Property("V ≤ 0", lambda r, c: bool((r.array <= 1e-9).all())),),
+        input_classes=OUTPUTS,
     ),
     Check(
         "gan.optimal_discriminator",
@@ -207,6 +241,11 @@ CHECKS = [
             ),
         ),
         properties=(Property("0 ≤ D* ≤ 1", lambda r, c: bool(((r.array >= 0) & (r.array <= 1)).all())),),
+        input_classes=(
+            *BOTH_DTYPES,
+            *ranked(0, "p_data", 1, 2),
+            InputClass("p_data = p_model = 0", lambda i: bool(((i["args"][0] == 0) & (i["args"][1] == 0)).any())),
+        ),
     ),
     Check(
         "gan.gan_train_step",
@@ -219,12 +258,25 @@ CHECKS = [
             Mistake(
                 "no zero_grad for G",
                 "not zeroing the generator's gradients before its step: stale gradients were added to this step's.",
-                lambda i: without_zero_grad(drivers.gan_train_step, gan, i),
+                lambda i: _step_variant(i, zero_g=False),
+            ),
+            Mistake(
+                "no zero_grad for D",
+                "not zeroing the discriminator's gradients before its step: stale gradients were added to this step's.",
+                lambda i: _step_variant(i, zero_d=False),
             ),
             Mistake(
                 "old D",
-                "computing the generator's loss with the discriminator from before its step; use the updated D.",
-                lambda i: _step_variant(i, g_against_old_d=True),
+                "computing and backpropagating the generator's loss before d_optimizer.step(): G then trains against "
+                "the old D, and D's step also carries the generator loss's gradient. Step D first, then compute "
+                "generator_loss with the updated D.",
+                lambda i: _step_variant(i, g_before_d_step=True),
+            ),
+            Mistake(
+                "reused fake batch",
+                "reusing the discriminator step's fake batch G(z_d) for the generator's loss (as the PyTorch DCGAN "
+                "tutorial does); the contract draws a fresh batch: generator_loss(D(G(z_g))).",
+                lambda i: _step_variant(i, reuse_fake=True),
             ),
         ),
     ),

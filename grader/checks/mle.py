@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.special import gammaln, xlog1py, xlogy
 
 from grader import strategies as gs
-from grader.checks import Case, Check, Mistake, Property, fmt
+from grader.checks import BOTH_DTYPES, Case, Check, InputClass, Mistake, Property, fmt, where_arg
 from grader.compare import FLOAT32, FLOAT64
 from reference import mle
 
@@ -69,6 +69,18 @@ def _kn(i: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.broadcast_arrays(np.asarray(a[-2]), np.asarray(a[-1])))  # type: ignore[return-value]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer)
+
+
+COUNT_FORMS = (
+    InputClass("int successes and trials", lambda i: _is_int(i["args"][-2]) and _is_int(i["args"][-1])),
+    InputClass("array successes, int trials", lambda i: not _is_int(i["args"][-2]) and _is_int(i["args"][-1])),
+    InputClass("arrays of both", lambda i: not _is_int(i["args"][-2]) and not _is_int(i["args"][-1])),
+)
+P_EDGES = (where_arg(0, "p = 0", lambda p: p == 0.0), where_arg(0, "p = 1", lambda p: p == 1.0))
+
+
 def _binomial_no_coefficient(i: dict[str, Any]) -> float:
     p = args(i)[0]
     k, n = _kn(i)
@@ -96,6 +108,7 @@ CHECKS = [
                 lambda i: float(np.sum(args(i)[0]) / np.sum(args(i)[1])),
             ),
         ),
+        input_classes=COUNT_FORMS,
     ),
     Check(
         "mle.binomial_log_likelihood",
@@ -117,6 +130,7 @@ CHECKS = [
                 shown="p=0.0, successes=[1, 0], trials=[3, 4]",
             ),
             call("binomial_log_likelihood", 0.3, np.array([2, 5]), 10, shown="p=0.3, successes=[2, 5], trials=10"),
+            call("binomial_log_likelihood", 1.0, np.array([3, 2]), 3, shown="p=1.0, successes=[3, 2], trials=3"),
         ),
         mistakes=(
             Mistake(
@@ -128,6 +142,7 @@ CHECKS = [
                 in_bits(mle.binomial_log_likelihood),
             ),
         ),
+        input_classes=(*COUNT_FORMS, *P_EDGES),
     ),
     Check(
         "mle.bernoulli_mle",
@@ -163,6 +178,7 @@ CHECKS = [
                 lambda i: mle.bernoulli_log_likelihood(*args(i)) / len(args(i)[1]),
             ),
         ),
+        input_classes=P_EDGES,
     ),
     Check(
         "mle.gaussian_mle",
@@ -185,7 +201,7 @@ CHECKS = [
     Check(
         "mle.gaussian_log_likelihood",
         "call",
-        st.tuples(gs.real_samples(scale=100.0), gs.finite_floats(-100.0, 100.0), gs.variances()).map(
+        st.tuples(gs.real_samples(scale=100.0), gs.readable(-100.0, 100.0), gs.variances()).map(
             lambda a: call(
                 "gaussian_log_likelihood", a[0], a[1], a[2], shown=f"x={fmt(a[0])}, mu={a[1]!r}, sigma2={a[2]!r}"
             )
@@ -207,6 +223,7 @@ CHECKS = [
                 lambda i: mle.gaussian_log_likelihood(*args(i)) / len(args(i)[0]),
             ),
         ),
+        input_classes=(where_arg(0, "one observation", lambda x: len(x) == 1),),
     ),
     Check(
         "mle.poisson_mle",
@@ -221,7 +238,7 @@ CHECKS = [
     Check(
         "mle.poisson_log_likelihood",
         "call",
-        st.tuples(st.one_of(st.just(0.0), gs.finite_floats(0.0, 60.0)), gs.count_samples()).map(
+        st.tuples(st.one_of(st.just(0.0), gs.readable(0.0, 60.0)), gs.count_samples()).map(
             lambda a: call("poisson_log_likelihood", a[0], a[1], shown=f"lam={a[0]!r}, x={fmt(a[1])}")
         ),
         examples=(
@@ -241,6 +258,7 @@ CHECKS = [
                 in_bits(mle.poisson_log_likelihood),
             ),
         ),
+        input_classes=(where_arg(0, "lam = 0", lambda lam: lam == 0.0),),
     ),
     Check(
         "mle.multinomial_mle",
@@ -287,6 +305,7 @@ CHECKS = [
                 in_bits(mle.categorical_nll),
             ),
         ),
+        input_classes=(where_arg(0, "|logits| = 1e4", lambda z: bool(np.abs(z).max() >= 1e3)),),
     ),
 ]
 
@@ -297,8 +316,8 @@ CHECKS = [
 @st.composite
 def gaussian_nll_cases(draw: st.DrawFn) -> Case:
     x = draw(gs.real_samples(max_len=20, scale=10.0))
-    mean = draw(gs.finite_floats(-10.0, 10.0))
-    log_var = draw(st.one_of(st.just(0.0), gs.finite_floats(-6.0, 6.0)))
+    mean = draw(gs.readable(-10.0, 10.0))
+    log_var = draw(st.one_of(st.just(0.0), gs.readable(-6.0, 6.0)))
     dtype = draw(st.sampled_from([torch.float64, torch.float64, torch.float32]))
     inputs = {
         "x": torch.as_tensor(x).to(dtype),
@@ -342,5 +361,6 @@ CHECKS.append(
                 lambda i: _nll_variant(i, torch.exp, scale=float(len(i["x"]))),
             ),
         ),
+        input_classes=BOTH_DTYPES,
     )
 )

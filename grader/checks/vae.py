@@ -12,13 +12,16 @@ from hypothesis import strategies as st
 from grader import drivers
 from grader import strategies as gs
 from grader.checks import (
+    BOTH_DTYPES,
     Case,
     Check,
+    InputClass,
     Mistake,
     as_tensor,
     dtypes,
     fmt,
     promote,
+    ranked,
     seeded_state,
     torch_call,
     without_zero_grad,
@@ -38,7 +41,7 @@ def args(i: dict[str, Any]) -> list[Any]:
 @st.composite
 def reparameterize_cases(draw: st.DrawFn) -> Case:
     mu, logvar = draw(gs.latent_gaussians())
-    eps = draw(gs.hnp.arrays(np.float64, mu.shape, elements=gs.finite_floats(-3.0, 3.0)))
+    eps = draw(gs.hnp.arrays(np.float64, mu.shape, elements=gs.readable(-3.0, 3.0)))
     return torch_call(
         "reparameterize", [mu, logvar, eps], draw(dtypes), f"mu={fmt(mu)}, logvar={fmt(logvar)}, eps={fmt(eps)}"
     )
@@ -47,25 +50,33 @@ def reparameterize_cases(draw: st.DrawFn) -> Case:
 @st.composite
 def elbo_cases(draw: st.DrawFn) -> Case:
     batch, dim, latent = draw(st.integers(1, 4)), draw(st.integers(1, 8)), draw(st.integers(1, 4))
-    recon = draw(gs.probabilities_open((batch, dim)))
+    shape = draw(st.sampled_from([(batch, dim), (batch, 1, 2, 2)]))  # vectors or images: summed over all
+    recon = draw(gs.probabilities_open(shape))
     x = draw(
         st.one_of(
-            gs.hnp.arrays(np.float64, (batch, dim), elements=st.sampled_from([0.0, 1.0])),
-            gs.probabilities_open((batch, dim)),
+            gs.hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])),
+            gs.probabilities_open(shape),
         )
     )
-    mu = draw(gs.hnp.arrays(np.float64, (batch, latent), elements=gs.finite_floats(-3.0, 3.0)))
-    logvar = draw(gs.hnp.arrays(np.float64, (batch, latent), elements=gs.finite_floats(-4.0, 4.0)))
+    mu = draw(gs.hnp.arrays(np.float64, (batch, latent), elements=gs.readable(-3.0, 3.0)))
+    logvar = draw(gs.hnp.arrays(np.float64, (batch, latent), elements=gs.readable(-4.0, 4.0)))
     beta = draw(st.sampled_from([1.0, 0.5, 4.0, 0.0]))
     shown = f"recon_x={fmt(recon)}, x={fmt(x)}, mu={fmt(mu)}, logvar={fmt(logvar)}, beta={beta}"
     return torch_call("elbo_loss", [recon, x, mu, logvar, beta], draw(dtypes), shown)
 
 
 def _elbo_variant(
-    i: dict[str, Any], recon_reduction: str = "sum", kl_batch_mean: bool = False, beta_on_recon: bool = False
+    i: dict[str, Any],
+    recon_reduction: str = "sum",
+    kl_batch_mean: bool = False,
+    beta_on_recon: bool = False,
+    squared_error: bool = False,
 ) -> Any:
     recon_x, x, mu, logvar, beta = args(i)
-    recon = F.binary_cross_entropy(recon_x, x, reduction=recon_reduction)
+    if squared_error:
+        recon = F.mse_loss(recon_x, x, reduction=recon_reduction)
+    else:
+        recon = F.binary_cross_entropy(recon_x, x, reduction=recon_reduction)
     kl = kl_to_standard_normal(mu, logvar)
     kl = kl.mean() if kl_batch_mean else kl.sum()
     total = beta * recon + kl if beta_on_recon else recon + beta * kl
@@ -81,8 +92,8 @@ def model_cases(draw: st.DrawFn) -> Case:
     seed, batch = draw(st.integers(0, 2**16)), draw(st.integers(1, 4))
     dtype = draw(dtypes)
     x = draw(gs.probabilities_open((batch, DIMS[0])))
-    eps = draw(gs.hnp.arrays(np.float64, (batch, DIMS[2]), elements=gs.finite_floats(-3.0, 3.0)))
-    z = draw(gs.hnp.arrays(np.float64, (batch, DIMS[2]), elements=gs.finite_floats(-3.0, 3.0)))
+    eps = draw(gs.hnp.arrays(np.float64, (batch, DIMS[2]), elements=gs.readable(-3.0, 3.0)))
+    z = draw(gs.hnp.arrays(np.float64, (batch, DIMS[2]), elements=gs.readable(-3.0, 3.0)))
     inputs = {
         "dims": list(DIMS),
         "state": _reference_state(seed, dtype),
@@ -121,6 +132,49 @@ def train_step_cases(draw: st.DrawFn) -> Case:
     )
 
 
+def _vae_variant(
+    i: dict[str, Any], heads_swapped: bool = False, sample_in_train: bool = True, sample_in_eval: bool = False
+) -> dict[str, Any]:
+    """What the vae_model driver returns for a VAE with one classic change, from the reference's layers."""
+    model = vae.VAE(*i["dims"]).to(torch.float64)
+    model.load_state_dict(i["state"])
+    x, eps, z = i["x"], i["eps"], i["z"]
+    with torch.no_grad():
+        h = model.encoder(x)
+        mu, logvar = model.fc_mu(h), model.fc_logvar(h)
+        if heads_swapped:
+            mu, logvar = logvar, mu
+        train_z = vae.reparameterize(mu, logvar, eps) if sample_in_train else mu
+        eval_z = mu
+        if sample_in_eval:  # torch.randn_like(mu) after the driver's seed; for fewer than 16 numbers torch
+            torch.manual_seed(drivers.EVAL_SEED)  # draws the same normals in float32 as in float64, rounded
+            eval_z = vae.reparameterize(mu, logvar, torch.randn_like(mu))
+        return {
+            "encode": (mu, logvar),
+            "decode": model.decoder(z),
+            "train": (model.decoder(train_z), mu, logvar),
+            "eval": (model.decoder(eval_z), mu, logvar),
+        }
+
+
+def _train_step_variant(i: dict[str, Any], train_mode: bool = True, beta_used: bool = True) -> dict[str, Any]:
+    """What the vae_train_step driver returns for a step with one classic change (from stale gradients)."""
+    model = vae.VAE(*i["dims"]).to(torch.float64)
+    model.load_state_dict(i["state"])
+    for p in model.parameters():
+        p.grad = torch.full_like(p, drivers.STALE_GRAD)
+    model.train(train_mode)
+    optimizer = torch.optim.SGD(model.parameters(), lr=i["lr"])
+    torch.manual_seed(i["seed"])
+    optimizer.zero_grad()
+    recon_x, mu, logvar = model(i["x"])
+    total, recon, kl = vae.elbo_loss(recon_x, i["x"], mu, logvar, i["beta"] if beta_used else 1.0)
+    total.backward()
+    optimizer.step()
+    result = {"total_loss": total.item(), "recon_loss": recon.item(), "kl_loss": kl.item()}
+    return {"result": result, "params": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
 CHECKS = [
     Check(
         "vae.reparameterize",
@@ -138,6 +192,7 @@ CHECKS = [
                 lambda i: args(i)[0] + args(i)[1] * args(i)[2],
             ),
         ),
+        input_classes=(*BOTH_DTYPES, *ranked(0, "mu", 1, 2, 3)),
     ),
     Check(
         "vae.elbo_loss",
@@ -160,14 +215,44 @@ CHECKS = [
                 "weighting the reconstruction by beta; beta weights the KL term.",
                 lambda i: _elbo_variant(i, beta_on_recon=True),
             ),
+            Mistake(
+                "squared error",
+                "using a squared error (F.mse_loss) for the reconstruction, as many VAE examples do; the contract's "
+                "decoder is Bernoulli: the binary cross-entropy of recon_x against x, summed over all elements.",
+                lambda i: _elbo_variant(i, squared_error=True),
+            ),
+        ),
+        input_classes=(
+            *BOTH_DTYPES,
+            *ranked(0, "recon_x", 2, 4),
+            InputClass("binary x", lambda i: bool(((i["args"][1] == 0) | (i["args"][1] == 1)).all())),
+            InputClass("recon_x near 1", lambda i: bool((i["args"][0] > 0.9999).any())),
+            InputClass("beta ≠ 1", lambda i: i["args"][4] != 1.0),
         ),
     ),
     Check(
         "vae.VAE",
         "vae_model",
         model_cases(),
-        mistakes=(),
+        mistakes=(
+            Mistake(
+                "samples in eval",
+                "sampling z in eval mode too; in eval mode (model.eval()) z = mu, with no noise.",
+                lambda i: _vae_variant(i, sample_in_eval=True),
+            ),
+            Mistake(
+                "never samples",
+                "using z = mu in training mode as well; there z = reparameterize(mu, logvar, eps).",
+                lambda i: _vae_variant(i, sample_in_train=False),
+            ),
+            Mistake(
+                "heads swapped",
+                "swapping the heads: mu comes from fc_mu and logvar from fc_logvar.",
+                lambda i: _vae_variant(i, heads_swapped=True),
+            ),
+        ),
         depends_on=("reparameterize",),
+        input_classes=(*BOTH_DTYPES, InputClass("batch of 1", lambda i: i["x"].shape[0] == 1)),
     ),
     Check(
         "vae.vae_train_step",
@@ -180,8 +265,19 @@ CHECKS = [
             Mistake(
                 "no zero_grad",
                 "not calling optimizer.zero_grad(): stale gradients were added to this step's.",
-                lambda i: without_zero_grad(drivers.vae_train_step, vae, i),
+                lambda i: without_zero_grad("vae_train_step", vae, i),
+            ),
+            Mistake(
+                "no train mode",
+                "not calling model.train(): the model was handed over in eval mode, so it did not sample z.",
+                lambda i: _train_step_variant(i, train_mode=False),
+            ),
+            Mistake(
+                "beta ignored",
+                "not passing beta on to elbo_loss: the KL term must be weighted by the step's beta.",
+                lambda i: _train_step_variant(i, beta_used=False),
             ),
         ),
+        input_classes=(InputClass("beta ≠ 1", lambda i: i["beta"] != 1.0),),
     ),
 ]

@@ -61,6 +61,11 @@ def log_uniform(low_exp: int, high_exp: int) -> st.SearchStrategy[float]:
     return readable_log(low_exp, high_exp)
 
 
+def leading_shapes() -> st.SearchStrategy[tuple[int, ...]]:
+    """Leading (batch) dimensions of rank 0, 1 or 2, for functions that broadcast them."""
+    return st.sampled_from(LEADING_SHAPES)
+
+
 def derandomized_draws(strategy: st.SearchStrategy[Any], count: int, stream: int) -> list[Any]:
     """The first ``count`` values a derandomized run of ``strategy`` draws from the fixed seed ``stream``:
     the same values on every machine and every run, whatever the code around the call looks like."""
@@ -114,12 +119,11 @@ def variances() -> st.SearchStrategy[float]:
 
 
 @st.composite
-def count_tables(draw: st.DrawFn, max_rows: int = 4) -> np.ndarray:
-    """counts (rows, K) of non-negative ints with every row sum positive."""
-    rows = draw(st.integers(1, max_rows))
+def count_tables(draw: st.DrawFn) -> np.ndarray:
+    """counts (..., K) of non-negative ints, 0 to 2 leading dimensions, every row sum positive."""
     k = draw(st.integers(1, MAX_OUTCOMES))
-    counts = draw(hnp.arrays(np.int64, (rows, k), elements=st.integers(0, 30)))
-    counts[:, draw(st.integers(0, k - 1))] += 1
+    counts = draw(hnp.arrays(np.int64, (*draw(leading_shapes()), k), elements=st.integers(0, 30)))
+    counts[..., draw(st.integers(0, k - 1))] += 1
     return counts
 
 
@@ -165,11 +169,6 @@ def prob_pairs(draw: st.DrawFn, zeros: bool = True) -> tuple[np.ndarray, np.ndar
     p = draw(prob_vectors(k=k, batch=batch, zeros=zeros))
     q = p.copy() if draw(st.booleans()) and draw(st.booleans()) else draw(prob_vectors(k=k, batch=batch, zeros=zeros))
     return p, q
-
-
-def leading_shapes() -> st.SearchStrategy[tuple[int, ...]]:
-    """Leading (batch) dimensions of rank 0, 1 or 2, for functions that broadcast them."""
-    return st.sampled_from(LEADING_SHAPES)
 
 
 @st.composite

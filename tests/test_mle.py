@@ -116,7 +116,8 @@ def test_poisson_log_likelihood_with_zero_rate() -> None:
 def test_multinomial_mle_maximises_scipy_multinomial_likelihood(counts: np.ndarray) -> None:
     p_hat = mle.multinomial_mle(counts)
     np.testing.assert_allclose(p_hat.sum(-1), 1.0, rtol=0, atol=1e-12)
-    for row, p in zip(counts, p_hat, strict=True):
+    rows = counts.reshape(-1, counts.shape[-1])
+    for row, p in zip(rows, p_hat.reshape(rows.shape), strict=True):
         best = stats.multinomial.logpmf(row, row.sum(), p)
         uniform = np.full_like(p, 1 / p.size)
         assert best >= stats.multinomial.logpmf(row, row.sum(), 0.9 * p + 0.1 * uniform) - 1e-9

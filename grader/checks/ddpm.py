@@ -367,6 +367,7 @@ CHECKS = [
         "ddpm.linear_beta_schedule",
         "call",
         linear_cases(),
+        examples=(Case({"function": "linear_beta_schedule", "args": [1000, 1e-4, 0.02]}, "T=1000 (the defaults)"),),
         max_examples=10,
         mistakes=(
             Mistake(
@@ -381,11 +382,16 @@ CHECKS = [
                 lambda i: torch.linspace(args(i)[1], args(i)[2], args(i)[0]),
             ),
         ),
+        input_classes=(
+            InputClass("T = 1", lambda i: i["args"][0] == 1),
+            InputClass("T = 1000", lambda i: i["args"][0] == 1000),
+        ),
     ),
     Check(
         "ddpm.cosine_beta_schedule",
         "call",
         cosine_cases(),
+        examples=(Case({"function": "cosine_beta_schedule", "args": [1000, 0.008, 0.999]}, "T=1000 (the defaults)"),),
         max_examples=12,
         mistakes=(
             Mistake("no clip", "not clipping at max_beta: β_t = min(1 - f(t+1)/f(t), max_beta).", _cosine_unclipped),
@@ -399,6 +405,12 @@ CHECKS = [
                 "leaving out the offset s: f(u) = cos²(((u/T) + s)/(1 + s) · π/2).",
                 lambda i: _cosine_unclipped({"args": [args(i)[0], 0.0, args(i)[2]]}).clamp(max=args(i)[2]),
             ),
+        ),
+        input_classes=(
+            InputClass("T = 1", lambda i: i["args"][0] == 1),
+            InputClass("T = 1000", lambda i: i["args"][0] == 1000),
+            InputClass("s = 0", lambda i: i["args"][1] == 0.0),
+            InputClass("max_beta < 0.999", lambda i: i["args"][2] < 0.999),
         ),
     ),
     Check(
@@ -513,6 +525,10 @@ CHECKS = [
         loop_cases(),
         max_examples=8,
         depends_on=("p_sample_step",),
+        input_classes=(
+            InputClass("a batch of one", lambda i: i["shape"][0] == 1),
+            InputClass("the cosine schedule", lambda i: bool(i["betas"][-1] > 0.5)),
+        ),
     ),
     Check(
         "ddpm.ddpm_loss",

@@ -279,5 +279,6 @@ CHECKS = [
                 lambda i: _step_variant(i, reuse_fake=True),
             ),
         ),
+        input_classes=(InputClass("a batch of one", lambda i: i["real"].shape[0] == 1),),
     ),
 ]

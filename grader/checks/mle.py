@@ -78,6 +78,11 @@ COUNT_FORMS = (
     InputClass("array successes, int trials", lambda i: not _is_int(i["args"][-2]) and _is_int(i["args"][-1])),
     InputClass("arrays of both", lambda i: not _is_int(i["args"][-2]) and not _is_int(i["args"][-1])),
 )
+SAMPLE_EDGES = (
+    where_arg(0, "all zeros", lambda x: not x.any()),
+    where_arg(0, "all ones", lambda x: bool(x.all())),
+    where_arg(0, "one observation", lambda x: len(x) == 1),
+)
 P_EDGES = (where_arg(0, "p = 0", lambda p: p == 0.0), where_arg(0, "p = 1", lambda p: p == 1.0))
 
 
@@ -153,6 +158,7 @@ CHECKS = [
                 "count", "returning the number of ones instead of their share.", lambda i: float(np.sum(args(i)[0]))
             ),
         ),
+        input_classes=SAMPLE_EDGES,
     ),
     Check(
         "mle.bernoulli_log_likelihood",
@@ -197,6 +203,7 @@ CHECKS = [
                 lambda i: (float(np.mean(args(i)[0])), float(np.std(args(i)[0]))),
             ),
         ),
+        input_classes=(where_arg(0, "one observation", lambda x: len(x) == 1),),
     ),
     Check(
         "mle.gaussian_log_likelihood",
@@ -233,6 +240,10 @@ CHECKS = [
             Mistake(
                 "variance", "returning the variance; the MLE of λ is the mean.", lambda i: float(np.var(args(i)[0]))
             ),
+        ),
+        input_classes=(
+            where_arg(0, "all zeros", lambda x: not x.any()),
+            where_arg(0, "one observation", lambda x: len(x) == 1),
         ),
     ),
     Check(
@@ -273,6 +284,10 @@ CHECKS = [
             ),
         ),
         properties=(Property("each row sums to 1", lambda r, c: bool(np.allclose(r.array.sum(-1), 1.0, atol=1e-9))),),
+        input_classes=(
+            *(where_arg(0, f"counts of rank {r}", lambda c, r=r: c.ndim == r) for r in (1, 2, 3)),
+            where_arg(0, "a zero count", lambda c: bool((c == 0).any())),
+        ),
     ),
     Check(
         "mle.categorical_nll",

@@ -48,13 +48,13 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype) 
     return model
 
 
-def _with_stale_grads(model: nn.Module) -> nn.Module:
+def with_stale_grads(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.grad = torch.full_like(p, STALE_GRAD)
     return model
 
 
-def _params(model: nn.Module) -> dict[str, torch.Tensor]:
+def parameters_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -108,25 +108,25 @@ def vae_model(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
 
 def vae_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
     """One step from stale gradients, SGD; eps is drawn by the model from torch's seeded generator."""
-    model = _with_stale_grads(_load(module.VAE(*inputs["dims"]), inputs["state"], inputs["dtype"]))
+    model = with_stale_grads(_load(module.VAE(*inputs["dims"]), inputs["state"], inputs["dtype"]))
     model.eval()  # the step must put the model in training mode itself
     optimizer = torch.optim.SGD(model.parameters(), lr=inputs["lr"])
     torch.manual_seed(inputs["seed"])
     result = module.vae_train_step(model, inputs["x"], optimizer, inputs["beta"])
-    return {"result": result, "params": _params(model)}
+    return {"result": result, "params": parameters_of(model)}
 
 
 def gan_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
     """One D step and one G step from stale gradients, SGD, with given z_d and z_g."""
     noise_dim, hidden, data_dim = inputs["dims"]
-    generator = _with_stale_grads(
+    generator = with_stale_grads(
         _load(module.Generator(noise_dim, hidden, data_dim), inputs["g_state"], inputs["dtype"])
     )
-    discriminator = _with_stale_grads(_load(module.Discriminator(data_dim, hidden), inputs["d_state"], inputs["dtype"]))
+    discriminator = with_stale_grads(_load(module.Discriminator(data_dim, hidden), inputs["d_state"], inputs["dtype"]))
     g_opt = torch.optim.SGD(generator.parameters(), lr=inputs["lr"])
     d_opt = torch.optim.SGD(discriminator.parameters(), lr=inputs["lr"])
     result = module.gan_train_step(generator, discriminator, inputs["real"], g_opt, d_opt, inputs["z_d"], inputs["z_g"])
-    return {"result": result, "g_params": _params(generator), "d_params": _params(discriminator)}
+    return {"result": result, "g_params": parameters_of(generator), "d_params": parameters_of(discriminator)}
 
 
 def with_eps_model(module: ModuleType, inputs: dict[str, Any]) -> Any:
@@ -144,11 +144,11 @@ def p_sample_loop(module: ModuleType, inputs: dict[str, Any]) -> Any:
 
 def ddpm_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
     """One step from stale gradients, SGD; t and noise given, or drawn from torch's seeded generator."""
-    model = _with_stale_grads(_eps_net(inputs))
+    model = with_stale_grads(_eps_net(inputs))
     optimizer = torch.optim.SGD(model.parameters(), lr=inputs["lr"])
     torch.manual_seed(inputs["seed"])
     loss = module.ddpm_train_step(model, optimizer, inputs["x_0"], inputs["betas"], inputs["t"], inputs["noise"])
-    return {"loss": loss, "params": _params(model)}
+    return {"loss": loss, "params": parameters_of(model)}
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -231,5 +231,5 @@ class Calls:
             self.speed.run(request["steps"])
             return True
         if op == "speed_params" and self.speed is not None:
-            return _params(self.speed.model)
+            return parameters_of(self.speed.model)
         raise UnknownOp(f"unknown op {op!r}")

@@ -118,8 +118,8 @@ def _step_variant(
     D = gan.Discriminator(data, hidden).double()
     G.load_state_dict(i["g_state"])
     D.load_state_dict(i["d_state"])
-    for p in [*G.parameters(), *D.parameters()]:
-        p.grad = torch.full_like(p, drivers.STALE_GRAD)
+    drivers.with_stale_grads(G)
+    drivers.with_stale_grads(D)
     g_opt = torch.optim.SGD(G.parameters(), lr=i["lr"])
     d_opt = torch.optim.SGD(D.parameters(), lr=i["lr"])
     if zero_d:
@@ -146,7 +146,7 @@ def _step_variant(
         "real_acc": (real_out > 0.5).double().mean().item(),
         "fake_acc": (fake_out <= 0.5).double().mean().item(),
     }
-    return {"result": result, "g_params": dict(G.state_dict()), "d_params": dict(D.state_dict())}
+    return {"result": result, "g_params": drivers.parameters_of(G), "d_params": drivers.parameters_of(D)}
 
 
 CHECKS = [

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.special import gammaln, xlog1py, xlogy
 
 from grader import strategies as gs
-from grader.checks import BOTH_DTYPES, Case, Check, InputClass, Mistake, Property, fmt, where_arg
+from grader.checks import BOTH_DTYPES, Case, Check, InputClass, Mistake, Property, fmt, ranked, where_arg
 from grader.compare import FLOAT32, FLOAT64
 from reference import mle
 
@@ -285,7 +285,7 @@ CHECKS = [
         ),
         properties=(Property("each row sums to 1", lambda r, c: bool(np.allclose(r.array.sum(-1), 1.0, atol=1e-9))),),
         input_classes=(
-            *(where_arg(0, f"counts of rank {r}", lambda c, r=r: c.ndim == r) for r in (1, 2, 3)),
+            *ranked(0, "counts", 1, 2, 3),
             where_arg(0, "a zero count", lambda c: bool((c == 0).any())),
         ),
     ),

@@ -161,9 +161,7 @@ def _train_step_variant(i: dict[str, Any], train_mode: bool = True, beta_used: b
     """What the vae_train_step driver returns for a step with one classic change (from stale gradients)."""
     model = vae.VAE(*i["dims"]).to(torch.float64)
     model.load_state_dict(i["state"])
-    for p in model.parameters():
-        p.grad = torch.full_like(p, drivers.STALE_GRAD)
-    model.train(train_mode)
+    drivers.with_stale_grads(model).train(train_mode)
     optimizer = torch.optim.SGD(model.parameters(), lr=i["lr"])
     torch.manual_seed(i["seed"])
     optimizer.zero_grad()
@@ -172,7 +170,7 @@ def _train_step_variant(i: dict[str, Any], train_mode: bool = True, beta_used: b
     total.backward()
     optimizer.step()
     result = {"total_loss": total.item(), "recon_loss": recon.item(), "kl_loss": kl.item()}
-    return {"result": result, "params": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    return {"result": result, "params": drivers.parameters_of(model)}
 
 
 CHECKS = [

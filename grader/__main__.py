@@ -113,11 +113,54 @@ def _nbgrader(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from grader import public
+
+    folder = Path(args.path)
+    if not folder.is_dir():
+        print(f"grader: {folder} is not a folder", file=sys.stderr)
+        return 2
+    results = public.check(folder)
+    public.print_results(results)
+    return 0 if all(r.passed == r.total for r in results) else 1
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from grader import public
+
+    if args.action == "regenerate":
+        for path in public.regenerate():
+            print(f"wrote {path}")
+        return 0
+    problems = public.verify()
+    for problem in problems:
+        print(f"drift: {problem}")
+    print("the stored results match the reference" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from grader.release import release
+
+    files = release(Path(args.out))
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from grader import notebooks
+    from grader.generate import generate
+
+    for path in [*generate(), *notebooks.generate()]:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m grader", description="Generative-models exercises: grade, generate."
     )
-    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs = parser.add_subparsers(dest="verb", required=True)  # each verb names its function: nothing falls through
     g = verbs.add_parser(
         "grade", help="grade a folder holding any of mle.py ... ddpm.py, or notebooks 01_mle.ipynb ... 05_ddpm.ipynb"
     )
@@ -128,14 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
     g.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
     g.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
+    g.set_defaults(run=_grade)
     c = verbs.add_parser("check", help="run the public checks on a folder of modules (default: exercises)")
     c.add_argument("path", nargs="?", default="exercises")
+    c.set_defaults(run=_check)
     r = verbs.add_parser("reference", help="the public checks' stored expected results")
     r.add_argument("action", choices=["regenerate", "verify"])
+    r.set_defaults(run=_reference)
     rel = verbs.add_parser("release", help="build the student bundle in OUT")
     rel.add_argument("out")
+    rel.set_defaults(run=_release)
     nb = verbs.add_parser("nbgrader", help="an nbgrader course of the five notebooks")
     nb_verbs = nb.add_subparsers(dest="action", required=True)
+    nb.set_defaults(run=_nbgrader)
     init = nb_verbs.add_parser("init", help="write nbgrader_config.py and source/ASSIGNMENT/*.ipynb in COURSE_DIR")
     init.add_argument("course_dir")
     init.add_argument("--assignment", default="generative_models")
@@ -155,48 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     regrade.add_argument(
         "--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default: it is others' code)"
     )
-    verbs.add_parser(
+    gen = verbs.add_parser(
         "generate", help="write exercises/ (stubs and notebooks) and the nbgrader source notebooks from solutions/"
     )
+    gen.set_defaults(run=_generate)
     args = parser.parse_args(argv)
-    if args.verb == "grade":
-        return _grade(args)
-    if args.verb == "check":
-        from grader import public
-
-        folder = Path(args.path)
-        if not folder.is_dir():
-            print(f"grader: {folder} is not a folder", file=sys.stderr)
-            return 2
-        results = public.check(folder)
-        public.print_results(results)
-        return 0 if all(r.passed == r.total for r in results) else 1
-    if args.verb == "reference":
-        from grader import public
-
-        if args.action == "regenerate":
-            for path in public.regenerate():
-                print(f"wrote {path}")
-            return 0
-        problems = public.verify()
-        for problem in problems:
-            print(f"drift: {problem}")
-        print("the stored results match the reference" if not problems else f"{len(problems)} problem(s)")
-        return 1 if problems else 0
-    if args.verb == "nbgrader":
-        return _nbgrader(args)
-    if args.verb == "release":
-        from grader.release import release
-
-        files = release(Path(args.out))
-        print(f"wrote {len(files)} files to {args.out}")
-        return 0
-    from grader import notebooks
-    from grader.generate import generate
-
-    for path in [*generate(), *notebooks.generate()]:
-        print(f"wrote {path}")
-    return 0
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ settings.load_profile("ci")
 
 FAST = {
     "test_code_quality",
+    "test_command_line",
     "test_compare",
     "test_data",
     "test_ddpm",

@@ -1,0 +1,70 @@
+"""The command line dispatches each verb to its own function: no verb falls through to another."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from grader import __main__ as cli
+
+# Enough arguments for the parser to accept each verb (nothing is run).
+VERBS = {
+    "grade": ["grade", "solutions"],
+    "check": ["check"],
+    "reference": ["reference", "verify"],
+    "release": ["release", "out"],
+    "generate": ["generate"],
+    "nbgrader init": ["nbgrader", "init", "course"],
+    "nbgrader preflight": ["nbgrader", "preflight", "course"],
+    "nbgrader regrade": ["nbgrader", "regrade", "course"],
+}
+
+
+def parse(argv: list[str]) -> tuple[object, argparse.ArgumentParser]:
+    """The function ``main(argv)`` would run, and the parser, without running anything."""
+    seen: dict[str, object] = {}
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_args(self: argparse.ArgumentParser, *a: object, **k: object) -> argparse.Namespace:
+        args = original(self, *a, **k)  # type: ignore[arg-type]
+        seen["run"], seen["parser"] = args.run, self
+        args.run = lambda args: 0
+        return args
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+        assert cli.main(argv) == 0
+    return seen["run"], seen["parser"]  # type: ignore[return-value]
+
+
+def verbs_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_every_verb_has_its_own_function(verb: str) -> None:
+    run, _ = parse(VERBS[verb])
+    expected = {
+        "grade": cli._grade,
+        "check": cli._check,
+        "reference": cli._reference,
+        "release": cli._release,
+        "generate": cli._generate,
+    }.get(verb, cli._nbgrader)
+    assert run is expected
+
+
+def test_every_verb_the_parser_offers_is_tested() -> None:
+    _, parser = parse(VERBS["generate"])
+    offered = {
+        f"{verb} {sub}" if sub else verb for verb, p in verbs_of(parser).items() for sub in (verbs_of(p) or {"": None})
+    }
+    assert offered == set(VERBS)
+
+
+def test_no_verb_is_refused_with_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([])
+    assert exit_.value.code == 2

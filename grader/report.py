@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from grader import __version__
 from grader.run import Report
 
 STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "missing": "dim"}
@@ -43,7 +44,8 @@ def print_text(report: Report, console: Console | None = None) -> None:
 
 
 def as_json(report: Report) -> dict[str, Any]:
-    return report.as_dict()
+    """The contract's JSON, and the version of the grader that wrote it."""
+    return {**report.as_dict(), "grader_version": __version__}
 
 
 def as_gradescope(report: Report) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def as_gradescope(report: Report) -> dict[str, Any]:
     output = f"Total: {report.score}/{report.max_score}."
     if not report.sandboxed:
         output += " Graded without a filesystem sandbox."
-    return {"score": report.score, "output": output, "tests": tests}
+    return {"score": report.score, "output": output, "tests": tests, "extra_data": {"grader_version": __version__}}
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import grader
 from grader.items import ITEMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,8 @@ def test_solutions_score_100(solutions: tuple) -> None:
 
 def test_json_has_the_contracts_shape(solutions: tuple) -> None:
     _, data, _ = solutions
-    assert set(data) == {"score", "max_score", "items"}
+    assert set(data) == {"score", "max_score", "items", "grader_version"}
+    assert data["grader_version"] == grader.__version__
     for item in data["items"]:
         assert set(item) == {"id", "score", "max_score", "status", "feedback"}
         assert item["status"] in STATUSES and isinstance(item["feedback"], str)
@@ -51,6 +53,7 @@ def test_json_has_the_contracts_shape(solutions: tuple) -> None:
 def test_gradescope_results(solutions: tuple) -> None:
     _, _, gs = solutions
     assert gs["score"] == 100 and len(gs["tests"]) == len(ITEMS)
+    assert gs["extra_data"] == {"grader_version": grader.__version__}
     for test in gs["tests"]:
         assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
         assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"

@@ -48,6 +48,7 @@ class Hostile:
     target_status: tuple[str, ...] = ("failed", "error")
     whole_module: bool = False  # the attack breaks every item of the module (import-time)
     feedback: str = ""  # a phrase the target's feedback must contain
+    feedback_lacks: str = "\x00"  # a phrase it must not contain
     sandbox_only: bool = False  # only bubblewrap can stop this one
     call_timeout_s: float = LIMITS.call_timeout_s  # more for a case whose honest work takes a while on a busy machine
 
@@ -131,6 +132,16 @@ CASES = [
         feedback="no answer within",
     ),
     Hostile("very slow", "mle", body="    import time\n    time.sleep(30)\n    return 0.5", target_status=("timeout",)),
+    Hostile(
+        "wrong once, then hangs when asked again (the diagnosis's extra inputs)",
+        "divergences",
+        prefix="CALLS = [0]\n",
+        body="    CALLS[0] += 1\n    if CALLS[0] > 1:\n        while True:\n            pass\n"
+        "    return -torch.xlogy(p, p).sum(dim=-1) / math.log(2)",
+        target_status=("failed",),
+        feedback="largest difference",
+        feedback_lacks="known mistake",  # one failing input and no second answer: too little to name one
+    ),
     Hostile(
         "memory hog",
         "mle",
@@ -427,6 +438,7 @@ def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -
     if case.target_status != ("passed",):
         assert by_id[target].score == 0
     assert case.feedback in by_id[target].feedback, by_id[target].feedback
+    assert case.feedback_lacks not in by_id[target].feedback, by_id[target].feedback
     assert "Internal grader error" not in by_id[target].feedback
     if case.whole_module:
         assert by_id[innocent].status == by_id[target].status

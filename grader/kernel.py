@@ -86,7 +86,7 @@ def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
 
 def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     """Run the full grader of one item on the notebook's functions; raise CheckFailed unless it passes."""
-    from grader.run import load_checks, run_check
+    from grader.run import dependency_note, load_checks, run_check
     from grader.timing import time_speed
 
     part = _item(item_id)
@@ -95,7 +95,10 @@ def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
         speed = time_speed(kernel, (part, part))
         status, feedback = speed.status, speed.feedback
     else:
-        status, feedback = run_check(load_checks()[item_id], kernel, (part, part))
+        check = load_checks()[item_id]
+        status, feedback = run_check(check, kernel, (part, part))
+        note = dependency_note(check, None) if status in ("failed", "error") else ""
+        feedback += f"\n{note}" if note else ""
     if status != "passed":
         raise CheckFailed(f"{item_id}: {status}. {feedback}")
     print(f"{item_id}: passed the full grader.")

@@ -267,9 +267,23 @@ def run_check(
         line = diagnosis.feedback_line(named)
         if line:
             feedback += "\n" + line
-    if check.depends_on and last.status in ("failed", "error"):
-        feedback += f"\nNote: this item calls your {', '.join(check.depends_on)}; if those items fail, fix them first."
     return last.status, feedback
+
+
+def dependency_note(check: Check, failed: set[str] | None) -> str:
+    """The line that points a failed item to the functions it calls: those of them that failed their own
+    check (``failed``: the part's functions whose items did not pass), or, not knowing (None), all of them."""
+    if failed is None:
+        listed = ", ".join(f"`{f}`" for f in check.depends_on)
+        return f"This item calls your {listed}; if one of them fails its own check, fix it first." if listed else ""
+    named = [f for f in check.depends_on if f in failed]
+    if not named:
+        return ""
+    which = " and ".join(f"`{f}`" for f in named)
+    return (
+        f"This item calls your {which} (as the reference solution does), which failed "
+        f"{'its' if len(named) == 1 else 'their'} own check: fix that first, it may be all that is wrong here."
+    )
 
 
 GRADER_FAULT = "Internal grader error"
@@ -326,7 +340,25 @@ def grade(
                 on_item(result)
         sandboxed = sandbox.sandboxed
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
+    _point_to_failed_dependencies(results, checks)
     return Report(results, sandboxed, notes)
+
+
+def _point_to_failed_dependencies(results: list[ItemResult], checks: dict[str, Check]) -> None:
+    """Each item that did not pass and calls a function of its part whose own item did not pass says so;
+    an item whose dependencies were not graded (--items) names them all."""
+    graded = {r.id: r for r in results}
+    for result in results:
+        check = checks.get(result.id)
+        if check is None or not check.depends_on or result.status not in ("failed", "error") or result.fault:
+            continue
+        part = BY_ID[result.id].module
+        ids = [f"{part}.{f}" for f in check.depends_on]
+        known = all(i in graded for i in ids)
+        failed = {i.split(".")[1] for i in ids if i in graded and graded[i].status != "passed"} if known else None
+        note = dependency_note(check, failed)
+        if note:
+            result.feedback += "\n" + note
 
 
 def _grade_item(

@@ -41,6 +41,7 @@ FAST = {
     "test_wire",
 }
 INTEGRATION = {
+    "test_dependencies",
     "test_discrimination",
     "test_fail_closed",
     "test_grade_command",

@@ -93,7 +93,7 @@ class Check:
     max_examples: int = 25
     shrink: bool = True  # off for items whose calls are slow (training steps)
     timeout_s: float | None = None
-    depends_on: tuple[str, ...] = ()  # the submission's own functions this item calls, named in feedback
+    depends_on: tuple[str, ...] = ()  # the part's functions this item calls (measured: tests/test_dependencies.py)
     input_classes: tuple[InputClass, ...] = ()  # what the contract allows, each drawn when grading
 
 

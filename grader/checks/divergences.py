@@ -276,6 +276,7 @@ CHECKS += [
         "divergences.js_divergence",
         "call",
         pair_cases("js_divergence"),
+        depends_on=("kl_divergence",),
         examples=(
             pinned_pair("js_divergence", [1.0, 0.0], [0.0, 1.0]),
             pinned_pair("js_divergence", [0.5, 0.5, 0.0], [0.1, 0.2, 0.7]),

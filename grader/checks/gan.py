@@ -253,7 +253,7 @@ CHECKS = [
         train_step_cases(),
         max_examples=10,
         shrink=False,
-        depends_on=("generator_loss", "discriminator_loss"),
+        depends_on=("generator_loss",),
         mistakes=(
             Mistake(
                 "no zero_grad for G",

@@ -196,7 +196,6 @@ CHECKS = [
         "vae.elbo_loss",
         "call",
         elbo_cases(),
-        depends_on=(),
         mistakes=(
             Mistake(
                 "mean BCE",
@@ -258,7 +257,7 @@ CHECKS = [
         train_step_cases(),
         max_examples=10,
         shrink=False,
-        depends_on=("VAE", "elbo_loss"),
+        depends_on=("VAE", "elbo_loss", "reparameterize"),
         mistakes=(
             Mistake(
                 "no zero_grad",

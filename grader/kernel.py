@@ -55,6 +55,9 @@ class InKernel:
     def frozen(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # the notebook's code runs only when called: nothing to stop
 
+    def helpers(self) -> int:
+        return 0  # the kernel is the student's own process: nothing to tell apart
+
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         request = wire.loads(wire.dumps(op))  # the student's functions get copies, as a worker would
         try:

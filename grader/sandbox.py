@@ -100,6 +100,8 @@ class Runner(Protocol):
 
     def frozen(self) -> contextlib.AbstractContextManager[None]: ...
 
+    def helpers(self) -> int: ...
+
 
 # ------------------------------------------------------------------------------------- the wall
 
@@ -316,6 +318,12 @@ def bubblewrap() -> str | None:
 # ------------------------------------------------------------------------------------- a worker
 
 
+def _alive(proc: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return proc.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
 @dataclass
 class Process:
     """One started worker or converter: its process, the read end of its reply pipe, its cgroup."""
@@ -350,6 +358,16 @@ class Process:
                 with contextlib.suppress(psutil.Error):
                     proc.send_signal(signal.SIGSTOP)
                     self.stopped.append(proc.pid)
+
+    def helpers(self) -> int:
+        """Live processes the worker started (its descendants, zombies aside): the wall's own processes and
+        the worker itself (the first Python process of the tree) are not counted."""
+        python = os.path.realpath(sys.executable)
+        for proc in self.family():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.path.realpath(proc.exe()) == python:
+                    return sum(1 for child in proc.children(recursive=True) if _alive(child))
+        return 0
 
     def memory_mb(self) -> float:
         """Proportional set size of the tree plus the memfd and tmpfs files it holds open (no cgroup)."""
@@ -563,6 +581,10 @@ class Sandbox:
         self.owner = None
         if process is not None:
             process.end()
+
+    def helpers(self) -> int:
+        """Live processes the current worker started (see Process.helpers)."""
+        return self.process.helpers() if self.process is not None else 0
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:

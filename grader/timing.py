@@ -16,8 +16,12 @@ so that it is the same on every run; the times go to the report's notes.
 
 The speed has to be earned: while the reference is timed, every process of the submission
 is frozen (its cgroup's freezer, else SIGSTOP), so a process it left running cannot slow
-the reference down; and after the timed rounds the student's model must have moved as the
-reference's did (``_untrained``), so a step that returns at once without training fails.
+the reference down; the step must run alone, so a submission that keeps processes of its own
+alive beside the worker while it is timed fails (on a loaded machine, a few processes that
+merely wake every millisecond made a 5.4x-slow step measure 1.8x, idle it measured 5.4x: the
+kernel's group scheduler favours the tree they are in); and after the timed rounds the
+student's model must have moved as the reference's did (``_untrained``), so a step that
+returns at once without training fails.
 """
 
 from __future__ import annotations
@@ -42,6 +46,18 @@ BATCH, DIM, HIDDEN, T = 128, 784, 512, 1000
 TRAINED_RTOL = 0.05  # see _untrained: float32 rounding moves Adam's 30 steps apart by well under 1% here
 SETUP_TIMEOUT_S = 120.0
 ROUND_TIMEOUT_S = 60.0
+
+
+ALONE = (
+    "Your code keeps other processes running beside the timed training step (started at import or by the "
+    "step): the step is timed only when it runs alone in its own process. Remove the fork, subprocess or "
+    "multiprocessing call."
+)
+
+
+def _helpers(sandbox: Runner) -> int:
+    """How many processes of the submission's own are alive beside its worker."""
+    return sandbox.helpers()
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,8 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
         if not_implemented(error):
             return SpeedResult("missing", "Not implemented yet: ddpm_train_step still raises NotImplementedError.", "")
         return SpeedResult("error", f"The timed step {describe_error(error)}.", "")
+    if _helpers(sandbox):
+        return SpeedResult("failed", ALONE, "")
     threads = torch.get_num_threads()
     torch.set_num_threads(torch_threads())  # the worker's count: like is timed against like
     try:
@@ -101,6 +119,8 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
             theirs.append(time.perf_counter() - start)
             if "error" in reply:
                 return SpeedResult("error", f"The timed step {describe_error(reply['error'])}.", "")
+            if _helpers(sandbox):
+                return SpeedResult("failed", ALONE, "")
     finally:
         torch.set_num_threads(threads)
     untrained = _untrained(sandbox, source, reference, state_of(inputs))

@@ -399,15 +399,16 @@ def test_a_timed_step_that_does_not_train_earns_nothing(tmp_path: Path) -> None:
 BURNER = textwrap.indent(
     textwrap.dedent(
         """\
-        import mmap, os, time
-        if "_busy" not in globals():  # three processes that burn the CPU only while this step is NOT running
+        import mmap, os
+        if "_busy" not in globals():  # six processes that burn the CPU only while this step is NOT running
             globals()["_busy"] = busy = mmap.mmap(-1, 1)
-            for _ in range(3):
+            globals()["_wake"] = wake = os.pipe()
+            for _ in range(6):
                 if os.fork() == 0:
-                    end = time.time() + 120
-                    while time.time() < end:
-                        if busy[0]:
-                            time.sleep(0.001)
+                    for _ in range(100_000):
+                        while not busy[0]:
+                            pass
+                        os.read(wake[0], 1)  # blocked, not polling, while the step runs
                     os._exit(0)
         _busy[0] = 1
         with torch.no_grad():
@@ -417,25 +418,66 @@ BURNER = textwrap.indent(
     ),
     "    ",
 )
+RELEASE = "    _busy[0] = 0\n    os.write(_wake[1], b'......')\n"
 
 
 @pytest.mark.parametrize("freezer", ["cgroup", "SIGSTOP"])
 def test_a_slow_step_cannot_pass_by_slowing_the_reference_down(
     tmp_path: Path, freezer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without the freeze this step passes (1.93x measured: its burners slow only the reference); frozen, 5.8x."""
-    from grader import sandbox
+    """Frozen, this 5.7x step fails (8-9x measured with both cores busy elsewhere). Unfrozen, its burners made it
+    measure 2.5-4.0x: they have to slow every one of the reference's rounds, since the fastest counts. They block
+    on a pipe, not polling, while the step runs, so that they do not change how the kernel schedules the step
+    itself. (They would also break the step-runs-alone rule, which is switched off here to test the freezer.)"""
+    from grader import sandbox, timing
 
+    monkeypatch.setattr(timing, "_helpers", lambda runner: 0)
     if freezer == "SIGSTOP":
         monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
     elif cgroups.parents() is None:
         pytest.skip("this machine lets the grader create no cgroups")
-    folder = ddpm_with_step(tmp_path, BURNER + TIMED + "    _busy[0] = 0\n")
+    folder = ddpm_with_step(tmp_path, BURNER + TIMED + RELEASE)
     since = time.time()
     report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS)
     result = report.items[0]
     assert result.status == "failed", (result.feedback, report.notes)
     assert "slower" in result.feedback
+    assert not leftover_workers(since)
+
+
+SLEEPERS = textwrap.indent(
+    textwrap.dedent(
+        """\
+        import os, time
+        if "_sleepers" not in globals():  # processes that only wake every millisecond: on a loaded machine the
+            globals()["_sleepers"] = True  # scheduler then favoured this tree, and a 5.4x-slow step measured 1.8x
+            for _ in range(3):
+                if os.fork() == 0:
+                    end = time.time() + 120
+                    while time.time() < end:
+                        time.sleep(0.001)
+                    os._exit(0)
+        with torch.no_grad():
+            for _ in range(16):
+                model(x_0, t)
+        """
+    ),
+    "    ",
+)
+
+
+@pytest.mark.parametrize("freezer", ["cgroup", "SIGSTOP"])
+def test_a_timed_step_must_run_alone(tmp_path: Path, freezer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that keeps processes of its own beside the worker fails, whatever the load: no timing is trusted then."""
+    from grader import sandbox, timing
+
+    if freezer == "SIGSTOP":
+        monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
+    folder = ddpm_with_step(tmp_path, SLEEPERS + TIMED)
+    since = time.time()
+    report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS)
+    result = report.items[0]
+    assert result.status == "failed" and result.feedback == timing.ALONE, result.feedback
     assert not leftover_workers(since)
 
 

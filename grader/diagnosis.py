@@ -91,8 +91,10 @@ def explain(
     shown = seen[-1]
     strict = shown.dtype_failure
     outputs = _Outputs(to_wire)
-    candidates = [m for m in check.mistakes if _agree(outputs.of(m, shown.case), shown.received, shown.case, strict)]
-    candidates = [m for m in candidates if all(_agree(outputs.of(m, o.case), o.received, o.case, strict) for o in seen)]
+    first_shown = [shown, *seen[:-1]]  # the shown failure first: most mistakes are ruled out there at once
+    candidates = [
+        m for m in check.mistakes if all(_agree(outputs.of(m, o.case), o.received, o.case, strict) for o in first_shown)
+    ]
     failures = sum(1 for o in seen if not o.passed)
     if candidates and (len(candidates) > 1 or failures < 2):
         for case in _separating_cases(check, candidates, outputs, expected):

@@ -55,11 +55,6 @@ ALONE = (
 )
 
 
-def _helpers(sandbox: Runner) -> int:
-    """How many processes of the submission's own are alive beside its worker."""
-    return sandbox.helpers()
-
-
 @dataclass(frozen=True)
 class SpeedResult:
     status: str
@@ -98,7 +93,7 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
         if not_implemented(error):
             return SpeedResult("missing", "Not implemented yet: ddpm_train_step still raises NotImplementedError.", "")
         return SpeedResult("error", f"The timed step {describe_error(error)}.", "")
-    if _helpers(sandbox):
+    if sandbox.helpers():
         return SpeedResult("failed", ALONE, "")
     threads = torch.get_num_threads()
     torch.set_num_threads(torch_threads())  # the worker's count: like is timed against like
@@ -119,7 +114,7 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
             theirs.append(time.perf_counter() - start)
             if "error" in reply:
                 return SpeedResult("error", f"The timed step {describe_error(reply['error'])}.", "")
-            if _helpers(sandbox):
+            if sandbox.helpers():
                 return SpeedResult("failed", ALONE, "")
     finally:
         torch.set_num_threads(threads)

@@ -147,6 +147,46 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from grader import audit
+    from grader.items import RECORDS
+    from grader.sandbox import Limits
+
+    unknown = sorted(set(args.items or []) - set(RECORDS))
+    if unknown:
+        print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    patches = audit.corpus(args.items)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("corpus", total=len(patches))
+        verdicts = audit.grade_corpus(
+            patches,
+            Limits(call_timeout_s=args.timeout),
+            "off" if args.no_sandbox else "auto",
+            on_verdict=lambda v: progress.advance(task),
+        )
+    rows = audit.by_item(verdicts, args.items)
+    for row in rows:
+        print(row.line())
+        for verdict in row.verdicts:
+            if verdict.problem:
+                print(f"     {verdict.kind} {verdict.patch.name!r}: {verdict.problem}")
+        for name in row.uncatalogued:
+            print(f"     catalogued mistake {name!r}: the corpus needs exactly one mutant of that name")
+    good = sum(row.ok for row in rows)
+    print(
+        f"{good}/{len(rows)} items discriminate: every wrong implementation loses points, every correct one keeps them"
+    )
+    return 0 if good == len(rows) else 1
+
+
 def _generate(args: argparse.Namespace) -> int:
     from grader import notebooks
     from grader.generate import generate
@@ -203,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     regrade.add_argument(
         "--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default: it is others' code)"
     )
+    a = verbs.add_parser(
+        "audit", help="grade each item's corpus of wrong and correct implementations: does its check discriminate?"
+    )
+    a.add_argument("items", nargs="*", metavar="ITEM", help="only these items (default: all)")
+    a.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
+    a.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
+    a.set_defaults(run=_audit)
     gen = verbs.add_parser(
         "generate", help="write exercises/ (stubs and notebooks) and the nbgrader source notebooks from solutions/"
     )

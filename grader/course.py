@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.contract import NOTEBOOK_NAMES
 from grader.generate import ROOT
 from grader.intake import MAX_FILE_BYTES, Refused, open_regular
-from grader.notebooks import NOTEBOOK_NAMES, item_of_test_id
+from grader.notebooks import item_of_test_id
 from grader.untrusted import clean_text
 
 DEFAULT_ASSIGNMENT = "generative_models"

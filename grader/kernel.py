@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from grader import drivers, public, wire
-from grader.items import BY_ID, SPEED_ITEM
 
 
 class CheckFailed(AssertionError):
@@ -70,16 +69,12 @@ class InKernel:
             return {"error": {"kind": "wire", "type": type(exc).__name__, "message": str(exc)[:600], "where": None}}
 
 
-def _item(item_id: str) -> str:
-    if item_id not in BY_ID:
-        raise KeyError(f"no graded item is called {item_id!r}")
-    return BY_ID[item_id].module
-
-
 def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     """Run the item's public cases on the notebook's functions; print a line, or raise CheckFailed."""
-    _item(item_id)
-    public_item = item_id.removesuffix(".speed")  # the timed step's public cases are the step's own
+    items = public.stored_items()
+    if item_id not in items:
+        raise KeyError(f"no graded item is called {item_id!r}")
+    public_item = items[item_id][1]  # the timed step is checked by the step's own public cases
     cases = [c for c in public.load() if c["item"] == public_item]
     result = public.check_item(InKernel(namespace), public_item, cases)
     if result.passed < result.total:
@@ -89,19 +84,17 @@ def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
 
 def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     """Run the full grader of one item on the notebook's functions; raise CheckFailed unless it passes."""
-    from grader.run import dependency_note, load_checks, run_check
-    from grader.timing import time_speed
+    from grader.items import RECORDS
+    from grader.run import dependency_note
 
-    part = _item(item_id)
-    kernel = InKernel(namespace)
-    if item_id == SPEED_ITEM:
-        speed = time_speed(kernel, (part, part))
-        status, feedback = speed.status, speed.feedback
-    else:
-        check = load_checks()[item_id]
-        status, feedback = run_check(check, kernel, (part, part))
-        note = dependency_note(check, None) if status in ("failed", "error") else ""
-        feedback += f"\n{note}" if note else ""
+    if item_id not in RECORDS:
+        raise KeyError(f"no graded item is called {item_id!r}")
+    record = RECORDS[item_id]
+    part = item_id.split(".")[0]
+    outcome = record.grade(InKernel(namespace), (part, part))
+    status, feedback = outcome.status, outcome.feedback
+    note = dependency_note(record, None) if status in ("failed", "error") else ""
+    feedback += f"\n{note}" if note else ""
     if status != "passed":
         raise CheckFailed(f"{item_id}: {status}. {feedback}")
     print(f"{item_id}: passed the full grader.")

@@ -6,10 +6,11 @@ run) in cells tagged ``demo``. It names the code it needs instead of repeating i
 
     # %% include="binomial_mle"      the function (or class) of that name from solutions/mle.py
     # %% include="header"            that module's imports
-    # %% tests="mle.binomial_mle"    the autograder cell of that item
 
-Every top-level definition of the solution module is included exactly once and every item of
-the part has exactly one test cell, or generation fails: a notebook's code is the module's.
+Every top-level definition of the solution module is included exactly once, or generation
+fails: a notebook's code is the module's. The autograder cell of each graded item follows the
+cell that includes its function, made from the item's record (grader/checks/): a new record
+gets its cell, with its points, without a hand edit of the template.
 
 Two notebooks come out of one template:
 
@@ -33,12 +34,12 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from grader.contract import NOTEBOOK_NAMES, PARTS, Item
 from grader.convert import DEMO_TAG  # the converter, which runs sandboxed, leaves these cells out
-from grader.generate import PARTS, ROOT, strip_solutions
-from grader.items import ITEMS
+from grader.generate import ROOT, strip_solutions
+from grader.items import ITEMS, RECORDS
 
 TEMPLATES = ROOT / "solutions" / "notebook_templates"
-NOTEBOOK_NAMES = {part: f"{number:02d}_{part}" for number, part in enumerate(PARTS, start=1)}
 NBGRADER_SCHEMA = 3
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -122,9 +123,17 @@ def _nbgrader(grade_id: str, *, solution: bool = False, grade: bool = False, poi
     return meta
 
 
-def test_cell_source(item_id: str) -> str:
+def tested_function(item_id: str) -> str:
+    """The function of its part whose notebook cell an item's autograder cell follows: the one it grades,
+    or for a timed item, the one it times."""
+    record = RECORDS[item_id]
+    graded = record.public_cases_of
+    return graded.split(".")[1]
+
+
+def test_cell_source(item: Item) -> str:
     """The autograder cell of one item: public checks in sight, the full grader hidden."""
-    points = next(item.points for item in ITEMS if item.id == item_id)
+    item_id, points = item.id, item.points
     return (
         f"# Autograder: {item_id} ({points} point{'s' if points != 1 else ''}).\n"
         "# Visible: the public checks, a few fixed cases. Hidden: the full grader, on many more.\n"
@@ -151,44 +160,44 @@ def build(part: str, templates: Path = TEMPLATES, solutions: Path = ROOT / "solu
 
     name = NOTEBOOK_NAMES[part]
     template = jupytext.read(templates / f"{name}.py", fmt="py:percent")
-    pieces = definitions((solutions / f"{part}.py").read_text())
+    module = (solutions / f"{part}.py").read_text()
+    pieces = definitions(module)
     items = [item for item in ITEMS if item.module == part]
+    unplaced = sorted({tested_function(i.id) for i in items} - set(pieces))
+    if unplaced:
+        raise TemplateError(f"{name}: graded functions {unplaced} are not defined in solutions/{part}.py")
+    _check_tags(part, name, template, module, pieces, items)
     used: list[str] = []
-    tested: list[str] = []
     source_cells: list[NotebookNode] = []
+
+    def add(text: str, metadata: dict) -> None:
+        source_cells.append(nbformat.v4.new_code_cell(text, id=f"{name}-{len(source_cells):02d}", metadata=metadata))
+
     for index, cell in enumerate(template.cells):
-        cell_id = f"{name}-{index:02d}"
-        meta = {key: value for key, value in cell.metadata.items() if key in ("include", "tests", "tags")}
+        meta = {key: value for key, value in cell.metadata.items() if key in ("include", "tags")}
         if cell.cell_type == "markdown":
-            source_cells.append(nbformat.v4.new_markdown_cell(cell.source, id=cell_id))
+            source_cells.append(nbformat.v4.new_markdown_cell(cell.source, id=f"{name}-{len(source_cells):02d}"))
             continue
-        if "include" in meta:
-            what = meta.pop("include")
-            if what not in pieces:
-                raise TemplateError(f"{name}: include={what!r} is not a top-level name of solutions/{part}.py")
-            used.append(what)
-            text = pieces[what]
-            is_solution = "### BEGIN SOLUTION" in text
-            grade_id = solution_id(part, what) + ("" if is_solution else "-given")
-            meta["nbgrader"] = _nbgrader(grade_id, solution=is_solution)
-        elif "tests" in meta:
-            item_id = meta.pop("tests")
-            item = next((i for i in items if i.id == item_id), None)
-            if item is None:
-                raise TemplateError(f"{name}: tests={item_id!r} is not an item of part {part}")
-            tested.append(item_id)
-            text = test_cell_source(item_id)
-            meta["nbgrader"] = _nbgrader(test_id(item_id), grade=True, points=item.points)
-        else:
+        if "include" not in meta:
             if DEMO_TAG not in meta.get("tags", []):
-                raise TemplateError(f"{name}: cell {index} is neither an include, a test nor tagged {DEMO_TAG!r}")
-            text = cell.source
-        source_cells.append(nbformat.v4.new_code_cell(text, id=cell_id, metadata=meta))
-    for label, wanted, got in (("definition", list(pieces), used), ("test cell", [i.id for i in items], tested)):
-        missing = sorted(set(wanted) - set(got))
-        twice = sorted({x for x in got if got.count(x) > 1})
-        if missing or twice:
-            raise TemplateError(f"{name}: {label}s missing {missing}, included more than once {twice}")
+                raise TemplateError(f"{name}: cell {index} is neither an include nor tagged {DEMO_TAG!r}")
+            add(cell.source, meta)
+            continue
+        what = meta.pop("include")
+        if what not in pieces:
+            raise TemplateError(f"{name}: include={what!r} is not a top-level name of solutions/{part}.py")
+        used.append(what)
+        text = pieces[what]
+        is_solution = "### BEGIN SOLUTION" in text
+        grade_id = solution_id(part, what) + ("" if is_solution else "-given")
+        add(text, {**meta, "nbgrader": _nbgrader(grade_id, solution=is_solution)})
+        for item in items:  # the autograder cells of what this cell defines, in the records' order
+            if tested_function(item.id) == what:
+                add(test_cell_source(item), {"nbgrader": _nbgrader(test_id(item.id), grade=True, points=item.points)})
+    missing = sorted(set(pieces) - set(used))
+    twice = sorted({x for x in used if used.count(x) > 1})
+    if missing or twice:
+        raise TemplateError(f"{name}: definitions missing {missing}, included more than once {twice}")
     source = _notebook(source_cells)
     student_cells = []
     for cell in source_cells:
@@ -197,6 +206,32 @@ def build(part: str, templates: Path = TEMPLATES, solutions: Path = ROOT / "solu
             copy.source = strip_solutions(cell.source, part).rstrip("\n")
         student_cells.append(copy)
     return Built(source, _notebook(student_cells))
+
+
+def _check_tags(
+    part: str, name: str, template: NotebookNode, module: str, pieces: dict[str, str], items: list[Item]
+) -> None:
+    """The points a student reads must be the records': each graded function's docstring carries its tag
+    (``[mle.binomial_mle, 2 points]``; a timed item adds ``+ 2 for speed`` to its step's), and the part's
+    total stands in the solution module's first line and the notebook's title."""
+    total = sum(item.points for item in items)
+    heading = f"({total} points)"
+    title = template.cells[0].source.splitlines()[0] if template.cells else ""
+    module_doc = module.split("\n", 1)[0]
+    wrong = [where for where, text in (("the notebook's title", title), (f"solutions/{part}.py", module_doc))
+             if heading not in text]  # fmt: skip
+    for item in items:
+        record = RECORDS[item.id]
+        unit = "point" if item.points == 1 else "points"
+        tag = (
+            f"[{item.id}, {item.points} {unit}"
+            if record.public_cases_of == item.id
+            else (f" + {item.points} for {item.id.rsplit('.', 1)[1]}]")
+        )
+        if tag not in pieces.get(tested_function(item.id), ""):
+            wrong.append(f"the docstring of {tested_function(item.id)} (wants {tag.strip()!r})")
+    if wrong:
+        raise TemplateError(f"{name}: the points in {'; '.join(wrong)} are not the records' ({heading} in all)")
 
 
 def _notebook(cells: list[NotebookNode]) -> NotebookNode:

@@ -20,7 +20,7 @@ from typing import Any
 
 from grader import compare as cmp
 from grader import wire
-from grader.items import ITEMS, SPEED_ITEM
+from grader.contract import Item
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
 
 HERE = Path(__file__).resolve().parent
@@ -45,10 +45,11 @@ def build_cases() -> list[dict[str, Any]]:
     """The public cases, computed from the reference: float64 cases only, so one run gives value and dtype."""
     from hypothesis import HealthCheck, Phase, given, settings
 
-    from grader.run import expected_output, load_checks
+    from grader.items import CHECKS
+    from grader.run import expected_output
 
     cases: list[dict[str, Any]] = []
-    for item_id, check in load_checks().items():
+    for item_id, check in CHECKS.items():  # a timed item is checked by its step's public cases
         drawn = _draw(check.cases, given, settings, HealthCheck, Phase)
         chosen = [c for c in check.examples if c.reference_inputs is None][:PINNED_PER_ITEM] + drawn
         for case in chosen:
@@ -91,8 +92,15 @@ def _unwire(value: Any) -> Any:
     return value
 
 
-def _serialise(cases: list[dict[str, Any]]) -> str:
-    return json.dumps({"cases": cases}, sort_keys=True, separators=(",", ":")) + "\n"
+def build_items() -> list[dict[str, Any]]:
+    """The graded items as the student's side needs them, from the records: id, points, whose public cases."""
+    from grader.items import RECORDS
+
+    return [{"id": r.item, "points": r.points, "cases_of": r.public_cases_of} for r in RECORDS.values()]
+
+
+def _serialise(items: list[dict[str, Any]], cases: list[dict[str, Any]]) -> str:
+    return json.dumps({"items": items, "cases": cases}, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def regenerate() -> tuple[Path, Path]:
@@ -101,7 +109,7 @@ def regenerate() -> tuple[Path, Path]:
     import scipy
     import torch
 
-    text = _serialise(build_cases())
+    text = _serialise(build_items(), build_cases())
     EXPECTED.parent.mkdir(parents=True, exist_ok=True)
     EXPECTED.write_text(text)
     data = json.loads(text)
@@ -126,6 +134,8 @@ def verify() -> list[str]:
     problems = []
     if hashlib.sha256(EXPECTED.read_bytes()).hexdigest() != manifest["sha256"]:
         problems.append(f"{EXPECTED.name} does not match the checksum in {MANIFEST.name}")
+    if _stored()["items"] != build_items():
+        problems.append("the stored list of items and points differs from the check records")
     live = build_cases()
     if len(live) != len(stored):
         return [*problems, f"{len(stored)} stored cases but the reference now makes {len(live)}"]
@@ -144,8 +154,17 @@ def verify() -> list[str]:
 # ------------------------------------------------------------------------------- checking (no reference/)
 
 
+def _stored() -> dict[str, Any]:
+    return json.loads(EXPECTED.read_text())
+
+
 def load() -> list[dict[str, Any]]:
-    return json.loads(EXPECTED.read_text())["cases"]
+    return _stored()["cases"]
+
+
+def stored_items() -> dict[str, tuple[Item, str]]:
+    """Item id → (the item, the item whose public cases check it), as the records said when regenerated."""
+    return {i["id"]: (Item(i["id"], i["points"]), i["cases_of"]) for i in _stored()["items"]}
 
 
 def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
@@ -153,8 +172,8 @@ def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
     cases = load()
     results: list[PublicResult] = []
     with Sandbox(submission, limits or Limits(call_timeout_s=20.0)) as sandbox:
-        for item in ITEMS:
-            if item.id == SPEED_ITEM:
+        for item, cases_of in stored_items().values():
+            if cases_of != item.id:  # checked by another item's cases (the timed step: the step's)
                 continue
             mine = [c for c in cases if c["item"] == item.id]
             if not (sandbox.private / f"{item.module}.py").is_file():

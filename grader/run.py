@@ -24,22 +24,18 @@ from hypothesis.errors import Flaky, HypothesisException
 
 from grader import compare as cmp
 from grader import diagnosis, drivers, wire
-from grader.checks import RAISES, Case, Check
+from grader.checks import RAISES, Case, Check, Record
+from grader.contract import NOTEBOOK_NAMES, Item
 from grader.diagnosis import Observation
-from grader.items import BY_ID, ITEMS, MAX_SCORE, SPEED_ITEM, Item
-from grader.notebooks import NOTEBOOK_NAMES
+from grader.items import BY_ID, ITEMS, RECORDS
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
 from grader.submission import PartSource, find_parts, part_of
-from grader.timing import time_speed
 from grader.untrusted import clean_text
 
 # Hypothesis caches what it learns in .hypothesis/ of the working directory; grading writes nothing where it is run.
 configuration.set_hypothesis_home_dir(
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genmath-grader" / "hypothesis"
 )
-
-STATUSES = ("passed", "failed", "error", "timeout", "missing")
-PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
 
 
 def grading_settings(check: Check) -> settings:
@@ -270,7 +266,7 @@ def run_check(
     return last.status, feedback
 
 
-def dependency_note(check: Check, failed: set[str] | None) -> str:
+def dependency_note(check: Record, failed: set[str] | None) -> str:
     """The line that points a failed item to the functions it calls: those of them that failed their own
     check (``failed``: the part's functions whose items did not pass), or, not knowing (None), all of them."""
     if failed is None:
@@ -300,15 +296,6 @@ def refused_entries(problems: list[str], part: str) -> list[str]:
     return [p for p in problems if part_of(p.split(" ", 1)[0]) == part]
 
 
-def load_checks() -> dict[str, Check]:
-    found: dict[str, Check] = {}
-    for part in PARTS:
-        module = importlib.import_module(f"grader.checks.{part}")
-        for check in module.CHECKS:
-            found[check.item] = check
-    return found
-
-
 def grade(
     submission: Path,
     only: Iterable[str] | None = None,
@@ -320,7 +307,6 @@ def grade(
 
     The folder is taken in first (grader/intake.py: regular files and folders only, within caps);
     what was left out is reported in the notes, and the rest is graded."""
-    checks = load_checks()
     wanted = [item for item in ITEMS if only is None or item.id in set(only)]
     results: list[ItemResult] = []
     with Sandbox(Path(submission), limits, isolation) as sandbox:  # one worker per module
@@ -330,7 +316,7 @@ def grade(
         for item in wanted:
             part = parts.get(item.module)
             try:
-                result = _grade_item(item, part, problems, checks, sandbox, notes)
+                result = _grade_item(RECORDS[item.id], item, part, problems, sandbox, notes)
             except Exception as exc:  # the grader's own code broke on this item: it says so, the rest is graded
                 result = ItemResult(item.id, 0, item.points, "error", grader_fault(exc))
             if part is not None and result.status != "passed" and sandbox.notes.get(item.module):
@@ -340,36 +326,36 @@ def grade(
                 on_item(result)
         sandboxed = sandbox.sandboxed
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
-    _point_to_failed_dependencies(results, checks)
+    _point_to_failed_dependencies(results)
     return Report(results, sandboxed, notes)
 
 
-def _point_to_failed_dependencies(results: list[ItemResult], checks: dict[str, Check]) -> None:
+def _point_to_failed_dependencies(results: list[ItemResult]) -> None:
     """Each item that did not pass and calls a function of its part whose own item did not pass says so;
     an item whose dependencies were not graded (--items) names them all."""
     graded = {r.id: r for r in results}
     for result in results:
-        check = checks.get(result.id)
-        if check is None or not check.depends_on or result.status not in ("failed", "error") or result.fault:
+        record = RECORDS.get(result.id)
+        if record is None or not record.depends_on or result.status not in ("failed", "error") or result.fault:
             continue
         part = BY_ID[result.id].module
-        ids = [f"{part}.{f}" for f in check.depends_on]
+        ids = [f"{part}.{f}" for f in record.depends_on]
         known = all(i in graded for i in ids)
         failed = {i.split(".")[1] for i in ids if i in graded and graded[i].status != "passed"} if known else None
-        note = dependency_note(check, failed)
+        note = dependency_note(record, failed)
         if note:
             result.feedback += "\n" + note
 
 
 def _grade_item(
+    record: Record,
     item: Item,
     part: PartSource | None,
     problems: dict[str, str],
-    checks: dict[str, Check],
     sandbox: Sandbox,
     notes: list[str],
 ) -> ItemResult:
-    """One item's result: missing, unreadable, timed, or checked."""
+    """One item's result: missing, unreadable, or graded by its record."""
     if part is None:
         refused = "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module))
         return ItemResult(
@@ -379,17 +365,8 @@ def _grade_item(
         )  # fmt: skip
     if item.module in problems:
         return ItemResult(item.id, 0, item.points, "error", problems[item.module])
-    if item.id == SPEED_ITEM:
-        speed = time_speed(sandbox)
-        if speed.note:
-            notes.append(speed.note)
-        return ItemResult(
-            item.id, item.points if speed.status == "passed" else 0, item.points, speed.status, speed.feedback
-        )
-    if item.id not in checks:
-        return ItemResult(item.id, 0, item.points, "error", "No check is defined for this item yet.")
-    status, feedback = run_check(checks[item.id], sandbox, label=part.label)
-    return ItemResult(item.id, item.points if status == "passed" else 0, item.points, status, feedback)
-
-
-assert MAX_SCORE == 100
+    outcome = record.grade(sandbox, (item.module, f"{item.module}.py"), label=part.label)
+    if outcome.note:
+        notes.append(outcome.note)
+    score = item.points if outcome.status == "passed" else 0
+    return ItemResult(item.id, score, item.points, outcome.status, outcome.feedback)

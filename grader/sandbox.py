@@ -416,12 +416,10 @@ class Sandbox:
         submission: Path,
         limits: Limits | None = None,
         isolation: Isolation = "auto",
-        worker_per_module: bool = True,
     ) -> None:
         self.submission = Path(submission)
         self.limits = limits or Limits()
         self.isolation = isolation
-        self.worker_per_module = worker_per_module
         self.scratch: Path | None = None
         self.intake = Intake()
         self.process: Process | None = None
@@ -572,8 +570,7 @@ class Sandbox:
         spare, self.spare = self.spare, None
         self.process = spare if spare is not None else self._spawn()
         self.loaded = {}
-        if self.worker_per_module:
-            self.spare = self._spawn()
+        self.spare = self._spawn()
         self._request({"op": "ping"}, self.limits.startup_timeout_s)
 
     def _kill(self) -> None:
@@ -711,7 +708,7 @@ class Sandbox:
         """
         if name in self.broken:
             return self.broken[name]
-        if self.worker_per_module and self.process is not None and self.owner not in (None, name):
+        if self.process is not None and self.owner not in (None, name):
             self._kill()
         if self.process is None:
             self._start()

@@ -9,13 +9,10 @@ read and made into a module by grader/convert.py, in a sandboxed process.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.generate import PARTS
-
-NOTEBOOK_NAME = re.compile(rf"^(?:\d+[_-])?(?P<part>{'|'.join(PARTS)})\.ipynb$")
+from grader.contract import NOTEBOOK_NAME, PARTS
 
 
 def part_of(name: str) -> str | None:

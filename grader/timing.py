@@ -27,11 +27,11 @@ returns at once without training fails.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 
 from grader import drivers
+from grader.checks import Outcome
 from grader.compare import describe_error, not_implemented
 from grader.sandbox import Runner, WorkerDied, torch_threads
 from grader.wire import Array
@@ -55,13 +55,6 @@ ALONE = (
 )
 
 
-@dataclass(frozen=True)
-class SpeedResult:
-    status: str
-    feedback: str
-    note: str
-
-
 def _inputs(device: str) -> dict[str, object]:
     torch.manual_seed(0)
     state = {k: v for k, v in drivers.EpsNet(DIM, HIDDEN).state_dict().items()}
@@ -78,23 +71,23 @@ def _inputs(device: str) -> dict[str, object]:
     }
 
 
-def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -> SpeedResult:
+def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -> Outcome:
     name, filename = source
     device = "cuda" if torch.cuda.is_available() else "cpu"
     inputs = _inputs(device)
     try:
         reply = sandbox.run(name, filename, {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
     except WorkerDied as died:
-        return SpeedResult(
+        return Outcome(
             "timeout" if died.kind == "timeout" else "error", f"The timed step did not finish its warm-up: {died}.", ""
         )
     if "error" in reply:
         error = reply["error"]
         if not_implemented(error):
-            return SpeedResult("missing", "Not implemented yet: ddpm_train_step still raises NotImplementedError.", "")
-        return SpeedResult("error", f"The timed step {describe_error(error)}.", "")
+            return Outcome("missing", "Not implemented yet: ddpm_train_step still raises NotImplementedError.", "")
+        return Outcome("error", f"The timed step {describe_error(error)}.", "")
     if sandbox.helpers():
-        return SpeedResult("failed", ALONE, "")
+        return Outcome("failed", ALONE, "")
     threads = torch.get_num_threads()
     torch.set_num_threads(torch_threads())  # the worker's count: like is timed against like
     try:
@@ -110,17 +103,17 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
                 reply = sandbox.run(name, filename, {"op": "speed_run", "steps": STEPS}, ROUND_TIMEOUT_S)
             except WorkerDied as died:
                 status = "timeout" if died.kind == "timeout" else "error"
-                return SpeedResult(status, f"The timed step did not finish {STEPS} steps: {died}.", "")
+                return Outcome(status, f"The timed step did not finish {STEPS} steps: {died}.", "")
             theirs.append(time.perf_counter() - start)
             if "error" in reply:
-                return SpeedResult("error", f"The timed step {describe_error(reply['error'])}.", "")
+                return Outcome("error", f"The timed step {describe_error(reply['error'])}.", "")
             if sandbox.helpers():
-                return SpeedResult("failed", ALONE, "")
+                return Outcome("failed", ALONE, "")
     finally:
         torch.set_num_threads(threads)
     untrained = _untrained(sandbox, source, reference, state_of(inputs))
     if untrained:
-        return SpeedResult("failed", untrained, "")
+        return Outcome("failed", untrained, "")
     ratio = min(theirs) / min(ours)
     note = (
         f"ddpm.ddpm_train_step.speed on {device}: reference {1e3 * min(ours) / STEPS:.1f} ms/step, "
@@ -128,10 +121,10 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
         f"ratio {ratio:.2f} (limit {SPEED_FACTOR:g})"
     )
     if ratio <= SPEED_FACTOR:
-        return SpeedResult(
+        return Outcome(
             "passed", f"Your training step runs within {SPEED_FACTOR:g}x of the reference's time on {device}.", note
         )
-    return SpeedResult(
+    return Outcome(
         "failed",
         f"Your training step is more than {SPEED_FACTOR:g}x slower than the reference's on {device} "
         f"(batch {BATCH}, {DIM} inputs). Vectorise over the batch: no Python loop over samples.",

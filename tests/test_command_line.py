@@ -15,6 +15,7 @@ VERBS = {
     "reference": ["reference", "verify"],
     "release": ["release", "out"],
     "generate": ["generate"],
+    "audit": ["audit", "mle.binomial_mle"],
     "nbgrader init": ["nbgrader", "init", "course"],
     "nbgrader preflight": ["nbgrader", "preflight", "course"],
     "nbgrader regrade": ["nbgrader", "regrade", "course"],
@@ -52,6 +53,7 @@ def test_every_verb_has_its_own_function(verb: str) -> None:
         "reference": cli._reference,
         "release": cli._release,
         "generate": cli._generate,
+        "audit": cli._audit,
     }.get(verb, cli._nbgrader)
     assert run is expected
 

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
-from grader.items import ITEMS
+from grader.items import CHECKS, ITEMS
 from grader.kernel import InKernel
-from grader.run import ItemResult, _point_to_failed_dependencies, grade, load_checks, run_check
+from grader.run import ItemResult, _point_to_failed_dependencies, grade, run_check
 from grader.sandbox import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = load_checks()
 PARTS = sorted({item.module for item in ITEMS})
 
 
@@ -58,16 +57,16 @@ def test_feedback_names_only_the_dependencies_that_failed() -> None:
         ItemResult("divergences.kl_divergence", 0, 4, "failed", "On input ..."),
         ItemResult("divergences.js_divergence", 0, 3, "failed", "On input ..."),
     ]
-    _point_to_failed_dependencies(results, CHECKS)
+    _point_to_failed_dependencies(results)
     assert "`kl_divergence` (as the reference solution does), which failed its own check" in results[1].feedback
     passed = [
         ItemResult("divergences.kl_divergence", 4, 4, "passed", "All checks passed."),
         ItemResult("divergences.js_divergence", 0, 3, "failed", "On input ..."),
     ]
-    _point_to_failed_dependencies(passed, CHECKS)
+    _point_to_failed_dependencies(passed)
     assert passed[1].feedback == "On input ..."
     alone = [ItemResult("divergences.js_divergence", 0, 3, "failed", "On input ...")]  # --items: kl not graded
-    _point_to_failed_dependencies(alone, CHECKS)
+    _point_to_failed_dependencies(alone)
     assert "calls your `kl_divergence`; if one of them fails its own check" in alone[0].feedback
     assert js.depends_on == ("kl_divergence",)
 

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import strategies as st
 
 from grader import compare as cmp
-from grader import run
-from grader.run import GRADER_FAULT, load_checks, run_check
+from grader import run, timing
+from grader.items import CHECKS
+from grader.run import GRADER_FAULT, run_check
 from grader.sandbox import Limits, Sandbox
 from grader.wire import Array
 
@@ -35,7 +36,7 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
 
 
 def broken(kind: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    check = load_checks()[ITEM]
+    check = CHECKS[ITEM]
     if kind == "strategy draws nothing":
         return dataclasses.replace(check, cases=st.nothing(), examples=())
     if kind == "case builder raises":
@@ -70,10 +71,10 @@ def test_a_fault_in_one_item_is_that_items_error_and_grade_exits_3(
 ) -> None:
     from grader import __main__ as cli
 
-    def broken_timing(sandbox: object) -> None:
+    def broken_timing(sandbox: object, source: object) -> None:
         raise RuntimeError("the timing code broke")
 
-    monkeypatch.setattr(run, "time_speed", broken_timing)
+    monkeypatch.setattr(timing, "time_speed", broken_timing)
     out = tmp_path / "r.json"
     items = ["ddpm.ddpm_train_step.speed", "ddpm.q_sample"]
     code = cli.main(["grade", str(ROOT / "solutions"), "--items", *items, "--json", str(out)])

@@ -9,17 +9,28 @@ from pathlib import Path
 
 import pytest
 
+from grader import notebooks
+from grader.contract import Item
 from grader.generate import PARTS, MarkerError, exercise_sources, strip_solutions
-from grader.items import ITEMS, MAX_SCORE
+from grader.items import ITEMS, MAX_SCORE, RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTRACT_FUNCTIONS = sorted({item.id.rsplit(".speed", 1)[0] for item in ITEMS})
+CONTRACT_FUNCTIONS = sorted({record.public_cases_of for record in RECORDS.values()})  # the timed item: its step
 
 
-def test_the_contract_has_38_items_and_100_points() -> None:
-    assert len(ITEMS) == 38 and MAX_SCORE == 100
-    per_part = {part: sum(i.points for i in ITEMS if i.module == part) for part in PARTS}
-    assert per_part == {"mle": 20, "divergences": 20, "vae": 15, "gan": 15, "ddpm": 30}
+def test_the_records_total_the_contracts_100_points() -> None:
+    """shared/SPEC.md grades out of 100: an item added means points moved, never a larger total."""
+    assert MAX_SCORE == 100
+    assert {item.module for item in ITEMS} == set(PARTS)
+
+
+def test_a_record_whose_points_the_solution_does_not_state_stops_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The points a student reads in a docstring and a notebook title are the records'; a change to one
+    without the other is refused by `python -m grader generate`."""
+    changed = tuple(Item(i.id, 5) if i.id == "mle.binomial_mle" else i for i in ITEMS)
+    monkeypatch.setattr(notebooks, "ITEMS", changed)
+    with pytest.raises(notebooks.TemplateError, match=r"binomial_mle.*\[mle.binomial_mle, 5 points"):
+        notebooks.build("mle")
 
 
 def test_committed_exercises_are_what_generate_writes() -> None:

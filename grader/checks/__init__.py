@@ -1,22 +1,31 @@
-"""One declarative check per graded item: how to make inputs, how to compare, which mistakes to name.
+"""The records of the graded items: one declarative record per item, from which everything else is derived.
 
-A ``Case`` is one graded call: the driver's inputs for the student (``inputs``), the
-same inputs promoted to float64 for the reference's values, the tolerance that the
-inputs' dtype earns, and a line that shows the input in feedback. A ``Check`` is
-data: the item, the driver, a Hypothesis strategy of cases, pinned edge cases, the
-catalogue of ``Mistake``s whose outputs the runner compares a wrong answer with
-(grader/diagnosis.py names one only when it alone explains every answer seen),
-``Property``s that a right answer satisfies whatever the reference says, and the
-``InputClass``es the contract allows, each of which the grading run must draw
-(tests/test_input_classes.py holds every check to its own list).
+A ``Check`` is one compared item: its id and points, the driver that calls the student's
+function, a Hypothesis strategy of ``Case``s, pinned edge cases, the catalogue of ``Mistake``s
+whose outputs the runner compares a wrong answer with (grader/diagnosis.py names one only when
+it alone explains every answer seen), ``Property``s that a right answer satisfies whatever the
+reference says, and the ``InputClass``es the contract allows, each of which the grading run must
+draw (tests/test_input_classes.py holds every check to its own list). A ``TimedCheck`` is the
+other kind: an item graded by timing another item's function against the reference's
+(grader/timing.py). Both answer ``grade(runner, source)``, so nothing branches on an item's id.
+
+A ``Case`` is one graded call: the driver's inputs for the student (``inputs``), the same inputs
+promoted to float64 for the reference's values, the tolerance that the inputs' dtype earns, and
+the line that shows the input in feedback. ``call`` and ``torch_call`` build cases of the
+"call" driver from named arguments and derive that line from them.
+
+The records live in ``grader/checks/<part>.py`` (a list ``CHECKS`` each); ``records()`` gathers
+them in the contract's order, and ``grader.items`` derives the item list and the total from them.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +33,10 @@ from hypothesis import strategies as st
 
 from grader import drivers
 from grader.compare import FLOAT32, FLOAT64
+from grader.contract import PARTS, Item
+
+if TYPE_CHECKING:
+    from grader.sandbox import Runner
 
 
 class _Raises:
@@ -83,9 +96,29 @@ class InputClass:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What grading one item gave: its status, the feedback for the student, and a note for the report."""
+
+    status: str
+    feedback: str
+    note: str = ""
+
+
+def _valid_item(item: str, points: int) -> None:
+    part = item.split(".")[0]
+    if part not in PARTS or item.count(".") < 1:
+        raise ValueError(f"{item!r}: an item is named <part>.<function>, with a part among {PARTS}")
+    if not (isinstance(points, int) and points > 0):
+        raise ValueError(f"{item}: points must be a positive whole number, not {points!r}")
+
+
+@dataclass(frozen=True)
 class Check:
+    """A compared item: the student's function against the reference's on drawn and pinned cases."""
+
     item: str
-    driver: str
+    points: int
+    driver: str  # a name in grader.drivers.DRIVERS
     cases: st.SearchStrategy[Case]
     examples: tuple[Case, ...] = ()
     mistakes: tuple[Mistake, ...] = ()
@@ -95,6 +128,75 @@ class Check:
     timeout_s: float | None = None
     depends_on: tuple[str, ...] = ()  # the part's functions this item calls (measured: tests/test_dependencies.py)
     input_classes: tuple[InputClass, ...] = ()  # what the contract allows, each drawn when grading
+
+    def __post_init__(self) -> None:
+        _valid_item(self.item, self.points)
+        if self.driver not in drivers.DRIVERS:
+            raise ValueError(f"{self.item}: unknown driver {self.driver!r}; the drivers are {sorted(drivers.DRIVERS)}")
+        names = [m.name for m in self.mistakes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.item}: two catalogued mistakes share a name ({names})")
+
+    @property
+    def public_cases_of(self) -> str:
+        """The item whose public cases check this one: its own."""
+        return self.item
+
+    def grade(self, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
+        """Grade the function in ``source`` (module name, file name) on ``runner``; ``label`` names the file."""
+        from grader.run import run_check  # grader.run imports the records
+
+        return Outcome(*run_check(self, runner, source, label))
+
+
+@dataclass(frozen=True)
+class TimedCheck:
+    """An item graded by time: ``step``'s function against the reference's (grader/timing.py)."""
+
+    item: str
+    points: int
+    step: str  # the item whose function is timed (its own check grades what it returns)
+    depends_on: tuple[str, ...] = ()
+    mistakes: tuple[Mistake, ...] = ()  # a time names no mistake
+    input_classes: tuple[InputClass, ...] = ()  # fixed inputs: grader/timing.py
+
+    def __post_init__(self) -> None:
+        _valid_item(self.item, self.points)
+        if self.step.split(".")[0] != self.item.split(".")[0]:
+            raise ValueError(f"{self.item}: the timed function {self.step} must be of the same part")
+
+    @property
+    def public_cases_of(self) -> str:
+        """The item whose public cases check this one: the timed step's (a time has no public cases)."""
+        return self.step
+
+    def grade(self, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
+        from grader.timing import time_speed
+
+        return time_speed(runner, source)
+
+
+Record = Check | TimedCheck
+
+
+def records() -> dict[str, Record]:
+    """Every graded item's record, in the contract's order (the parts', then each file's)."""
+    found: dict[str, Record] = {}
+    for part in PARTS:
+        for record in importlib.import_module(f"grader.checks.{part}").CHECKS:
+            if record.item in found or record.item.split(".")[0] != part:
+                raise ValueError(f"{record.item}: defined twice, or in grader/checks/{part}.py by mistake")
+            found[record.item] = record
+    for record in found.values():
+        part = record.item.split(".")[0]
+        unknown = [f for f in record.depends_on if f"{part}.{f}" not in found]
+        if unknown:
+            raise ValueError(f"{record.item}: depends on {unknown}, which are not graded functions of {part}")
+    return found
+
+
+def items_of(found: dict[str, Record]) -> tuple[Item, ...]:
+    return tuple(Item(r.item, r.points) for r in found.values())
 
 
 # ----------------------------------------------------------------------------- building cases

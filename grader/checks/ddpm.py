@@ -23,6 +23,7 @@ from grader.checks import (
     Check,
     InputClass,
     Mistake,
+    TimedCheck,
     as_tensor,
     dtypes,
     fmt,
@@ -365,6 +366,7 @@ def train_step_cases(draw: st.DrawFn) -> Case:
 CHECKS = [
     Check(
         "ddpm.linear_beta_schedule",
+        2,
         "call",
         linear_cases(),
         examples=(Case({"function": "linear_beta_schedule", "args": [1000, 1e-4, 0.02]}, "T=1000 (the defaults)"),),
@@ -389,6 +391,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.cosine_beta_schedule",
+        2,
         "call",
         cosine_cases(),
         examples=(Case({"function": "cosine_beta_schedule", "args": [1000, 0.008, 0.999]}, "T=1000 (the defaults)"),),
@@ -415,6 +418,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.q_sample",
+        4,
         "call",
         ddpm_cases("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE),
         examples=(pinned("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE, (3, 2, 3)),),
@@ -442,6 +446,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.q_posterior_mean_variance",
+        4,
         "call",
         ddpm_cases("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE),
         examples=(pinned("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE, (3, 2, 3)),),
@@ -472,6 +477,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.predict_x0_from_eps",
+        1,
         "call",
         ddpm_cases("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED),
         examples=(pinned("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED, (3, 2, 3)),),
@@ -489,6 +495,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.p_sample_step",
+        5,
         "with_eps_model",
         ddpm_cases("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, model=True),
         examples=(pinned("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, (3, 2, 3), model=True),),
@@ -521,6 +528,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.p_sample_loop",
+        2,
         "p_sample_loop",
         loop_cases(),
         max_examples=8,
@@ -532,6 +540,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.ddpm_loss",
+        3,
         "with_eps_model",
         ddpm_cases("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, model=True),
         examples=(pinned("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, (3, 2, 3), model=True),),
@@ -562,6 +571,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.timestep_embedding",
+        2,
         "call",
         embedding_cases(),
         mistakes=(
@@ -588,6 +598,7 @@ CHECKS = [
     ),
     Check(
         "ddpm.ddpm_train_step",
+        3,
         "ddpm_train_step",
         train_step_cases(),
         max_examples=10,
@@ -606,4 +617,6 @@ CHECKS = [
             InputClass("t and noise drawn by the step", lambda i: i["t"] is None),
         ),
     ),
+    # the same step, timed against the reference's on a fixed batch (grader/timing.py)
+    TimedCheck("ddpm.ddpm_train_step.speed", 2, step="ddpm.ddpm_train_step"),
 ]

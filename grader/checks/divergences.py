@@ -94,6 +94,7 @@ def nonnegative(received: Any, case: Case) -> bool:
 CHECKS = [
     Check(
         "divergences.entropy",
+        2,
         "call",
         st.tuples(gs.leading_shapes().flatmap(lambda b: gs.prob_vectors(batch=b)), dtypes).map(
             lambda a: torch_call("entropy", [a[0]], a[1], f"p={fmt(a[0])}", exact=False)
@@ -114,6 +115,7 @@ CHECKS = [
     ),
     Check(
         "divergences.cross_entropy",
+        2,
         "call",
         pair_cases("cross_entropy"),
         examples=(
@@ -133,6 +135,7 @@ CHECKS = [
     ),
     Check(
         "divergences.kl_divergence",
+        4,
         "call",
         pair_cases("kl_divergence"),
         examples=(
@@ -185,6 +188,7 @@ def _gkl(i: dict[str, Any], **change: Any) -> Any:
 CHECKS += [
     Check(
         "divergences.gaussian_kl",
+        4,
         "call",
         gaussian_kl_cases(),
         examples=(
@@ -213,6 +217,7 @@ CHECKS += [
     ),
     Check(
         "divergences.kl_to_standard_normal",
+        3,
         "call",
         latent_cases(),
         examples=(
@@ -274,6 +279,7 @@ def wasserstein_cases(draw: st.DrawFn) -> Case:
 CHECKS += [
     Check(
         "divergences.js_divergence",
+        3,
         "call",
         pair_cases("js_divergence"),
         depends_on=("kl_divergence",),
@@ -309,6 +315,7 @@ CHECKS += [
     ),
     Check(
         "divergences.wasserstein_1d",
+        2,
         "call",
         wasserstein_cases(),
         examples=(

@@ -152,6 +152,7 @@ def _step_variant(
 CHECKS = [
     Check(
         "gan.discriminator_loss",
+        4,
         "call",
         output_pairs("discriminator_loss"),
         mistakes=(
@@ -178,6 +179,7 @@ CHECKS = [
     ),
     Check(
         "gan.generator_loss",
+        2,
         "call",
         fake_outputs(),
         mistakes=(
@@ -197,6 +199,7 @@ CHECKS = [
     ),
     Check(
         "gan.gan_value_function",
+        1,
         "call",
         output_pairs("gan_value_function"),
         mistakes=(
@@ -216,6 +219,7 @@ CHECKS = [
     ),
     Check(
         "gan.optimal_discriminator",
+        2,
         "call",
         density_pairs(),
         examples=(
@@ -249,6 +253,7 @@ CHECKS = [
     ),
     Check(
         "gan.gan_train_step",
+        6,
         "gan_train_step",
         train_step_cases(),
         max_examples=10,

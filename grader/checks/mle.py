@@ -95,6 +95,7 @@ def _binomial_no_coefficient(i: dict[str, Any]) -> float:
 CHECKS = [
     Check(
         "mle.binomial_mle",
+        2,
         "call",
         binomial_mle_cases(),
         examples=(
@@ -117,6 +118,7 @@ CHECKS = [
     ),
     Check(
         "mle.binomial_log_likelihood",
+        3,
         "call",
         binomial_ll_cases(),
         examples=(
@@ -151,6 +153,7 @@ CHECKS = [
     ),
     Check(
         "mle.bernoulli_mle",
+        1,
         "call",
         gs.binary_samples().map(lambda x: call("bernoulli_mle", x, shown=f"x={fmt(x)}")),
         mistakes=(
@@ -162,6 +165,7 @@ CHECKS = [
     ),
     Check(
         "mle.bernoulli_log_likelihood",
+        1,
         "call",
         st.tuples(gs.probabilities(), gs.binary_samples()).map(
             lambda px: call("bernoulli_log_likelihood", px[0], px[1], shown=f"p={px[0]!r}, x={fmt(px[1])}")
@@ -188,6 +192,7 @@ CHECKS = [
     ),
     Check(
         "mle.gaussian_mle",
+        3,
         "call",
         gs.real_samples().map(lambda x: call("gaussian_mle", x, shown=f"x={fmt(x)}")),
         examples=(call("gaussian_mle", np.array([1.0, 3.0]), shown="x=[1.0, 3.0]"),),
@@ -207,6 +212,7 @@ CHECKS = [
     ),
     Check(
         "mle.gaussian_log_likelihood",
+        2,
         "call",
         st.tuples(gs.real_samples(scale=100.0), gs.readable(-100.0, 100.0), gs.variances()).map(
             lambda a: call(
@@ -234,6 +240,7 @@ CHECKS = [
     ),
     Check(
         "mle.poisson_mle",
+        1,
         "call",
         gs.count_samples().map(lambda x: call("poisson_mle", x, shown=f"x={fmt(x)}")),
         mistakes=(
@@ -248,6 +255,7 @@ CHECKS = [
     ),
     Check(
         "mle.poisson_log_likelihood",
+        2,
         "call",
         st.tuples(st.one_of(st.just(0.0), gs.readable(0.0, 60.0)), gs.count_samples()).map(
             lambda a: call("poisson_log_likelihood", a[0], a[1], shown=f"lam={a[0]!r}, x={fmt(a[1])}")
@@ -273,6 +281,7 @@ CHECKS = [
     ),
     Check(
         "mle.multinomial_mle",
+        1,
         "call",
         gs.count_tables().map(lambda c: call("multinomial_mle", c, shown=f"counts={fmt(c)}")),
         examples=(call("multinomial_mle", np.array([[1, 3], [5, 5]]), shown="counts=[[1, 3], [5, 5]]"),),
@@ -291,6 +300,7 @@ CHECKS = [
     ),
     Check(
         "mle.categorical_nll",
+        2,
         "call",
         gs.logits_and_targets().map(
             lambda lt: call("categorical_nll", lt[0], lt[1], shown=f"logits={fmt(lt[0])}, targets={fmt(lt[1])}")
@@ -357,6 +367,7 @@ def _nll_variant(i: dict[str, Any], var: Any, scale: float = 1.0) -> dict[str, A
 CHECKS.append(
     Check(
         "mle.gaussian_nll",
+        2,
         "gaussian_nll",
         gaussian_nll_cases(),
         mistakes=(

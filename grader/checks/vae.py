@@ -176,6 +176,7 @@ def _train_step_variant(i: dict[str, Any], train_mode: bool = True, beta_used: b
 CHECKS = [
     Check(
         "vae.reparameterize",
+        2,
         "call",
         reparameterize_cases(),
         mistakes=(
@@ -194,6 +195,7 @@ CHECKS = [
     ),
     Check(
         "vae.elbo_loss",
+        5,
         "call",
         elbo_cases(),
         mistakes=(
@@ -229,6 +231,7 @@ CHECKS = [
     ),
     Check(
         "vae.VAE",
+        4,
         "vae_model",
         model_cases(),
         mistakes=(
@@ -253,6 +256,7 @@ CHECKS = [
     ),
     Check(
         "vae.vae_train_step",
+        4,
         "vae_train_step",
         train_step_cases(),
         max_examples=10,

@@ -33,16 +33,12 @@
 
 # %% include="binomial_mle"
 
-# %% tests="mle.binomial_mle"
-
 # %% [markdown]
 # The binomial coefficient does not depend on $p$, so it does not move the maximum, but it *is* part
 # of the log-likelihood: leave it out and every value is off by a constant. $\log\binom{n}{k} =
 # \log n! - \log k! - \log(n-k)!$ and $\log m! =$ `gammaln(m + 1)`.
 
 # %% include="binomial_log_likelihood"
-
-# %% tests="mle.binomial_log_likelihood"
 
 # %% [markdown]
 # ### Looking at a likelihood
@@ -74,11 +70,7 @@ plt.show()
 
 # %% include="bernoulli_mle"
 
-# %% tests="mle.bernoulli_mle"
-
 # %% include="bernoulli_log_likelihood"
-
-# %% tests="mle.bernoulli_log_likelihood"
 
 # %% [markdown]
 # ## Gaussian
@@ -91,11 +83,7 @@ plt.show()
 
 # %% include="gaussian_mle"
 
-# %% tests="mle.gaussian_mle"
-
 # %% include="gaussian_log_likelihood"
-
-# %% tests="mle.gaussian_log_likelihood"
 
 # %% [markdown]
 # ### The MLE of the variance is biased
@@ -126,11 +114,7 @@ plt.show()
 
 # %% include="poisson_mle"
 
-# %% tests="mle.poisson_mle"
-
 # %% include="poisson_log_likelihood"
-
-# %% tests="mle.poisson_log_likelihood"
 
 # %% [markdown]
 # ## Categorical data and classifiers
@@ -146,11 +130,7 @@ plt.show()
 
 # %% include="multinomial_mle"
 
-# %% tests="mle.multinomial_mle"
-
 # %% include="categorical_nll"
-
-# %% tests="mle.categorical_nll"
 
 # %% [markdown]
 # ## A Gaussian likelihood you can differentiate
@@ -162,4 +142,3 @@ plt.show()
 
 # %% include="gaussian_nll"
 
-# %% tests="mle.gaussian_nll"

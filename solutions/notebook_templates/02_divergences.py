@@ -26,11 +26,7 @@
 
 # %% include="entropy"
 
-# %% tests="divergences.entropy"
-
 # %% include="cross_entropy"
-
-# %% tests="divergences.cross_entropy"
 
 # %% [markdown]
 # ## Kullback-Leibler divergence
@@ -41,8 +37,6 @@
 # symmetric**: the weights are $p$'s.
 
 # %% include="kl_divergence"
-
-# %% tests="divergences.kl_divergence"
 
 # %% [markdown]
 # ### KL's asymmetry: mean-seeking and mode-seeking
@@ -96,11 +90,7 @@ plt.show()
 
 # %% include="gaussian_kl"
 
-# %% tests="divergences.gaussian_kl"
-
 # %% include="kl_to_standard_normal"
-
-# %% tests="divergences.kl_to_standard_normal"
 
 # %% [markdown]
 # ## Jensen-Shannon and Wasserstein
@@ -113,11 +103,7 @@ plt.show()
 
 # %% include="js_divergence"
 
-# %% tests="divergences.js_divergence"
-
 # %% include="wasserstein_1d"
-
-# %% tests="divergences.wasserstein_1d"
 
 # %% [markdown]
 # ### Why WGANs use Wasserstein

@@ -27,8 +27,6 @@
 
 # %% include="reparameterize"
 
-# %% tests="vae.reparameterize"
-
 # %% [markdown]
 # ## The loss
 #
@@ -36,8 +34,6 @@
 # and `total = recon + beta * kl`.
 
 # %% include="elbo_loss"
-
-# %% tests="vae.elbo_loss"
 
 # %% [markdown]
 # ## The model
@@ -47,11 +43,7 @@
 
 # %% include="VAE"
 
-# %% tests="vae.VAE"
-
 # %% include="vae_train_step"
-
-# %% tests="vae.vae_train_step"
 
 # %% [markdown]
 # ## Training on handwritten digits

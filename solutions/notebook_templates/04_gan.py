@@ -31,15 +31,9 @@
 
 # %% include="discriminator_loss"
 
-# %% tests="gan.discriminator_loss"
-
 # %% include="generator_loss"
 
-# %% tests="gan.generator_loss"
-
 # %% include="gan_value_function"
-
-# %% tests="gan.gan_value_function"
 
 # %% [markdown]
 # ## The optimal discriminator
@@ -52,8 +46,6 @@
 # minimises a Jensen-Shannon divergence. Where both densities are 0, take $D^* = 1/2$.
 
 # %% include="optimal_discriminator"
-
-# %% tests="gan.optimal_discriminator"
 
 # %% tags=["demo"]
 import math
@@ -86,8 +78,6 @@ plt.show()
 # generator against the *updated* discriminator.
 
 # %% include="gan_train_step"
-
-# %% tests="gan.gan_train_step"
 
 # %% [markdown]
 # ## Training on handwritten digits

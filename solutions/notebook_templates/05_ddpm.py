@@ -29,11 +29,7 @@
 
 # %% include="linear_beta_schedule"
 
-# %% tests="ddpm.linear_beta_schedule"
-
 # %% include="cosine_beta_schedule"
-
-# %% tests="ddpm.cosine_beta_schedule"
 
 # %% tags=["demo"]
 import matplotlib.pyplot as plt
@@ -58,8 +54,6 @@ plt.show()
 # The noise is injected (the argument `noise`), so that a call is deterministic.
 
 # %% include="q_sample"
-
-# %% tests="ddpm.q_sample"
 
 # %% tags=["demo"]
 from sklearn.datasets import load_digits
@@ -95,19 +89,11 @@ plt.show()
 
 # %% include="q_posterior_mean_variance"
 
-# %% tests="ddpm.q_posterior_mean_variance"
-
 # %% include="predict_x0_from_eps"
-
-# %% tests="ddpm.predict_x0_from_eps"
 
 # %% include="p_sample_step"
 
-# %% tests="ddpm.p_sample_step"
-
 # %% include="p_sample_loop"
-
-# %% tests="ddpm.p_sample_loop"
 
 # %% [markdown]
 # ## Training
@@ -125,17 +111,9 @@ plt.show()
 
 # %% include="ddpm_loss"
 
-# %% tests="ddpm.ddpm_loss"
-
 # %% include="timestep_embedding"
 
-# %% tests="ddpm.timestep_embedding"
-
 # %% include="ddpm_train_step"
-
-# %% tests="ddpm.ddpm_train_step"
-
-# %% tests="ddpm.ddpm_train_step.speed"
 
 # %% [markdown]
 # ## The denoiser, and samples

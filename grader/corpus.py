@@ -1,15 +1,16 @@
 """Plausible wrong implementations (mutants) and correct-but-different ones (alternates) of every item.
 
 Each entry patches one solution file: ``old`` must occur exactly once in solutions/<part>.py
-(a test checks it, so the corpus cannot rot silently) and is replaced by ``new`` (and ``old2`` by
-``new2`` where a change takes two places). A mutant named like an entry of its item's catalogue
-of mistakes (grader/checks) implements that mistake: every entry has one, and grading it must
-name exactly that entry.
+(``patched`` refuses otherwise, so the corpus cannot rot silently) and is replaced by ``new`` (and
+``old2`` by ``new2`` where a change takes two places). A mutant named like an entry of its item's
+catalogue of mistakes (grader/checks) implements that mistake: every entry has one, and grading
+it must name exactly that entry. ``python -m grader audit`` grades the corpus (grader/audit.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,23 @@ class Patch:
     @property
     def part(self) -> str:
         return self.item.split(".")[0]
+
+
+class StalePatch(ValueError):
+    """A patch whose text no longer occurs exactly once in its solution file."""
+
+
+def patched(patch: Patch, solutions: Path) -> str:
+    """The source of solutions/<part>.py with ``patch`` applied."""
+    source = (solutions / f"{patch.part}.py").read_text()
+    for old, new in [(patch.old, patch.new), (patch.old2, patch.new2)][: 2 if patch.old2 else 1]:
+        if source.count(old) != 1:
+            raise StalePatch(
+                f"{patch.item} / {patch.name}: the patch's old text occurs {source.count(old)} times in "
+                f"solutions/{patch.part}.py (it must occur once): update the corpus entry"
+            )
+        source = source.replace(old, new)
+    return source
 
 
 M = Patch

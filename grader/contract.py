@@ -1,0 +1,34 @@
+"""The contract's constants: the parts, their notebooks, the statuses of a graded item.
+
+This module imports nothing: the grader, the sandbox's runtime, the student's bundle and the
+authoring tools all read the same names from here. The graded items themselves, with their
+points, are the check records in grader/checks/ (``grader.items`` derives the list from them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PARTS = ("mle", "divergences", "vae", "gan", "ddpm")  # one module each, in the course's order
+NOTEBOOK_NAMES = {part: f"{number:02d}_{part}" for number, part in enumerate(PARTS, start=1)}
+STATUSES = ("passed", "failed", "error", "timeout", "missing")
+
+# A part's notebook as nbgrader collects it (01_mle.ipynb) or as a student may name it (mle.ipynb).
+NOTEBOOK_NAME = re.compile(rf"^(?:\d+[_-])?(?P<part>{'|'.join(PARTS)})\.ipynb$")
+
+
+@dataclass(frozen=True)
+class Item:
+    """A graded item: ``<part>.<function>`` (the timed one: ``ddpm.ddpm_train_step.speed``) and its points."""
+
+    id: str
+    points: int
+
+    @property
+    def module(self) -> str:
+        return self.id.split(".")[0]
+
+    @property
+    def function(self) -> str:
+        return self.id.split(".")[1]

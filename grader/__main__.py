@@ -69,7 +69,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _nbgrader(args: argparse.Namespace) -> int:
-    from grader import course
+    from grader.nbgrader import course
 
     if args.action == "init":
         try:

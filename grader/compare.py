@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.wire import Array
+from grader.runtime.wire import Array
 
 FLOAT64 = (1e-7, 1e-9)  # (rtol, atol): float64 answers; 1e-7 leaves room for summation order and cancellation
 FLOAT32 = (1e-4, 1e-5)  # float32 answers: eps 1.2e-7 times a few hundred accumulated terms, with margin

@@ -24,7 +24,8 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from grader import drivers, public, wire
+from grader import public
+from grader.runtime import drivers, wire
 
 
 class CheckFailed(AssertionError):

@@ -35,9 +35,10 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.contract import NOTEBOOK_NAMES, PARTS, Item
-from grader.convert import DEMO_TAG  # the converter, which runs sandboxed, leaves these cells out
 from grader.generate import ROOT, strip_solutions
 from grader.items import ITEMS, RECORDS
+from grader.nbgrader import test_id
+from grader.runtime.convert import DEMO_TAG  # the converter, which runs sandboxed, leaves these cells out
 
 TEMPLATES = ROOT / "solutions" / "notebook_templates"
 NBGRADER_SCHEMA = 3
@@ -53,19 +54,6 @@ class TemplateError(ValueError):
 
 def solution_id(part: str, name: str) -> str:
     return f"{part}-{name}"
-
-
-def test_id(item_id: str) -> str:
-    """nbgrader's grade_id of an item's autograder cell ([a-zA-Z0-9_-] only)."""
-    return "test-" + item_id.replace(".", "-")
-
-
-def item_of_test_id(grade_id: str) -> str | None:
-    """The item an autograder cell's grade_id belongs to, or None."""
-    if not grade_id.startswith("test-"):
-        return None
-    item_id = grade_id[len("test-") :].replace("-", ".")
-    return item_id if any(item.id == item_id for item in ITEMS) else None
 
 
 # ------------------------------------------------------------------------ the solution's pieces

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from grader import compare as cmp
-from grader import wire
 from grader.contract import Item
+from grader.runtime import wire
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
 
 HERE = Path(__file__).resolve().parent

@@ -16,9 +16,8 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GRADER_FILES = ("__init__.py", "__main__.py", "cgroups.py", "compare.py", "convert.py", "drivers.py", "intake.py",
-                "items.py", "kernel.py", "public.py", "sandbox.py", "seccomp.py", "untrusted.py", "wire.py",
-                "worker.py")  # fmt: skip
+GRADER_FILES = ("__init__.py", "__main__.py", "cgroups.py", "compare.py", "contract.py", "intake.py", "kernel.py",
+                "public.py", "sandbox.py", "seccomp.py", "untrusted.py")  # fmt: skip
 README = """# Generative models: exercises
 
 Work in the notebooks (01_mle.ipynb ... 05_ddpm.ipynb: the math, your code, a check cell after
@@ -42,6 +41,9 @@ def release(out: Path) -> list[Path]:
         shutil.copy2(notebook, out / notebook.name)
     for name in GRADER_FILES:
         shutil.copy2(ROOT / "grader" / name, out / "grader" / name)
+    shutil.copytree(
+        ROOT / "grader" / "runtime", out / "grader" / "runtime", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in ("expected.json", "manifest.json"):
         shutil.copy2(ROOT / "grader" / "public" / name, out / "grader" / "public" / name)
     (out / "README.md").write_text(README)

@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, Phase, configuration, example, given, seed, 
 from hypothesis.errors import Flaky, HypothesisException
 
 from grader import compare as cmp
-from grader import diagnosis, drivers, wire
+from grader import diagnosis
 from grader.checks import RAISES, Case, Check, Record
 from grader.contract import NOTEBOOK_NAMES, Item
 from grader.diagnosis import Observation
 from grader.items import BY_ID, ITEMS, RECORDS
+from grader.runtime import drivers, wire
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
 from grader.submission import PartSource, find_parts, part_of
 from grader.untrusted import clean_text

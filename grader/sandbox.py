@@ -52,13 +52,14 @@ from typing import Any, Literal, Protocol
 
 import psutil
 
-from grader import seccomp, wire
+from grader import seccomp
 from grader.cgroups import Cgroup
 from grader.intake import Intake, take_in
+from grader.runtime import wire
 from grader.untrusted import clean
 
 HERE = Path(__file__).resolve().parent
-RUNTIME_FILES = ("worker.py", "wire.py", "drivers.py", "convert.py")
+RUNTIME = HERE / "runtime"  # what a worker sees of the grader, copied whole (grader/runtime/__init__.py)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 MASKED_UNDER = ("/etc",)  # where files that not everyone may read are hidden from the worker
 WORKER_ID = 65534  # uid and gid of a worker: "nobody"
@@ -446,9 +447,9 @@ class Sandbox:
             self.scratch.chmod(0o711)  # a worker running as another uid must reach its files
             self.runtime = self.scratch / "runtime"
             self.runtime.mkdir(mode=0o755)
-            for name in RUNTIME_FILES:
-                shutil.copyfile(HERE / name, self.runtime / name)
-                (self.runtime / name).chmod(0o644)
+            for source in sorted(RUNTIME.glob("*.py")):
+                shutil.copyfile(source, self.runtime / source.name)
+                (self.runtime / source.name).chmod(0o644)
             self.private = self.scratch / "submission"
             self.intake = take_in(self.submission, self.private)
             self.generated_dir = self.scratch / "generated"

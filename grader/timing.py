@@ -30,11 +30,11 @@ import time
 
 import torch
 
-from grader import drivers
 from grader.checks import Outcome
 from grader.compare import describe_error, not_implemented
+from grader.runtime import drivers
+from grader.runtime.wire import Array
 from grader.sandbox import Runner, WorkerDied, torch_threads
-from grader.wire import Array
 from reference import ddpm
 
 SPEED_FACTOR = 3.0

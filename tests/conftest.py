@@ -26,6 +26,7 @@ settings.load_profile("ci")
 
 FAST = {
     "test_code_quality",
+    "test_boundaries",
     "test_command_line",
     "test_compare",
     "test_data",

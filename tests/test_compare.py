@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from grader import compare as cmp
-from grader.wire import Array
+from grader.runtime.wire import Array
 
 
 def torch_array(values: Any, dtype: str = "float64", device: str = "cpu") -> Array:

@@ -22,8 +22,8 @@ from grader import compare as cmp
 from grader import run, timing
 from grader.items import CHECKS
 from grader.run import GRADER_FAULT, run_check
+from grader.runtime.wire import Array
 from grader.sandbox import Limits, Sandbox
-from grader.wire import Array
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEM = "divergences.entropy"

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import course as course_mod
+from grader.nbgrader import course as course_mod
 from grader.notebooks import NOTEBOOK_NAMES
 
 ASSIGNMENT = "generative_models"

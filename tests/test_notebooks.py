@@ -11,10 +11,11 @@ import nbformat
 import pytest
 
 from grader import kernel, notebooks
-from grader.convert import notebook_module
 from grader.generate import PARTS
 from grader.items import CHECKS, ITEMS
+from grader.nbgrader import item_of_test_id
 from grader.run import grade
+from grader.runtime.convert import notebook_module
 from grader.submission import find_parts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_autograder_cells_carry_the_contract_points() -> None:
     for name in notebooks.NOTEBOOK_NAMES.values():
         for meta, cell in nbgrader_cells(SOURCE / f"{name}.ipynb"):
             if meta["grade"]:
-                item = notebooks.item_of_test_id(meta["grade_id"])
+                item = item_of_test_id(meta["grade_id"], {i.id for i in ITEMS})
                 assert item is not None and item not in points
                 points[item] = meta["points"]
                 assert meta["locked"] and not meta["solution"]

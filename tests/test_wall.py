@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
-from grader import cgroups, seccomp, wire
-from grader.convert import notebook_module
+from grader import cgroups, seccomp
 from grader.intake import MAX_FILE_BYTES, take_in
 from grader.report import as_json, print_text
 from grader.run import grade
+from grader.runtime import wire
+from grader.runtime.convert import notebook_module
 from grader.sandbox import Limits, Sandbox, Wall, bubblewrap, checked_reply, wall
 from grader.untrusted import clean_text
 from tests.test_hostile import leftover_workers
@@ -325,7 +326,8 @@ def test_a_course_regrade_refuses_to_run_without_a_sandbox(
 
 
 def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import course, run
+    from grader import run
+    from grader.nbgrader import course
 
     for student in ("alice", "mallory"):
         folder = tmp_path / "submitted" / student / "generative_models"
@@ -351,7 +353,7 @@ def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: 
 
 
 def test_preflight_renames_links_fifos_and_bombs_without_opening_them(tmp_path: Path) -> None:
-    from grader import course
+    from grader.nbgrader import course
 
     folder = tmp_path / "submitted" / "mallory" / "generative_models"
     folder.mkdir(parents=True)

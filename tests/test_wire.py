@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from grader import wire
+from grader.runtime import wire
 
 DTYPES = sorted(wire.DTYPES)
 arrays = st.sampled_from(DTYPES).flatmap(

@@ -31,12 +31,14 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from grader import drivers
 from grader.compare import FLOAT32, FLOAT64
 from grader.contract import PARTS, Item
+from grader.runtime import drivers
 
 if TYPE_CHECKING:
     from grader.sandbox import Runner
+
+Tolerance = tuple[float, float]
 
 
 class _Raises:
@@ -217,16 +219,42 @@ def promote(value: Any) -> Any:
     return value
 
 
+def positional(function: Callable[..., Any], args: dict[str, Any], injected: tuple[str, ...] = ()) -> list[Any]:
+    """``args``, given by name, as the positional arguments of ``function``: they must be its first parameters,
+    in order (checked when the case is built, so a pinned example cannot name an argument wrongly), apart from
+    the ``injected`` ones that the driver passes itself (the grader's model)."""
+    params = [p for p in inspect.signature(function).parameters if p not in injected]
+    if list(args) != params[: len(args)]:
+        raise ValueError(f"{function.__name__}: arguments {list(args)} are not its first parameters {params}")
+    return list(args.values())
+
+
+def shown(args: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+    """The input as feedback shows it, ``name=value`` for each argument; ``labels`` name a value instead of
+    printing it (a schedule: "betas=cosine(1000)")."""
+    labels = labels or {}
+    return ", ".join(f"{name}={labels[name] if name in labels else fmt(value)}" for name, value in args.items())
+
+
+def call(
+    function: Callable[..., Any], args: dict[str, Any], labels: dict[str, str] | None = None, tol: Tolerance = FLOAT64
+) -> Case:
+    """A case of the "call" driver: ``function`` (the reference's, for its name and parameters) on ``args``,
+    by name, passed as they are (NumPy in, for mle.py)."""
+    return Case({"function": function.__name__, "args": positional(function, args)}, shown(args, labels), tol)
+
+
 def torch_call(
-    function: str,
-    arrays: list[Any],
+    function: Callable[..., Any],
+    args: dict[str, Any],
     dtype: torch.dtype,
-    shown: str,
     tol64: tuple[float, float] = FLOAT64,
     tol32: tuple[float, float] = FLOAT32,
     exact: bool = True,
+    labels: dict[str, str] | None = None,
+    injected: tuple[str, ...] = (),
 ) -> Case:
-    """A "call" case of a torch function. Each float NumPy array in ``arrays`` becomes a tensor in
+    """A "call" case of a torch function, its arguments by name. Each float NumPy array in ``args`` becomes a tensor in
     ``dtype`` for the student; any other argument (an int, a float, timesteps, a schedule) goes to both
     unchanged. The reference gets the student's float32 tensors upcast exactly (``exact``): the right
     answer for the very numbers the student's code received, which matters where the math is steep
@@ -237,13 +265,13 @@ def torch_call(
     def convert(a: Any, to: torch.dtype) -> Any:  # a 0-d result of NumPy arithmetic is a np.float64 scalar
         return as_tensor(a, to) if isinstance(a, np.ndarray | np.floating) and a.dtype.kind == "f" else a
 
+    arrays = positional(function, args, injected)
+    name, text = function.__name__, shown(args, labels)
     student = [convert(a, dtype) for a in arrays]
     if dtype == torch.float64:
-        return Case({"function": function, "args": student}, shown, tol64)
+        return Case({"function": name, "args": student}, text, tol64)
     reference = promote(student) if exact else [convert(a, torch.float64) for a in arrays]
-    return Case(
-        {"function": function, "args": student}, f"{shown} (float32)", tol32, {"function": function, "args": reference}
-    )
+    return Case({"function": name, "args": student}, f"{text} (float32)", tol32, {"function": name, "args": reference})
 
 
 def without_zero_grad(driver: str, module: Any, inputs: dict[str, Any]) -> Any:
@@ -268,12 +296,23 @@ def seeded_state(make: Callable[[], torch.nn.Module], seed: int, dtype: torch.dt
     return {k: v.to(dtype) for k, v in make().state_dict().items()}
 
 
+def _number(value: float) -> str:
+    """A float as a student would type it: 7 significant digits at most, and a whole float still a float."""
+    text = f"{value:.7g}"
+    return text if any(c in text for c in ".ein") else f"{text}.0"
+
+
 def fmt(array: Any) -> str:
     """An input for feedback: short, exact enough to reproduce."""
     if isinstance(array, torch.Tensor):
         array = array.detach().to(torch.float64).numpy() if array.is_floating_point() else array.numpy()
     if isinstance(array, np.ndarray):
-        return np.array2string(array, precision=6, threshold=16, edgeitems=4, separator=", ").replace("\n", "")
+        text = np.array2string(
+            array, threshold=16, edgeitems=4, separator=", ", formatter={"float_kind": _number, "int": str}
+        )
+        return " ".join(text.split())  # rows of a 2-D array on one line
+    if isinstance(array, np.generic):  # a NumPy scalar shows as the Python number it holds
+        return repr(array.item())
     return repr(array)
 
 

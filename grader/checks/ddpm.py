@@ -7,7 +7,9 @@ divide by √ᾱ_t, which magnifies that error near t = T - 1 (AMPLIFIED); see g
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from grader import drivers
 from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
@@ -25,6 +26,7 @@ from grader.checks import (
     Mistake,
     TimedCheck,
     as_tensor,
+    call,
     dtypes,
     fmt,
     promote,
@@ -34,6 +36,7 @@ from grader.checks import (
     without_zero_grad,
 )
 from grader.compare import AMPLIFIED, EMBEDDING, SCHEDULE
+from grader.runtime import drivers
 from reference import ddpm
 
 TRAIN_LR = 0.05
@@ -99,9 +102,7 @@ def linear_cases(draw: st.DrawFn) -> Case:
     T = draw(st.sampled_from([1, 2, 10, 1000, 4000]))
     start = draw(st.sampled_from([1e-4, 1e-3]))
     end = draw(st.sampled_from([0.02, 0.2]))
-    return Case(
-        {"function": "linear_beta_schedule", "args": [T, start, end]}, f"T={T}, beta_start={start}, beta_end={end}"
-    )
+    return call(ddpm.linear_beta_schedule, {"T": T, "beta_start": start, "beta_end": end})
 
 
 @st.composite
@@ -109,7 +110,7 @@ def cosine_cases(draw: st.DrawFn) -> Case:
     T = draw(st.sampled_from([1, 10, 100, 1000]))
     s = draw(st.sampled_from([0.008, 0.0, 0.1]))
     max_beta = draw(st.sampled_from([0.999, 0.5]))
-    return Case({"function": "cosine_beta_schedule", "args": [T, s, max_beta]}, f"T={T}, s={s}, max_beta={max_beta}")
+    return call(ddpm.cosine_beta_schedule, {"T": T, "s": s, "max_beta": max_beta})
 
 
 def _cosine_unclipped(i: dict[str, Any]) -> torch.Tensor:
@@ -130,9 +131,16 @@ def _cosine_alpha_bar(i: dict[str, Any]) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ forward
 
 
+MODEL = ("model",)  # the parameter the "with_eps_model" driver fills with the grader's EpsNet
+
+
+def tensor_names(function: Callable[..., Any]) -> list[str]:
+    """The arguments of a DDPM function that a case draws as arrays shaped like x: all but t, betas, model."""
+    return [n for n in inspect.signature(function).parameters if n not in ("t", "betas", *MODEL)]
+
+
 def ddpm_case(
-    function: str,
-    names: tuple[str, ...],
+    function: Callable[..., Any],
     tol: tuple[float, float],
     schedule: str,
     t: torch.Tensor,
@@ -140,41 +148,37 @@ def ddpm_case(
     dtype: torch.dtype,
     model_seed: int | None = None,
 ) -> Case:
-    """A case of a DDPM function whose arguments are ``names``: "t" and "betas" (the named schedule) given,
-    every other name an array from ``arrays``; a ``model_seed`` puts the grader's EpsNet first."""
+    """A case of a DDPM function: "t" and "betas" (the named schedule) given, every other argument an array
+    from ``arrays``; a ``model_seed`` puts the grader's EpsNet first."""
     values: dict[str, Any] = {"t": t, "betas": SCHEDULES[schedule], **arrays}
-    shown = ", ".join(f"betas={schedule}" if n == "betas" else f"{n}={fmt(values[n])}" for n in names)
-    listed = [values[n] for n in names]
+    named = {n: values[n] for n in inspect.signature(function).parameters if n not in MODEL}
+    labels = {"betas": schedule}
     if model_seed is not None:
         shape = next(iter(arrays.values())).shape
-        return model_case(function, listed, shape, dtype, model_seed, shown, tol)
-    return torch_call(function, listed, dtype, shown, tol, tol)
+        return model_case(function, named, shape, dtype, model_seed, labels, tol)
+    return torch_call(function, named, dtype, tol, tol, labels=labels)
 
 
 @st.composite
-def ddpm_cases(
-    draw: st.DrawFn, function: str, names: tuple[str, ...], tol: tuple[float, float], model: bool = False
-) -> Case:
+def ddpm_cases(draw: st.DrawFn, function: Callable[..., Any], tol: tuple[float, float], model: bool = False) -> Case:
     """Drawn cases of ``ddpm_case``: a schedule and a batch (t = 0 beside t = T - 1), unit-scale arrays
     shaped like x, either dtype; ``model`` puts the grader's EpsNet (with drawn weights) first."""
     schedule, _, t, shape = draw(schedule_and_batch())
-    arrays = {name: draw(unit_normal(shape)) for name in names if name not in ("t", "betas")}
+    arrays = {name: draw(unit_normal(shape)) for name in tensor_names(function)}
     seed = draw(st.integers(0, 2**16)) if model else None
-    return ddpm_case(function, names, tol, schedule, t, arrays, draw(dtypes), seed)
+    return ddpm_case(function, tol, schedule, t, arrays, draw(dtypes), seed)
 
 
-def pinned(
-    function: str, names: tuple[str, ...], tol: tuple[float, float], shape: tuple[int, ...], model: bool = False
-) -> Case:
+def pinned(function: Callable[..., Any], tol: tuple[float, float], shape: tuple[int, ...], model: bool = False) -> Case:
     """A fixed float32 case on x of ``shape`` with t = [0, T-1, 3] under the cosine schedule: the grading run
     meets float32 and t = 0 beside t = T - 1 whatever it draws."""
     t = torch.tensor([0, 999, 3][: shape[0]])
     size = int(np.prod(shape))
     arrays = {
         name: ((np.arange(size, dtype=np.float64).reshape(shape) * (k + 3) % 13) - 6) / 4
-        for k, name in enumerate(n for n in names if n not in ("t", "betas"))
+        for k, name in enumerate(tensor_names(function))
     }  # values in [-1.5, 1.5] on a 0.25 grid: exact in float32, readable
-    return ddpm_case(function, names, tol, "cosine(1000)", t, arrays, torch.float32, 7 if model else None)
+    return ddpm_case(function, tol, "cosine(1000)", t, arrays, torch.float32, 7 if model else None)
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -230,17 +234,17 @@ def _eps_state(seed: int, dim: int, dtype: torch.dtype) -> dict[str, torch.Tenso
 
 
 def model_case(
-    function: str,
-    arrays: list[Any],
+    function: Callable[..., Any],
+    named: dict[str, Any],
     shape: tuple[int, ...],
     dtype: torch.dtype,
     seed: int,
-    shown: str,
+    labels: dict[str, str],
     tol: tuple[float, float],
 ) -> Case:
     """A case for a function that takes the grader's EpsNet first, with weights from ``seed``."""
     dim = int(np.prod(shape[1:]))
-    base = torch_call(function, arrays, dtype, shown, tol, tol)
+    base = torch_call(function, named, dtype, tol, tol, labels=labels, injected=MODEL)
     inputs = {
         **base.inputs,
         "eps_dim": dim,
@@ -255,7 +259,7 @@ def model_case(
             "eps_state": promote(inputs["eps_state"]),
             "dtype": "float64",
         }
-    return Case(inputs, f"{shown}, model=EpsNet(seed {seed})", base.tol, reference)
+    return Case(inputs, f"{base.shown}, model=EpsNet(seed {seed})", base.tol, reference)
 
 
 def _eps_net_for(i: dict[str, Any]) -> drivers.EpsNet:
@@ -323,7 +327,7 @@ def loop_cases(draw: st.DrawFn) -> Case:
 def embedding_cases(draw: st.DrawFn) -> Case:
     t = torch.from_numpy(draw(gs.timesteps(1000, draw(st.integers(1, 5)))))
     dim = draw(st.sampled_from([4, 6, 16, 128]))
-    return Case({"function": "timestep_embedding", "args": [t, dim]}, f"t={fmt(t)}, dim={dim}", EMBEDDING)
+    return call(ddpm.timestep_embedding, {"t": t, "dim": dim}, tol=EMBEDDING)
 
 
 def _embedding_variant(i: dict[str, Any], order: str = "sincos", denominator: str = "half-1") -> torch.Tensor:
@@ -369,7 +373,7 @@ CHECKS = [
         2,
         "call",
         linear_cases(),
-        examples=(Case({"function": "linear_beta_schedule", "args": [1000, 1e-4, 0.02]}, "T=1000 (the defaults)"),),
+        examples=(call(ddpm.linear_beta_schedule, {"T": 1000, "beta_start": 1e-4, "beta_end": 0.02}),),
         max_examples=10,
         mistakes=(
             Mistake(
@@ -394,7 +398,7 @@ CHECKS = [
         2,
         "call",
         cosine_cases(),
-        examples=(Case({"function": "cosine_beta_schedule", "args": [1000, 0.008, 0.999]}, "T=1000 (the defaults)"),),
+        examples=(call(ddpm.cosine_beta_schedule, {"T": 1000, "s": 0.008, "max_beta": 0.999}),),
         max_examples=12,
         mistakes=(
             Mistake("no clip", "not clipping at max_beta: β_t = min(1 - f(t+1)/f(t), max_beta).", _cosine_unclipped),
@@ -420,8 +424,8 @@ CHECKS = [
         "ddpm.q_sample",
         4,
         "call",
-        ddpm_cases("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE),
-        examples=(pinned("q_sample", ("x_0", "t", "noise", "betas"), SCHEDULE, (3, 2, 3)),),
+        ddpm_cases(ddpm.q_sample, SCHEDULE),
+        examples=(pinned(ddpm.q_sample, SCHEDULE, (3, 2, 3)),),
         mistakes=(
             Mistake(
                 "alpha_t",
@@ -448,8 +452,8 @@ CHECKS = [
         "ddpm.q_posterior_mean_variance",
         4,
         "call",
-        ddpm_cases("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE),
-        examples=(pinned("q_posterior_mean_variance", ("x_0", "x_t", "t", "betas"), SCHEDULE, (3, 2, 3)),),
+        ddpm_cases(ddpm.q_posterior_mean_variance, SCHEDULE),
+        examples=(pinned(ddpm.q_posterior_mean_variance, SCHEDULE, (3, 2, 3)),),
         mistakes=(
             Mistake(
                 "wrap at t = 0",
@@ -479,8 +483,8 @@ CHECKS = [
         "ddpm.predict_x0_from_eps",
         1,
         "call",
-        ddpm_cases("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED),
-        examples=(pinned("predict_x0_from_eps", ("x_t", "t", "eps", "betas"), AMPLIFIED, (3, 2, 3)),),
+        ddpm_cases(ddpm.predict_x0_from_eps, AMPLIFIED),
+        examples=(pinned(ddpm.predict_x0_from_eps, AMPLIFIED, (3, 2, 3)),),
         mistakes=(
             Mistake(
                 "alpha_t",
@@ -497,8 +501,8 @@ CHECKS = [
         "ddpm.p_sample_step",
         5,
         "with_eps_model",
-        ddpm_cases("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, model=True),
-        examples=(pinned("p_sample_step", ("x_t", "t", "noise", "betas"), AMPLIFIED, (3, 2, 3), model=True),),
+        ddpm_cases(ddpm.p_sample_step, AMPLIFIED, model=True),
+        examples=(pinned(ddpm.p_sample_step, AMPLIFIED, (3, 2, 3), model=True),),
         mistakes=(
             Mistake(
                 "beta_t variance",
@@ -542,8 +546,8 @@ CHECKS = [
         "ddpm.ddpm_loss",
         3,
         "with_eps_model",
-        ddpm_cases("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, model=True),
-        examples=(pinned("ddpm_loss", ("x_0", "t", "noise", "betas"), SCHEDULE, (3, 2, 3), model=True),),
+        ddpm_cases(ddpm.ddpm_loss, SCHEDULE, model=True),
+        examples=(pinned(ddpm.ddpm_loss, SCHEDULE, (3, 2, 3), model=True),),
         depends_on=("q_sample",),
         mistakes=(
             Mistake(

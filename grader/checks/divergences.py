@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ from grader.checks import (
     Mistake,
     Property,
     dtypes,
-    fmt,
     ranked,
     torch_call,
 )
@@ -33,16 +33,14 @@ def args(i: dict[str, Any]) -> list[Any]:
     return i["args"]
 
 
-def pair_cases(function: str) -> st.SearchStrategy[Case]:
+def pair_cases(function: Callable[..., Any]) -> st.SearchStrategy[Case]:
     return st.tuples(gs.prob_pairs(), dtypes).map(
-        lambda a: torch_call(
-            function, [a[0][0], a[0][1]], a[1], f"p={fmt(a[0][0])}, q={fmt(a[0][1])}", exact=False
-        )  # distributions: see torch_call
+        lambda a: torch_call(function, {"p": a[0][0], "q": a[0][1]}, a[1], exact=False)  # distributions: see torch_call
     )
 
 
-def pinned_pair(function: str, p: list[float], q: list[float]) -> Case:
-    return torch_call(function, [np.array(p), np.array(q)], torch.float64, f"p={p}, q={q}")
+def pinned_pair(function: Callable[..., Any], p: list[float], q: list[float]) -> Case:
+    return torch_call(function, {"p": np.array(p), "q": np.array(q)}, torch.float64)
 
 
 # Distributions (..., K) of rank 1 to 3 in both dtypes, an exact zero somewhere: what the contract allows.
@@ -97,9 +95,9 @@ CHECKS = [
         2,
         "call",
         st.tuples(gs.leading_shapes().flatmap(lambda b: gs.prob_vectors(batch=b)), dtypes).map(
-            lambda a: torch_call("entropy", [a[0]], a[1], f"p={fmt(a[0])}", exact=False)
+            lambda a: torch_call(dv.entropy, {"p": a[0]}, a[1], exact=False)
         ),
-        examples=(torch_call("entropy", [np.array([0.5, 0.5, 0.0])], torch.float64, "p=[0.5, 0.5, 0.0]"),),
+        examples=(torch_call(dv.entropy, {"p": np.array([0.5, 0.5, 0.0])}, torch.float64),),
         mistakes=(
             Mistake("log base 2", "using log base 2; entropy here is in nats.", bits(dv.entropy)),
             Mistake("sign", "forgetting the minus sign: H(p) = -Σ p log p ≥ 0.", lambda i: -dv.entropy(*args(i))),
@@ -117,10 +115,10 @@ CHECKS = [
         "divergences.cross_entropy",
         2,
         "call",
-        pair_cases("cross_entropy"),
+        pair_cases(dv.cross_entropy),
         examples=(
-            pinned_pair("cross_entropy", [0.5, 0.5, 0.0], [0.5, 0.0, 0.5]),
-            pinned_pair("cross_entropy", [0.5, 0.5, 0.0], [0.25, 0.75, 0.0]),
+            pinned_pair(dv.cross_entropy, [0.5, 0.5, 0.0], [0.5, 0.0, 0.5]),
+            pinned_pair(dv.cross_entropy, [0.5, 0.5, 0.0], [0.25, 0.75, 0.0]),
         ),
         mistakes=(
             Mistake(
@@ -137,12 +135,12 @@ CHECKS = [
         "divergences.kl_divergence",
         4,
         "call",
-        pair_cases("kl_divergence"),
+        pair_cases(dv.kl_divergence),
         examples=(
-            pinned_pair("kl_divergence", [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]),
-            pinned_pair("kl_divergence", [1.0, 0.0], [0.5, 0.5]),
-            pinned_pair("kl_divergence", [0.2, 0.8, 0.0], [0.2, 0.8, 0.0]),
-            pinned_pair("kl_divergence", [0.1, 0.9], [0.6, 0.4]),
+            pinned_pair(dv.kl_divergence, [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]),
+            pinned_pair(dv.kl_divergence, [1.0, 0.0], [0.5, 0.5]),
+            pinned_pair(dv.kl_divergence, [0.2, 0.8, 0.0], [0.2, 0.8, 0.0]),
+            pinned_pair(dv.kl_divergence, [0.1, 0.9], [0.6, 0.4]),
         ),
         mistakes=(
             Mistake(
@@ -169,14 +167,13 @@ def gaussian_kl_cases(draw: st.DrawFn) -> Case:
     dtype = draw(dtypes)
     if dtype == torch.float32:  # float32 squares σ; keep σ in [1e-2, 1e2] so σ² stays normal and exact enough
         s1, s2 = np.clip(s1, 1e-2, 1e2), np.clip(s2, 1e-2, 1e2)
-    shown = f"mu1={fmt(mu1)}, sigma1={fmt(s1)}, mu2={fmt(mu2)}, sigma2={fmt(s2)}"
-    return torch_call("gaussian_kl", [mu1, s1, mu2, s2], dtype, shown, tol32=(1e-3, 1e-4))
+    return torch_call(dv.gaussian_kl, {"mu1": mu1, "sigma1": s1, "mu2": mu2, "sigma2": s2}, dtype, tol32=(1e-3, 1e-4))
 
 
 @st.composite
 def latent_cases(draw: st.DrawFn) -> Case:
     mu, logvar = draw(gs.latent_gaussians())
-    return torch_call("kl_to_standard_normal", [mu, logvar], draw(dtypes), f"mu={fmt(mu)}, logvar={fmt(logvar)}")
+    return torch_call(dv.kl_to_standard_normal, {"mu": mu, "logvar": logvar}, draw(dtypes))
 
 
 def _gkl(i: dict[str, Any], **change: Any) -> Any:
@@ -193,10 +190,14 @@ CHECKS += [
         gaussian_kl_cases(),
         examples=(
             torch_call(
-                "gaussian_kl",
-                [np.array([0.0, 1.0]), np.array([1.0, 2.0]), np.array([1.0, 0.0]), np.array([2.0, 0.5])],
+                dv.gaussian_kl,
+                {
+                    "mu1": np.array([0.0, 1.0]),
+                    "sigma1": np.array([1.0, 2.0]),
+                    "mu2": np.array([1.0, 0.0]),
+                    "sigma2": np.array([2.0, 0.5]),
+                },
                 torch.float64,
-                "mu1=[0, 1], sigma1=[1, 2], mu2=[1, 0], sigma2=[2, 0.5]",
             ),
         ),
         mistakes=(
@@ -222,10 +223,12 @@ CHECKS += [
         latent_cases(),
         examples=(
             torch_call(
-                "kl_to_standard_normal",
-                [np.array([[[0.5, -1.0], [0.0, 2.0]], [[1.5, 0.0], [-0.5, 0.25]]]), np.zeros((2, 2, 2))],
+                dv.kl_to_standard_normal,
+                {
+                    "mu": np.array([[[0.5, -1.0], [0.0, 2.0]], [[1.5, 0.0], [-0.5, 0.25]]]),
+                    "logvar": np.zeros((2, 2, 2)),
+                },
                 torch.float32,
-                "mu=[[[0.5, -1], [0, 2]], [[1.5, 0], [-0.5, 0.25]]], logvar=zeros (2, 2, 2)",
             ),
         ),
         mistakes=(
@@ -273,7 +276,7 @@ def _js_wrong_mixture(i: dict[str, Any]) -> Any:
 @st.composite
 def wasserstein_cases(draw: st.DrawFn) -> Case:
     x, y = draw(gs.sample_pairs())
-    return torch_call("wasserstein_1d", [x, y], draw(dtypes), f"x={fmt(x)}, y={fmt(y)}", tol32=(1e-4, 1e-4))
+    return torch_call(dv.wasserstein_1d, {"x": x, "y": y}, draw(dtypes), tol32=(1e-4, 1e-4))
 
 
 CHECKS += [
@@ -281,11 +284,11 @@ CHECKS += [
         "divergences.js_divergence",
         3,
         "call",
-        pair_cases("js_divergence"),
+        pair_cases(dv.js_divergence),
         depends_on=("kl_divergence",),
         examples=(
-            pinned_pair("js_divergence", [1.0, 0.0], [0.0, 1.0]),
-            pinned_pair("js_divergence", [0.5, 0.5, 0.0], [0.1, 0.2, 0.7]),
+            pinned_pair(dv.js_divergence, [1.0, 0.0], [0.0, 1.0]),
+            pinned_pair(dv.js_divergence, [0.5, 0.5, 0.0], [0.1, 0.2, 0.7]),
         ),
         mistakes=(
             Mistake("log base 2", "using log base 2: in nats JS ≤ log 2 ≈ 0.693, not 1.", bits(dv.js_divergence)),
@@ -319,9 +322,7 @@ CHECKS += [
         "call",
         wasserstein_cases(),
         examples=(
-            torch_call(
-                "wasserstein_1d", [np.array([0.0, 5.0]), np.array([5.0, 0.0])], torch.float64, "x=[0, 5], y=[5, 0]"
-            ),
+            torch_call(dv.wasserstein_1d, {"x": np.array([0.0, 5.0]), "y": np.array([5.0, 0.0])}, torch.float64),
         ),
         mistakes=(
             Mistake(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from grader import drivers
 from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
@@ -25,6 +25,7 @@ from grader.checks import (
     torch_call,
 )
 from grader.compare import FLOAT64
+from grader.runtime import drivers
 from reference import gan
 
 DIMS = (4, 8, 6)  # noise, hidden, data
@@ -42,16 +43,16 @@ def output_shape(draw: st.DrawFn) -> tuple[int, ...]:
 
 
 @st.composite
-def output_pairs(draw: st.DrawFn, function: str) -> Case:
+def output_pairs(draw: st.DrawFn, function: Callable[..., Any]) -> Case:
     real = draw(gs.probabilities_open(output_shape(draw)))
     fake = draw(gs.probabilities_open(output_shape(draw)))
-    return torch_call(function, [real, fake], draw(dtypes), f"real_output={fmt(real)}, fake_output={fmt(fake)}")
+    return torch_call(function, {"real_output": real, "fake_output": fake}, draw(dtypes))
 
 
 @st.composite
 def fake_outputs(draw: st.DrawFn) -> Case:
     fake = draw(gs.probabilities_open(output_shape(draw)))
-    return torch_call("generator_loss", [fake], draw(dtypes), f"fake_output={fmt(fake)}")
+    return torch_call(gan.generator_loss, {"fake_output": fake}, draw(dtypes))
 
 
 OUTPUTS = (*BOTH_DTYPES, *ranked(0, "the outputs", 1, 2))
@@ -63,9 +64,7 @@ def density_pairs(draw: st.DrawFn) -> Case:
     element = st.one_of(st.just(0.0), gs.readable(0.001, 10.0))
     p_data = draw(gs.hnp.arrays(np.float64, shape, elements=element))
     p_model = draw(gs.hnp.arrays(np.float64, shape, elements=element))
-    return torch_call(
-        "optimal_discriminator", [p_data, p_model], draw(dtypes), f"p_data={fmt(p_data)}, p_model={fmt(p_model)}"
-    )
+    return torch_call(gan.optimal_discriminator, {"p_data": p_data, "p_model": p_model}, draw(dtypes))
 
 
 def _bce(x: torch.Tensor, label: float) -> torch.Tensor:
@@ -154,7 +153,7 @@ CHECKS = [
         "gan.discriminator_loss",
         4,
         "call",
-        output_pairs("discriminator_loss"),
+        output_pairs(gan.discriminator_loss),
         mistakes=(
             Mistake(
                 "labels swapped",
@@ -201,7 +200,7 @@ CHECKS = [
         "gan.gan_value_function",
         1,
         "call",
-        output_pairs("gan_value_function"),
+        output_pairs(gan.gan_value_function),
         mistakes=(
             Mistake(
                 "sign",
@@ -224,10 +223,9 @@ CHECKS = [
         density_pairs(),
         examples=(
             torch_call(
-                "optimal_discriminator",
-                [np.array([0.0, 1.0, 0.0]), np.array([0.0, 3.0, 2.0])],
+                gan.optimal_discriminator,
+                {"p_data": np.array([0.0, 1.0, 0.0]), "p_model": np.array([0.0, 3.0, 2.0])},
                 torch.float64,
-                "p_data=[0, 1, 0], p_model=[0, 3, 2]",
             ),
         ),
         mistakes=(

@@ -11,15 +11,11 @@ from hypothesis import strategies as st
 from scipy.special import gammaln, xlog1py, xlogy
 
 from grader import strategies as gs
-from grader.checks import BOTH_DTYPES, Case, Check, InputClass, Mistake, Property, fmt, ranked, where_arg
+from grader.checks import BOTH_DTYPES, Case, Check, InputClass, Mistake, Property, call, ranked, shown, where_arg
 from grader.compare import FLOAT32, FLOAT64
 from reference import mle
 
 LOG2 = math.log(2.0)
-
-
-def call(function: str, *args: Any, shown: str) -> Case:
-    return Case({"function": function, "args": list(args)}, shown)
 
 
 def args(inputs: dict[str, Any]) -> list[Any]:
@@ -47,20 +43,12 @@ def binomial_counts_any_form(draw: st.DrawFn) -> tuple[Any, Any]:
 
 
 def binomial_mle_cases() -> st.SearchStrategy[Case]:
-    return binomial_counts_any_form().map(
-        lambda kn: call("binomial_mle", kn[0], kn[1], shown=f"successes={fmt(kn[0])}, trials={fmt(kn[1])}")
-    )
+    return binomial_counts_any_form().map(lambda kn: call(mle.binomial_mle, {"successes": kn[0], "trials": kn[1]}))
 
 
 def binomial_ll_cases() -> st.SearchStrategy[Case]:
     return st.tuples(gs.probabilities(), binomial_counts_any_form()).map(
-        lambda pkn: call(
-            "binomial_log_likelihood",
-            pkn[0],
-            pkn[1][0],
-            pkn[1][1],
-            shown=f"p={pkn[0]!r}, successes={fmt(pkn[1][0])}, trials={fmt(pkn[1][1])}",
-        )
+        lambda pkn: call(mle.binomial_log_likelihood, {"p": pkn[0], "successes": pkn[1][0], "trials": pkn[1][1]})
     )
 
 
@@ -99,8 +87,8 @@ CHECKS = [
         "call",
         binomial_mle_cases(),
         examples=(
-            call("binomial_mle", 7, 10, shown="successes=7, trials=10"),
-            call("binomial_mle", np.array([1, 9]), np.array([2, 90]), shown="successes=[1, 9], trials=[2, 90]"),
+            call(mle.binomial_mle, {"successes": 7, "trials": 10}),
+            call(mle.binomial_mle, {"successes": np.array([1, 9]), "trials": np.array([2, 90])}),
         ),
         mistakes=(
             Mistake(
@@ -122,22 +110,10 @@ CHECKS = [
         "call",
         binomial_ll_cases(),
         examples=(
-            call(
-                "binomial_log_likelihood",
-                0.0,
-                np.array([0, 0]),
-                np.array([3, 4]),
-                shown="p=0.0, successes=[0, 0], trials=[3, 4]",
-            ),
-            call(
-                "binomial_log_likelihood",
-                0.0,
-                np.array([1, 0]),
-                np.array([3, 4]),
-                shown="p=0.0, successes=[1, 0], trials=[3, 4]",
-            ),
-            call("binomial_log_likelihood", 0.3, np.array([2, 5]), 10, shown="p=0.3, successes=[2, 5], trials=10"),
-            call("binomial_log_likelihood", 1.0, np.array([3, 2]), 3, shown="p=1.0, successes=[3, 2], trials=3"),
+            call(mle.binomial_log_likelihood, {"p": 0.0, "successes": np.array([0, 0]), "trials": np.array([3, 4])}),
+            call(mle.binomial_log_likelihood, {"p": 0.0, "successes": np.array([1, 0]), "trials": np.array([3, 4])}),
+            call(mle.binomial_log_likelihood, {"p": 0.3, "successes": np.array([2, 5]), "trials": 10}),
+            call(mle.binomial_log_likelihood, {"p": 1.0, "successes": np.array([3, 2]), "trials": 3}),
         ),
         mistakes=(
             Mistake(
@@ -155,7 +131,7 @@ CHECKS = [
         "mle.bernoulli_mle",
         1,
         "call",
-        gs.binary_samples().map(lambda x: call("bernoulli_mle", x, shown=f"x={fmt(x)}")),
+        gs.binary_samples().map(lambda x: call(mle.bernoulli_mle, {"x": x})),
         mistakes=(
             Mistake(
                 "count", "returning the number of ones instead of their share.", lambda i: float(np.sum(args(i)[0]))
@@ -168,9 +144,9 @@ CHECKS = [
         1,
         "call",
         st.tuples(gs.probabilities(), gs.binary_samples()).map(
-            lambda px: call("bernoulli_log_likelihood", px[0], px[1], shown=f"p={px[0]!r}, x={fmt(px[1])}")
+            lambda px: call(mle.bernoulli_log_likelihood, {"p": px[0], "x": px[1]})
         ),
-        examples=(call("bernoulli_log_likelihood", 0.0, np.array([0, 0, 0]), shown="p=0.0, x=[0, 0, 0]"),),
+        examples=(call(mle.bernoulli_log_likelihood, {"p": 0.0, "x": np.array([0, 0, 0])}),),
         mistakes=(
             Mistake(
                 "swapped",
@@ -194,8 +170,8 @@ CHECKS = [
         "mle.gaussian_mle",
         3,
         "call",
-        gs.real_samples().map(lambda x: call("gaussian_mle", x, shown=f"x={fmt(x)}")),
-        examples=(call("gaussian_mle", np.array([1.0, 3.0]), shown="x=[1.0, 3.0]"),),
+        gs.real_samples().map(lambda x: call(mle.gaussian_mle, {"x": x})),
+        examples=(call(mle.gaussian_mle, {"x": np.array([1.0, 3.0])}),),
         mistakes=(
             Mistake(
                 "unbiased",
@@ -215,9 +191,7 @@ CHECKS = [
         2,
         "call",
         st.tuples(gs.real_samples(scale=100.0), gs.readable(-100.0, 100.0), gs.variances()).map(
-            lambda a: call(
-                "gaussian_log_likelihood", a[0], a[1], a[2], shown=f"x={fmt(a[0])}, mu={a[1]!r}, sigma2={a[2]!r}"
-            )
+            lambda a: call(mle.gaussian_log_likelihood, {"x": a[0], "mu": a[1], "sigma2": a[2]})
         ),
         mistakes=(
             Mistake(
@@ -242,7 +216,7 @@ CHECKS = [
         "mle.poisson_mle",
         1,
         "call",
-        gs.count_samples().map(lambda x: call("poisson_mle", x, shown=f"x={fmt(x)}")),
+        gs.count_samples().map(lambda x: call(mle.poisson_mle, {"x": x})),
         mistakes=(
             Mistake(
                 "variance", "returning the variance; the MLE of λ is the mean.", lambda i: float(np.var(args(i)[0]))
@@ -258,12 +232,12 @@ CHECKS = [
         2,
         "call",
         st.tuples(st.one_of(st.just(0.0), gs.readable(0.0, 60.0)), gs.count_samples()).map(
-            lambda a: call("poisson_log_likelihood", a[0], a[1], shown=f"lam={a[0]!r}, x={fmt(a[1])}")
+            lambda a: call(mle.poisson_log_likelihood, {"lam": a[0], "x": a[1]})
         ),
         examples=(
-            call("poisson_log_likelihood", 0.0, np.array([0, 0]), shown="lam=0.0, x=[0, 0]"),
-            call("poisson_log_likelihood", 0.0, np.array([0, 2]), shown="lam=0.0, x=[0, 2]"),
-            call("poisson_log_likelihood", 2.5, np.array([0, 3, 7]), shown="lam=2.5, x=[0, 3, 7]"),
+            call(mle.poisson_log_likelihood, {"lam": 0.0, "x": np.array([0, 0])}),
+            call(mle.poisson_log_likelihood, {"lam": 0.0, "x": np.array([0, 2])}),
+            call(mle.poisson_log_likelihood, {"lam": 2.5, "x": np.array([0, 3, 7])}),
         ),
         mistakes=(
             Mistake(
@@ -283,8 +257,8 @@ CHECKS = [
         "mle.multinomial_mle",
         1,
         "call",
-        gs.count_tables().map(lambda c: call("multinomial_mle", c, shown=f"counts={fmt(c)}")),
-        examples=(call("multinomial_mle", np.array([[1, 3], [5, 5]]), shown="counts=[[1, 3], [5, 5]]"),),
+        gs.count_tables().map(lambda c: call(mle.multinomial_mle, {"counts": c})),
+        examples=(call(mle.multinomial_mle, {"counts": np.array([[1, 3], [5, 5]])}),),
         mistakes=(
             Mistake(
                 "grand total",
@@ -302,15 +276,11 @@ CHECKS = [
         "mle.categorical_nll",
         2,
         "call",
-        gs.logits_and_targets().map(
-            lambda lt: call("categorical_nll", lt[0], lt[1], shown=f"logits={fmt(lt[0])}, targets={fmt(lt[1])}")
-        ),
+        gs.logits_and_targets().map(lambda lt: call(mle.categorical_nll, {"logits": lt[0], "targets": lt[1]})),
         examples=(
             call(
-                "categorical_nll",
-                np.array([[1e4, -1e4, 0.0], [1e4, 1e4, 1e4]]),
-                np.array([1, 0]),
-                shown="logits=[[1e4, -1e4, 0], [1e4, 1e4, 1e4]], targets=[1, 0]",
+                mle.categorical_nll,
+                {"logits": np.array([[1e4, -1e4, 0.0], [1e4, 1e4, 1e4]]), "targets": np.array([1, 0])},
             ),
         ),
         mistakes=(
@@ -349,11 +319,11 @@ def gaussian_nll_cases(draw: st.DrawFn) -> Case:
         "mean": torch.tensor(mean, dtype=dtype),
         "log_var": torch.tensor(log_var, dtype=dtype),
     }
-    shown = f"x={fmt(x)}, mean={mean!r}, log_var={log_var!r}"
+    text = shown({"x": x, "mean": mean, "log_var": log_var})
     if dtype == torch.float64:
-        return Case(inputs, shown, FLOAT64)
+        return Case(inputs, text, FLOAT64)
     promoted = {k: v.to(torch.float64) for k, v in inputs.items()}
-    return Case(inputs, shown + " (float32)", FLOAT32, reference_inputs=promoted)
+    return Case(inputs, text + " (float32)", FLOAT32, reference_inputs=promoted)
 
 
 def _nll_variant(i: dict[str, Any], var: Any, scale: float = 1.0) -> dict[str, Any]:

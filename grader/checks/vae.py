@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from grader import drivers
 from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
@@ -27,6 +26,7 @@ from grader.checks import (
     without_zero_grad,
 )
 from grader.compare import FLOAT32, FLOAT64
+from grader.runtime import drivers
 from reference import vae
 from reference.divergences import kl_to_standard_normal
 
@@ -42,9 +42,7 @@ def args(i: dict[str, Any]) -> list[Any]:
 def reparameterize_cases(draw: st.DrawFn) -> Case:
     mu, logvar = draw(gs.latent_gaussians())
     eps = draw(gs.hnp.arrays(np.float64, mu.shape, elements=gs.readable(-3.0, 3.0)))
-    return torch_call(
-        "reparameterize", [mu, logvar, eps], draw(dtypes), f"mu={fmt(mu)}, logvar={fmt(logvar)}, eps={fmt(eps)}"
-    )
+    return torch_call(vae.reparameterize, {"mu": mu, "logvar": logvar, "eps": eps}, draw(dtypes))
 
 
 @st.composite
@@ -61,8 +59,8 @@ def elbo_cases(draw: st.DrawFn) -> Case:
     mu = draw(gs.hnp.arrays(np.float64, (batch, latent), elements=gs.readable(-3.0, 3.0)))
     logvar = draw(gs.hnp.arrays(np.float64, (batch, latent), elements=gs.readable(-4.0, 4.0)))
     beta = draw(st.sampled_from([1.0, 0.5, 4.0, 0.0]))
-    shown = f"recon_x={fmt(recon)}, x={fmt(x)}, mu={fmt(mu)}, logvar={fmt(logvar)}, beta={beta}"
-    return torch_call("elbo_loss", [recon, x, mu, logvar, beta], draw(dtypes), shown)
+    named = {"recon_x": recon, "x": x, "mu": mu, "logvar": logvar, "beta": beta}
+    return torch_call(vae.elbo_loss, named, draw(dtypes))
 
 
 def _elbo_variant(

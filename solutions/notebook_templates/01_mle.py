@@ -141,4 +141,3 @@ plt.show()
 # with torch operations only, so that `backward()` reaches `mean` and `log_var`.
 
 # %% include="gaussian_nll"
-

@@ -155,6 +155,7 @@ def build(part: str, templates: Path = TEMPLATES, solutions: Path = ROOT / "solu
     if unplaced:
         raise TemplateError(f"{name}: graded functions {unplaced} are not defined in solutions/{part}.py")
     _check_tags(part, name, template, module, pieces, items)
+    following = _unplaced(template, pieces)
     used: list[str] = []
     source_cells: list[NotebookNode] = []
 
@@ -174,18 +175,19 @@ def build(part: str, templates: Path = TEMPLATES, solutions: Path = ROOT / "solu
         what = meta.pop("include")
         if what not in pieces:
             raise TemplateError(f"{name}: include={what!r} is not a top-level name of solutions/{part}.py")
-        used.append(what)
-        text = pieces[what]
-        is_solution = "### BEGIN SOLUTION" in text
-        grade_id = solution_id(part, what) + ("" if is_solution else "-given")
-        add(text, {**meta, "nbgrader": _nbgrader(grade_id, solution=is_solution)})
-        for item in items:  # the autograder cells of what this cell defines, in the records' order
-            if tested_function(item.id) == what:
-                add(test_cell_source(item), {"nbgrader": _nbgrader(test_id(item.id), grade=True, points=item.points)})
-    missing = sorted(set(pieces) - set(used))
+        for definition in [what, *following[what]]:  # the template's own, then what it leaves to generation
+            used.append(definition)
+            text = pieces[definition]
+            is_solution = "### BEGIN SOLUTION" in text
+            grade_id = solution_id(part, definition) + ("" if is_solution else "-given")
+            add(text, {**(meta if definition == what else {}), "nbgrader": _nbgrader(grade_id, solution=is_solution)})
+            for item in items:  # the autograder cells of what this cell defines, in the records' order
+                if tested_function(item.id) == definition:
+                    grade = _nbgrader(test_id(item.id), grade=True, points=item.points)
+                    add(test_cell_source(item), {"nbgrader": grade})
     twice = sorted({x for x in used if used.count(x) > 1})
-    if missing or twice:
-        raise TemplateError(f"{name}: definitions missing {missing}, included more than once {twice}")
+    if twice:
+        raise TemplateError(f"{name}: definitions included more than once: {twice}")
     source = _notebook(source_cells)
     student_cells = []
     for cell in source_cells:
@@ -194,6 +196,23 @@ def build(part: str, templates: Path = TEMPLATES, solutions: Path = ROOT / "solu
             copy.source = strip_solutions(cell.source, part).rstrip("\n")
         student_cells.append(copy)
     return Built(source, _notebook(student_cells))
+
+
+def _unplaced(template: NotebookNode, pieces: dict[str, str]) -> dict[str, list[str]]:
+    """Definition the template includes → the definitions that follow it in the solution module and that the
+    template does not include: generation puts them, with their autograder cells, right after it. A new
+    function gets its cell without a template edit; its teaching can be written into the template later."""
+    included = [c.metadata["include"] for c in template.cells if c.cell_type == "code" and "include" in c.metadata]
+    following: dict[str, list[str]] = {name: [] for name in pieces}
+    anchor = "header"  # the module's imports come first; a definition before any included one follows them
+    for definition in pieces:  # in the module's order (``definitions`` keeps it), "header" last
+        if definition in included:
+            anchor = definition
+        elif definition != "header":
+            following[anchor].append(definition)
+    if "header" not in included and following["header"]:
+        raise TemplateError(f"definitions {following['header']} come before any included one, and no header cell")
+    return following
 
 
 def _check_tags(

@@ -69,13 +69,26 @@ def test_every_definition_is_in_exactly_one_cell_and_solution_cells_are_unlocked
             assert meta["locked"] == (not meta["solution"])
 
 
-def test_a_template_that_forgets_a_definition_or_a_test_is_refused(tmp_path: Path) -> None:
-    for dropped in ('# %% include="binomial_mle"\n', '# %% tests="mle.gaussian_nll"\n'):
-        template = (notebooks.TEMPLATES / "01_mle.py").read_text()
-        assert dropped in template
-        (tmp_path / "01_mle.py").write_text(template.replace(dropped, ""))
-        with pytest.raises(notebooks.TemplateError, match="missing"):
-            notebooks.build("mle", templates=tmp_path)
+def test_a_definition_the_template_leaves_out_follows_the_one_before_it_with_its_check(tmp_path: Path) -> None:
+    """A new graded function needs no template edit: its code cell and autograder cell are placed after the
+    cell of the definition that precedes it in the solution module."""
+    template = (notebooks.TEMPLATES / "01_mle.py").read_text()
+    dropped = '# %% include="binomial_log_likelihood"\n'
+    assert dropped in template
+    (tmp_path / "01_mle.py").write_text(template.replace(dropped, ""))
+    cells = [c.source for c in notebooks.build("mle", templates=tmp_path).source.cells if c.cell_type == "code"]
+    at = next(i for i, c in enumerate(cells) if c.startswith("def binomial_mle("))
+    assert 'public_check("mle.binomial_mle"' in cells[at + 1]
+    assert cells[at + 2].startswith("def binomial_log_likelihood(")
+    assert 'public_check("mle.binomial_log_likelihood"' in cells[at + 3]
+    assert sum(c.startswith("def binomial_log_likelihood(") for c in cells) == 1
+
+
+def test_a_template_that_includes_a_definition_twice_is_refused(tmp_path: Path) -> None:
+    template = (notebooks.TEMPLATES / "01_mle.py").read_text()
+    (tmp_path / "01_mle.py").write_text(template + '\n# %% include="binomial_mle"\n')
+    with pytest.raises(notebooks.TemplateError, match="more than once"):
+        notebooks.build("mle", templates=tmp_path)
 
 
 def test_student_notebooks_hold_no_solution_and_no_hidden_test() -> None:

@@ -18,6 +18,20 @@ from pathlib import Path
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
 
+def _no_sandbox_here(isolation: str) -> bool:
+    """True (and the reason on stderr) when a sandbox is required and none can be built on this machine."""
+    from grader.sandbox import wall
+
+    if isolation != "required" or wall("required").sandboxed:
+        return False
+    print(
+        f"grader: no sandbox can be built here ({'; '.join(wall('required').problems)}); install bubblewrap, "
+        "or grade without one (--no-sandbox)",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _grade(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -25,7 +39,7 @@ def _grade(args: argparse.Namespace) -> int:
     from grader import report
     from grader.items import ITEMS
     from grader.run import grade
-    from grader.sandbox import Limits
+    from grader.sandbox import Isolation, Limits
 
     submission = Path(args.submission)
     if not submission.is_dir():
@@ -37,6 +51,9 @@ def _grade(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
     if unknown:
         print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    isolation: Isolation = "off" if args.no_sandbox else "required" if args.require_sandbox else "auto"
+    if _no_sandbox_here(isolation):
         return 2
     limits = Limits(call_timeout_s=args.timeout, memory_mb=args.memory_mb)
     total = len(args.items) if args.items else len(ITEMS)
@@ -54,7 +71,7 @@ def _grade(args: argparse.Namespace) -> int:
             submission,
             args.items,
             limits,
-            "off" if args.no_sandbox else "auto",
+            isolation,
             on_item=lambda r: progress.advance(task),
         )
     report.print_text(result)
@@ -90,15 +107,10 @@ def _nbgrader(args: argparse.Namespace) -> int:
     if not Path(args.course_dir, "submitted").is_dir():
         print(f"grader: {args.course_dir} has no submitted/ folder", file=sys.stderr)
         return 2
-    from grader.sandbox import SandboxUnavailable, wall
+    from grader.sandbox import SandboxUnavailable
 
-    isolation = "off" if args.no_sandbox else "required"
-    if isolation == "required" and not wall("required").sandboxed:
-        print(
-            f"grader: no sandbox can be built here ({'; '.join(wall('required').problems)}); grading other people's "
-            "code needs one: install bubblewrap, or pass --no-sandbox",
-            file=sys.stderr,
-        )
+    isolation = "off" if args.no_sandbox else "required"  # a batch of other people's code: never unsandboxed by default
+    if _no_sandbox_here(isolation):
         return 2
     try:
         results = course.regrade(Path(args.course_dir), args.assignment, args.db, isolation=isolation)
@@ -210,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--items", nargs="+", metavar="ID", help="grade only these items (e.g. mle.binomial_mle)")
     g.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
     g.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
-    g.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
+    wall_mode = g.add_mutually_exclusive_group()
+    wall_mode.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
+    wall_mode.add_argument(
+        "--require-sandbox", action="store_true", help="refuse to grade where bubblewrap cannot build the sandbox"
+    )
     g.set_defaults(run=_grade)
     c = verbs.add_parser("check", help="run the public checks on a folder of modules (default: exercises)")
     c.add_argument("path", nargs="?", default="exercises")

@@ -500,10 +500,10 @@ def test_sandbox_mounts_the_empty_tmp_before_the_python_installation(tmp_path: P
 def test_an_installed_reference_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If reference/ sits inside the Python installation (a non-editable install) the sandbox must show it:
     the report says so instead of trusting it."""
-    from grader import sandbox as sb
+    from grader.sandbox import Sandbox, workers
 
-    monkeypatch.setattr(sb, "_python_dirs", lambda: [str(ROOT)])
+    monkeypatch.setattr(workers, "python_dirs", lambda: [str(ROOT)])
     (tmp_path / "sub").mkdir()
-    with sb.Sandbox(tmp_path / "sub", isolation="off") as sandbox:
+    with Sandbox(tmp_path / "sub", isolation="off") as sandbox:
         warnings = sandbox.exposures()
     assert any(w.startswith("reference/ is installed inside the Python installation") for w in warnings)

@@ -21,13 +21,12 @@ from typing import Any
 
 import pytest
 
-from grader import cgroups, seccomp
 from grader.intake import MAX_FILE_BYTES, take_in
 from grader.report import as_json, print_text
 from grader.run import grade
 from grader.runtime import wire
 from grader.runtime.convert import notebook_module
-from grader.sandbox import Limits, Sandbox, Wall, bubblewrap, checked_reply, wall
+from grader.sandbox import Limits, Sandbox, Wall, bubblewrap, cgroups, checked_reply, seccomp, wall
 from grader.untrusted import clean_text
 from tests.test_hostile import leftover_workers
 
@@ -325,6 +324,23 @@ def test_a_course_regrade_refuses_to_run_without_a_sandbox(
     assert "--no-sandbox" in capsys.readouterr().err
 
 
+def test_grade_with_require_sandbox_refuses_where_none_can_be_built(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An instructor who must not grade unsandboxed says --require-sandbox: without bubblewrap nothing is graded."""
+    from grader import __main__ as cli
+    from grader import sandbox
+
+    bare = Wall(bwrap=None, unshare=None, drop_to=None, problems=("bubblewrap (bwrap) is not installed",))
+    monkeypatch.setattr(sandbox, "wall", lambda isolation="auto": bare)
+    assert cli.main(["grade", str(ROOT / "solutions"), "--require-sandbox"]) == 2
+    err = capsys.readouterr().err
+    assert "bubblewrap (bwrap) is not installed" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as both:
+        cli.main(["grade", str(ROOT / "solutions"), "--require-sandbox", "--no-sandbox"])
+    assert both.value.code == 2
+
+
 def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from grader import run
     from grader.nbgrader import course
@@ -435,7 +451,7 @@ def test_a_slow_step_cannot_pass_by_slowing_the_reference_down(
 
     monkeypatch.setattr(sandbox.Sandbox, "helpers", lambda self: 0)
     if freezer == "SIGSTOP":
-        monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
+        monkeypatch.setattr(cgroups.Cgroup, "create", classmethod(lambda cls, *args: None))
     elif cgroups.parents() is None:
         pytest.skip("this machine lets the grader create no cgroups")
     folder = ddpm_with_step(tmp_path, BURNER + TIMED + RELEASE)
@@ -471,10 +487,10 @@ SLEEPERS = textwrap.indent(
 @pytest.mark.parametrize("freezer", ["cgroup", "SIGSTOP"])
 def test_a_timed_step_must_run_alone(tmp_path: Path, freezer: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step that keeps processes of its own beside the worker fails, whatever the load: no timing is trusted then."""
-    from grader import sandbox, timing
+    from grader import timing
 
     if freezer == "SIGSTOP":
-        monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
+        monkeypatch.setattr(cgroups.Cgroup, "create", classmethod(lambda cls, *args: None))
     folder = ddpm_with_step(tmp_path, SLEEPERS + TIMED)
     since = time.time()
     report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS)
@@ -572,9 +588,8 @@ HONEST_FORKS = textwrap.dedent(
 def test_without_cgroups_the_memory_watch_counts_shared_pages_once_and_sees_memfd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from grader import sandbox
 
-    monkeypatch.setattr(sandbox.Cgroup, "create", classmethod(lambda cls, *args: None))
+    monkeypatch.setattr(cgroups.Cgroup, "create", classmethod(lambda cls, *args: None))
     (tmp_path / "mle.py").write_text(HONEST_FORKS)
     report = grade(tmp_path, ["mle.bernoulli_mle", "mle.binomial_mle"], Limits(call_timeout_s=20.0, memory_mb=1500))
     by_id = {r.id: r for r in report.items}

@@ -296,10 +296,14 @@ def seeded_state(make: Callable[[], torch.nn.Module], seed: int, dtype: torch.dt
     return {k: v.to(dtype) for k, v in make().state_dict().items()}
 
 
-def _number(value: float) -> str:
+def _number(value: np.floating[Any]) -> str:
     """A float as a student would type it: 7 significant digits at most, and a whole float still a float."""
     text = f"{value:.7g}"
     return text if any(c in text for c in ".ein") else f"{text}.0"
+
+
+def _integer(value: np.integer[Any]) -> str:
+    return str(int(value))  # unpadded
 
 
 def fmt(array: Any) -> str:
@@ -308,7 +312,7 @@ def fmt(array: Any) -> str:
         array = array.detach().to(torch.float64).numpy() if array.is_floating_point() else array.numpy()
     if isinstance(array, np.ndarray):
         text = np.array2string(
-            array, threshold=16, edgeitems=4, separator=", ", formatter={"float_kind": _number, "int": str}
+            array, threshold=16, edgeitems=4, separator=", ", formatter={"float_kind": _number, "int": _integer}
         )
         return " ".join(text.split())  # rows of a 2-D array on one line
     if isinstance(array, np.generic):  # a NumPy scalar shows as the Python number it holds

@@ -1,0 +1,272 @@
+"""A submission's workers: its private copy, one worker per module (and a spare, started ahead), a converter
+for its notebooks, and the requests that run its functions.
+
+Entering a ``Sandbox`` probes the wall (grader/sandbox/wall.py), copies grader/runtime/ and takes
+the submission in (grader/intake.py); nothing is created before that. A worker that hangs,
+crashes, exits, sends what cannot be read or grows past its memory limit is ended with everything
+it started, the request is answered with ``WorkerDied``, and the next request gets a fresh worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from grader.intake import Intake, take_in
+from grader.sandbox import channel
+from grader.sandbox.channel import WorkerDied
+from grader.sandbox.processes import Limits, Process, become_subreaper, spawn
+from grader.sandbox.wall import Isolation, SandboxUnavailable, bwrap_command, python_dirs, wall
+
+RUNTIME = Path(__file__).resolve().parents[1] / "runtime"  # what a worker sees of the grader, copied whole
+
+
+class Runner(Protocol):
+    """What the checks need from whatever runs a student's functions: a Sandbox, or grader.kernel.InKernel."""
+
+    def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]: ...
+
+    def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]: ...
+
+    def frozen(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def helpers(self) -> int: ...
+
+
+class Sandbox:
+    """Workers for one submission; use as a context manager: entering takes the submission in."""
+
+    def __init__(
+        self,
+        submission: Path,
+        limits: Limits | None = None,
+        isolation: Isolation = "auto",
+    ) -> None:
+        self.submission = Path(submission)
+        self.limits = limits or Limits()
+        self.isolation = isolation
+        self.scratch: Path | None = None
+        self.intake = Intake()
+        self.process: Process | None = None
+        self.spare: Process | None = None
+        self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
+        self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
+        self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
+        self.generated: set[str] = set()  # file names of modules made from notebooks
+        self.owner: str | None = None  # the module the current worker serves
+
+    # -------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Sandbox:
+        self.wall = wall(self.isolation)
+        if self.isolation == "required" and not self.wall.sandboxed:
+            raise SandboxUnavailable(
+                "no sandbox can be built on this machine ("
+                + "; ".join(self.wall.problems)
+                + "): install bubblewrap, or pass --no-sandbox to grade without one"
+            )
+        become_subreaper()
+        self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+        try:
+            self.scratch.chmod(0o711)  # a worker running as another uid must reach its files
+            self.runtime = self.scratch / "runtime"
+            self.runtime.mkdir(mode=0o755)
+            for source in sorted(RUNTIME.glob("*.py")):
+                shutil.copyfile(source, self.runtime / source.name)
+                (self.runtime / source.name).chmod(0o644)
+            self.private = self.scratch / "submission"
+            self.intake = take_in(self.submission, self.private)
+            self.generated_dir = self.scratch / "generated"
+            self.generated_dir.mkdir(mode=0o755)
+            self.home = self.scratch / "home"  # the writable folder of a worker without bubblewrap
+            self.home.mkdir(mode=0o700)
+            if self.wall.worker_uid is not None:
+                os.chown(self.home, self.wall.worker_uid, self.wall.worker_uid)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._kill()
+        if self.spare is not None:
+            self.spare.end()
+            self.spare = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.wall.sandboxed
+
+    def wall_notes(self) -> list[str]:
+        """What the report should say about the wall, when it is not the full one."""
+        if self.wall.sandboxed:
+            return [f"Sandbox: {problem}." for problem in self.wall.problems]
+        return ["Ran without a filesystem sandbox (" + "; ".join(self.wall.problems or ("--no-sandbox",)) + ")."]
+
+    def exposures(self) -> list[str]:
+        """Instructor code the sandbox has to show: packages installed inside the Python installation."""
+        found = []
+        for package in ("reference", "solutions", "grader"):
+            spec = importlib.util.find_spec(package)
+            origin = os.path.realpath(spec.origin) if spec and spec.origin else ""
+            if origin and any(origin.startswith(os.path.realpath(d) + os.sep) for d in python_dirs()):
+                found.append(
+                    f"{package}/ is installed inside the Python installation ({os.path.dirname(origin)}), which "
+                    "the sandbox must show to students' code; install the grader with `pip install -e .` instead."
+                )
+        return found
+
+    def _inside(self, folder: str, filename: str) -> str:
+        """A path of the worker's world: /submission/<file> or /generated/<file> (their real paths without bwrap)."""
+        if self.wall.sandboxed:
+            return f"/{folder}/{filename}"
+        return str((self.private if folder == "submission" else self.generated_dir) / filename)
+
+    def submission_path(self, filename: str) -> str:
+        return self._inside("generated" if filename in self.generated else "submission", filename)
+
+    # -------------------------------------------------------------- processes
+
+    def _command(self, script: str, reply_fd: int) -> tuple[list[str], tuple[int, ...]]:
+        inside = f"/opt/grader-runtime/{script}" if self.wall.sandboxed else str(self.runtime / script)
+        python = [sys.executable, "-I", "-B", inside, str(reply_fd)]
+        if self.wall.sandboxed:
+            return bwrap_command(self.wall, self.runtime, self.private, self.generated_dir, python)
+        return [*(self.wall.unshare or ()), *python], ()
+
+    def _spawn(self, script: str = "worker.py") -> Process:
+        """A new worker (or converter) process and the read end of its reply pipe; it imports on its own time."""
+        read_fd, write_fd = os.pipe()
+        command, fds = self._command(script, write_fd)
+        home = "/tmp" if self.wall.sandboxed else str(self.home)
+        return spawn(self.wall, self.limits, command, fds, write_fd, read_fd, self.private, home)
+
+    def _start(self) -> None:
+        spare, self.spare = self.spare, None
+        self.process = spare if spare is not None else self._spawn()
+        self.loaded = {}
+        self.spare = self._spawn()
+        self._request({"op": "ping"}, self.limits.startup_timeout_s)
+
+    def _kill(self) -> None:
+        process, self.process = self.process, None
+        self.owner = None
+        if process is not None:
+            process.end()
+
+    def helpers(self) -> int:
+        """Live processes the current worker started (see Process.helpers)."""
+        return self.process.helpers() if self.process is not None else 0
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Every process of this sandbox stopped (cgroup freezer, else SIGSTOP), for the timed item."""
+        processes = [p for p in (self.process, self.spare) if p is not None]
+        for p in processes:
+            p.freeze(True)
+        try:
+            yield
+        finally:
+            for p in processes:
+                p.freeze(False)
+
+    # -------------------------------------------------------------- requests
+
+    def _request(
+        self, request: dict[str, Any], timeout: float, process: Process | None = None, code: bool = False
+    ) -> dict[str, Any]:
+        """One request to ``process`` (the current worker by default) and its reply (grader/sandbox/channel.py)."""
+        worker = process or self.process
+        assert worker is not None
+        end = self._kill if process is None else worker.end
+        return channel.request(worker, request, timeout, end, self.limits.memory_mb, self.wall.sandboxed, code)
+
+    def convert_notebooks(self, notebooks: dict[str, str]) -> dict[str, str]:
+        """Make each notebook (part → file name in the copy) into ``<part>.py`` in the generated folder, in a
+        sandboxed converter with a time limit per notebook; part → why it could not be read, for the others."""
+        problems: dict[str, str] = {}
+        converter: Process | None = None
+        timeout = max(self.limits.call_timeout_s, 10.0)
+        try:
+            for part, label in notebooks.items():
+                if converter is None:
+                    converter = self._spawn("convert.py")
+                    self._request({"op": "ping"}, self.limits.startup_timeout_s, converter)
+                request = {"op": "convert", "path": self._inside("submission", label), "part": part}
+                try:
+                    reply = self._request(request, timeout, converter, code=True)
+                except WorkerDied as died:
+                    converter = None
+                    why = f"reading it took longer than {timeout:g} s" if died.kind == "timeout" else str(died)
+                    problems[part] = f"{label} could not be graded: {why}."
+                    continue
+                if "error" in reply:  # checked_reply(code=True): otherwise "ok" holds the module's text
+                    message = reply["error"]["message"]
+                    problems[part] = f"{label} could not be graded: {message}. Re-save it from Jupyter."
+                    continue
+                target = self.generated_dir / f"{part}.py"
+                target.write_text(reply["ok"])
+                target.chmod(0o644)
+                self.generated.add(f"{part}.py")
+        except WorkerDied as died:
+            for part, label in notebooks.items():
+                problems.setdefault(part, f"{label} could not be graded: the notebook reader did not start ({died}).")
+        finally:
+            if converter is not None:
+                converter.end()
+        return problems
+
+    def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
+        """Start a worker if needed and import the submission's module; the reply of the import.
+
+        A module whose import killed the worker is remembered, so that its other items are
+        reported at once instead of each starting a worker that the import kills again.
+        """
+        if name in self.broken:
+            return self.broken[name]
+        if self.process is not None and self.owner not in (None, name):
+            self._kill()
+        if self.process is None:
+            self._start()
+            self.owner = name
+        if name in self.loaded:
+            return {"ok": True}
+        request = {
+            "op": "load",
+            "name": name,
+            "path": self.submission_path(filename),
+            "search": [self._inside("submission", ""), self._inside("generated", "")],
+        }
+        try:
+            reply = self._request(request, self.limits.call_timeout_s)
+        except WorkerDied as died:
+            self.broken[name] = {
+                "error": {"kind": "died", "type": died.kind, "message": f"while importing it {died}", "where": None}
+            }
+            return self.broken[name]
+        if "ok" in reply:
+            self.loaded[name] = filename
+            notes = reply.get("notes")
+            if isinstance(notes, list):
+                self.notes[name] = [str(n) for n in notes[:5]]
+        return reply
+
+    def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send one request for ``module`` (imported from ``filename`` first); its reply or WorkerDied."""
+        loaded = self.ensure_loaded(module, filename)
+        if "error" in loaded:
+            return loaded
+        return self._request({**op, "module": module}, timeout or self.limits.call_timeout_s)

@@ -18,6 +18,16 @@ from pathlib import Path
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
 
+def _no_clone_here(verb: str) -> bool:
+    """True (and why on stderr) where the verb cannot run: it reads solutions/, which only a clone has."""
+    import importlib.util
+
+    if importlib.util.find_spec("grader.authoring") is not None and (Path(__file__).parents[1] / "solutions").is_dir():
+        return False
+    print(f"grader: {verb} reads solutions/ and needs a clone of the course repository", file=sys.stderr)
+    return True
+
+
 def _no_sandbox_here(isolation: str) -> bool:
     """True (and the reason on stderr) when a sandbox is required and none can be built on this machine."""
     from grader.sandbox import wall
@@ -89,6 +99,8 @@ def _nbgrader(args: argparse.Namespace) -> int:
     from grader.nbgrader import course
 
     if args.action == "init":
+        if _no_clone_here("nbgrader init"):
+            return 2
         try:
             written = course.init(Path(args.course_dir), args.assignment, args.course_id)
         except FileExistsError as err:
@@ -152,7 +164,9 @@ def _reference(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from grader.release import release
+    if _no_clone_here("release"):
+        return 2
+    from grader.authoring.release import release
 
     files = release(Path(args.out))
     print(f"wrote {len(files)} files to {args.out}")
@@ -160,10 +174,12 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    if _no_clone_here("audit"):
+        return 2
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from grader import audit
+    from grader.authoring import audit
     from grader.items import RECORDS
     from grader.sandbox import Limits
 
@@ -200,8 +216,10 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from grader import notebooks
-    from grader.generate import generate
+    if _no_clone_here("generate"):
+        return 2
+    from grader.authoring import notebooks
+    from grader.authoring.generate import generate
 
     for path in [*generate(), *notebooks.generate()]:
         print(f"wrote {path}")

@@ -48,6 +48,7 @@ INTEGRATION = {
     "test_grade_command",
     "test_hostile",
     "test_nbgrader",
+    "test_packaging",
     "test_notebooks",
     "test_public_and_release",
     "test_train",

@@ -1,8 +1,8 @@
 """The grader discriminates: every mutant loses points on its item, every correct alternate keeps them,
 every catalogued mistake is named, alone, when its mutant is graded, and no other mutant is given a name.
 
-The whole corpus (grader/corpus.py) is graded once, by the code of ``python -m grader audit``
-(grader/audit.py): each patch its own module in the production sandbox, one worker per module,
+The whole corpus (grader/authoring/corpus.py) is graded once, by the code of ``python -m grader audit``
+(grader/authoring/audit.py): each patch its own module in the production sandbox, one worker per module,
 each graded by its item's record. One test per patch and per catalogue entry reads that grading.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import audit
-from grader.corpus import ALTERNATES, MUTANTS, Patch, StalePatch, patched
+from grader.authoring import audit
+from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, StalePatch, patched
 from grader.items import RECORDS
 
 PATCHES = audit.corpus()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import notebooks
+from grader.authoring import notebooks
+from grader.authoring.generate import PARTS, MarkerError, exercise_sources, strip_solutions
 from grader.contract import Item
-from grader.generate import PARTS, MarkerError, exercise_sources, strip_solutions
 from grader.items import ITEMS, MAX_SCORE, RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]

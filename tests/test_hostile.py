@@ -500,10 +500,35 @@ def test_sandbox_mounts_the_empty_tmp_before_the_python_installation(tmp_path: P
 def test_an_installed_reference_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If reference/ sits inside the Python installation (a non-editable install) the sandbox must show it:
     the report says so instead of trusting it."""
-    from grader.sandbox import Sandbox, workers
+    from grader.sandbox import Sandbox, isolation
 
-    monkeypatch.setattr(workers, "python_dirs", lambda: [str(ROOT)])
+    monkeypatch.setattr(isolation, "python_dirs", lambda: [str(ROOT)])
     (tmp_path / "sub").mkdir()
     with Sandbox(tmp_path / "sub", isolation="off") as sandbox:
         warnings = sandbox.exposures()
     assert any(w.startswith("reference/ is installed inside the Python installation") for w in warnings)
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap")
+def test_the_projects_packages_inside_the_python_installation_are_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel install puts reference/ in site-packages, which the sandbox must show: bubblewrap hides it.
+    Here the clone itself stands in for the installation, so every package of the project lies inside it;
+    the submission answers right only when it can see neither reference/ nor solutions/."""
+    from grader.sandbox import isolation
+
+    real = isolation.python_dirs()
+    monkeypatch.setattr(isolation, "python_dirs", lambda: [*real, str(ROOT)])
+    (tmp_path / "mle.py").write_text(
+        "import os\n\nimport numpy as np\n\n\ndef binomial_mle(successes, trials):\n"
+        f"    if os.listdir({str(ROOT / 'reference')!r}) or os.listdir({str(ROOT / 'solutions')!r}):\n"
+        "        return -1.0\n"
+        "    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))\n"
+        "    return float(k.sum() / n.sum())\n"
+    )
+    hidden = grade(tmp_path, ["mle.binomial_mle"]).items[0]
+    assert hidden.status == "passed", hidden.feedback
+    monkeypatch.setattr(isolation, "installed_project_packages", lambda: ())  # the same, unmasked: it can see
+    seen = grade(tmp_path, ["mle.binomial_mle"]).items[0]
+    assert seen.status == "failed", seen.feedback

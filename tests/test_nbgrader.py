@@ -24,8 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader.authoring.notebooks import NOTEBOOK_NAMES
 from grader.nbgrader import course as course_mod
-from grader.notebooks import NOTEBOOK_NAMES
 
 ASSIGNMENT = "generative_models"
 NAMES = [f"{name}.ipynb" for name in NOTEBOOK_NAMES.values()]

@@ -10,8 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import kernel, notebooks
-from grader.generate import PARTS
+from grader import kernel
+from grader.authoring import notebooks
+from grader.authoring.generate import PARTS
 from grader.items import CHECKS, ITEMS
 from grader.nbgrader import item_of_test_id
 from grader.run import grade

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from grader import public
-from grader.release import release
+from grader.authoring.release import release
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTINCTIVE = 20  # characters: shorter solution lines ("else:", "return x") also occur in the grader's own code
@@ -48,7 +48,7 @@ def test_release_holds_no_solution_or_reference_code(bundle: Path) -> None:
     files = [p for p in bundle.rglob("*") if p.is_file()]
     names = {str(p.relative_to(bundle)) for p in files}
     assert not any(n.startswith(("solutions", "reference", "grader/checks")) for n in names)
-    assert {"grader/run.py", "grader/timing.py", "grader/generate.py"}.isdisjoint(names)
+    assert {"grader/run.py", "grader/timing.py", "grader/authoring/generate.py"}.isdisjoint(names)
     # the stubs are the generated ones, which tests/test_generate.py proves free of solution lines
     for stub in (ROOT / "exercises").glob("*.py"):
         assert (bundle / "exercises" / stub.name).read_bytes() == stub.read_bytes()

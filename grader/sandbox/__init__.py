@@ -30,7 +30,7 @@ A worker that hangs, crashes, exits, sends what cannot be read or grows past its
 limit is killed with everything it started, the request is answered with ``WorkerDied``
 saying why, and the next request gets a fresh worker.
 
-In parts, each small enough to read at once: ``wall.py`` (what this machine allows, and
+In parts, each small enough to read at once: ``isolation.py`` (what this machine allows, and
 bubblewrap's mounts), ``processes.py`` (starting a worker under its limits, watching and ending
 it), ``channel.py`` (requests and replies), ``workers.py`` (a submission's workers), with
 ``cgroups.py`` and ``seccomp.py`` beside them.
@@ -39,8 +39,8 @@ it), ``channel.py`` (requests and replies), ``workers.py`` (a submission's worke
 from __future__ import annotations
 
 from grader.sandbox.channel import WorkerDied, checked_reply
+from grader.sandbox.isolation import Isolation, SandboxUnavailable, Wall, bubblewrap, wall
 from grader.sandbox.processes import Limits, torch_threads
-from grader.sandbox.wall import Isolation, SandboxUnavailable, Wall, bubblewrap, wall
 from grader.sandbox.workers import Runner, Sandbox
 
 __all__ = [

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from grader.sandbox.cgroups import Cgroup
-from grader.sandbox.wall import Wall, cuda_available, drop_privileges
+from grader.sandbox.isolation import Wall, cuda_available, drop_privileges
 
 MAX_PIDS = 256  # processes and threads of one worker (torch starts a few threads per core)
 FILE_SIZE_MB = 256

@@ -1,7 +1,7 @@
 """A submission's workers: its private copy, one worker per module (and a spare, started ahead), a converter
 for its notebooks, and the requests that run its functions.
 
-Entering a ``Sandbox`` probes the wall (grader/sandbox/wall.py), copies grader/runtime/ and takes
+Entering a ``Sandbox`` probes the wall (grader/sandbox/isolation.py), copies grader/runtime/ and takes
 the submission in (grader/intake.py); nothing is created before that. A worker that hangs,
 crashes, exits, sends what cannot be read or grows past its memory limit is ended with everything
 it started, the request is answered with ``WorkerDied``, and the next request gets a fresh worker.
@@ -10,7 +10,6 @@ it started, the request is answered with ``WorkerDied``, and the next request ge
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import sys
@@ -22,8 +21,8 @@ from typing import Any, Protocol
 from grader.intake import Intake, take_in
 from grader.sandbox import channel
 from grader.sandbox.channel import WorkerDied
+from grader.sandbox.isolation import Isolation, SandboxUnavailable, bwrap_command, installed_project_packages, wall
 from grader.sandbox.processes import Limits, Process, become_subreaper, spawn
-from grader.sandbox.wall import Isolation, SandboxUnavailable, bwrap_command, python_dirs, wall
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"  # what a worker sees of the grader, copied whole
 
@@ -117,17 +116,15 @@ class Sandbox:
         return ["Ran without a filesystem sandbox (" + "; ".join(self.wall.problems or ("--no-sandbox",)) + ")."]
 
     def exposures(self) -> list[str]:
-        """Instructor code the sandbox has to show: packages installed inside the Python installation."""
-        found = []
-        for package in ("reference", "solutions", "grader"):
-            spec = importlib.util.find_spec(package)
-            origin = os.path.realpath(spec.origin) if spec and spec.origin else ""
-            if origin and any(origin.startswith(os.path.realpath(d) + os.sep) for d in python_dirs()):
-                found.append(
-                    f"{package}/ is installed inside the Python installation ({os.path.dirname(origin)}), which "
-                    "the sandbox must show to students' code; install the grader with `pip install -e .` instead."
-                )
-        return found
+        """Instructor code that students' code can read: the project's packages installed inside the Python
+        installation, which bubblewrap hides (grader/sandbox/isolation.py) and nothing else can."""
+        if self.wall.sandboxed:
+            return []
+        return [
+            f"{os.path.basename(folder)}/ is installed inside the Python installation ({folder}), which workers "
+            "without bubblewrap can read; install bubblewrap, or install the grader with `pip install -e .`."
+            for folder in installed_project_packages()
+        ]
 
     def _inside(self, folder: str, filename: str) -> str:
         """A path of the worker's world: /submission/<file> or /generated/<file> (their real paths without bwrap)."""

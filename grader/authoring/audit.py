@@ -2,7 +2,7 @@
 
     python -m grader audit [ITEM ...]
 
-Every patch of grader/corpus.py applied to its solution file becomes a module of its own in one
+Every patch of grader/authoring/corpus.py applied to its solution file becomes a module of its own in one
 folder, graded by the production sandbox (a fresh worker per module, as a submission's parts are)
 with the item's own record, exactly as ``grade`` would. The verdicts an instructor needs:
 
@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.corpus import ALTERNATES, MUTANTS, Patch, patched
+from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, patched
+from grader.authoring.generate import ROOT
 from grader.diagnosis import NAMES_A_MISTAKE
-from grader.generate import ROOT
 from grader.items import RECORDS
 from grader.run import GRADER_FAULT
 from grader.sandbox import Isolation, Limits, Sandbox

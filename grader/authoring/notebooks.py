@@ -34,8 +34,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from grader.authoring.generate import ROOT, strip_solutions
 from grader.contract import NOTEBOOK_NAMES, PARTS, Item
-from grader.generate import ROOT, strip_solutions
 from grader.items import ITEMS, RECORDS
 from grader.nbgrader import test_id
 from grader.runtime.convert import DEMO_TAG  # the converter, which runs sandboxed, leaves these cells out

@@ -12,6 +12,7 @@ writable /tmp and /dev/shm.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -60,6 +61,24 @@ class Wall:
 def python_dirs() -> list[str]:
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     return sorted(d for d in dirs if d and os.path.isdir(d))
+
+
+PROJECT_PACKAGES = ("grader", "reference", "solutions", "exercises")
+
+
+def installed_project_packages() -> tuple[str, ...]:
+    """Folders of this project's packages that lie inside the Python installation (a wheel install, not
+    ``pip install -e .``). The sandbox must show the installation, so it hides these: a student's code
+    cannot import the reference (or anything else of the project) from site-packages."""
+    inside = [os.path.realpath(d) + os.sep for d in python_dirs()]
+    found: list[str] = []
+    for package in PROJECT_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            real = os.path.realpath(location)
+            if any(real.startswith(d) for d in inside) and real not in found:
+                found.append(real)
+    return tuple(found)
 
 
 def _masks() -> tuple[str, ...]:
@@ -201,6 +220,8 @@ def bwrap_command(
             mounts += ["--ro-bind", d, d]
     for d in python_dirs():
         mounts += ["--ro-bind", d, d]
+    for package in installed_project_packages():  # after the installation's own mounts, which they cover
+        mounts += ["--tmpfs", package, "--remount-ro", package]
     for masked in wall.masks:
         mounts += (
             ["--tmpfs", masked, "--remount-ro", masked] if os.path.isdir(masked) else ["--ro-bind", "/dev/null", masked]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRADER_FILES = ("__init__.py", "__main__.py", "compare.py", "contract.py", "intake.py", "kernel.py", "public.py",
                 "untrusted.py")  # fmt: skip
 GRADER_FOLDERS = ("runtime", "sandbox")  # copied whole

@@ -26,7 +26,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from torchvision.utils import save_image
 from tqdm import tqdm
 
 from reference import ddpm, gan, vae
@@ -67,12 +66,19 @@ def _plot_losses(history: dict[str, list[float]], title: str, path: Path) -> Non
     plt.close(fig)
 
 
-def _save_grid(images01: torch.Tensor, path: Path, side: int = 28) -> None:
-    """An 8 x 8 grid of 28 x 28 tiles; smaller images are upsampled as the training digits were."""
-    images = images01.clamp(0, 1).reshape(-1, 1, side, side)
+def _save_grid(images01: torch.Tensor, path: Path, side: int = 28, columns: int = 8, padding: int = 2) -> None:
+    """A grid of 28 x 28 tiles, ``columns`` to a row, ``padding`` black pixels around each, as a grayscale PNG;
+    smaller images are upsampled as the training digits were."""
+    images = images01.detach().cpu().float().clamp(0, 1).reshape(-1, 1, side, side)
     if side != 28:
         images = torch.nn.functional.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
-    save_image(images, path, nrow=8, padding=2)
+    step = 28 + padding
+    rows = -(-images.shape[0] // columns)
+    grid = torch.zeros(rows * step + padding, min(columns, images.shape[0]) * step + padding)
+    for index, tile in enumerate(images[:, 0]):
+        top, left = padding + (index // columns) * step, padding + (index % columns) * step
+        grid[top : top + 28, left : left + 28] = tile
+    plt.imsave(path, grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0)
 
 
 def train_vae(steps: int, seed: int, progress: bool) -> tuple[dict[str, list[float]], torch.Tensor, dict[str, Any]]:

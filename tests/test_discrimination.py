@@ -22,6 +22,7 @@ CATALOGUE = [(item, mistake.name) for item, record in RECORDS.items() for mistak
 
 @pytest.fixture(scope="module")
 def verdicts() -> dict[int, audit.Verdict]:
+    """The whole corpus graded once, through the audit's own code."""
     return dict(enumerate(audit.grade_corpus(PATCHES)))
 
 

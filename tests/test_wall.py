@@ -240,8 +240,10 @@ import os, signal
 
 
 def binomial_mle(successes, trials):
-    """Signal the grader: its parent, its process group, and anything that looks like it in /proc."""
-    targets = {os.getppid()}
+    """Signal the grader: its parent, its process group, and anything that looks like it in /proc. (A parent
+    that is the submission's own zygote, inside its sandbox, is not the grader and is left out.)"""
+    parent = os.getppid()
+    targets = set() if b"--zygote" in open(f"/proc/{parent}/cmdline", "rb").read() else {parent}
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -259,6 +261,49 @@ def binomial_mle(successes, trials):
                 pass
     return 0.123 if hits else 0.456
 '''
+
+
+ZYGOTE_WRITER = """
+import os
+
+
+def binomial_mle(successes, trials):
+    try:
+        with open(f"/proc/{os.getppid()}/mem", "r+b", buffering=0):
+            return 0.123  # it could write into the process that forks the next workers
+    except OSError:
+        return 0.456
+"""
+
+
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_a_worker_cannot_write_into_the_zygote_that_forked_it(tmp_path: Path, isolation: str) -> None:
+    """Every module's worker is forked from the submission's zygote, which must stay as it started: a worker
+    of the same uid cannot open its memory (the zygote is not dumpable)."""
+    if isolation == "off" and wall("off").worker_uid is None:
+        pytest.skip("workers run as the grader's own uid here")
+    (tmp_path / "mle.py").write_text(ZYGOTE_WRITER)
+    feedback = grade(tmp_path, ["mle.binomial_mle"], LIMITS, isolation).items[0].feedback  # type: ignore[arg-type]
+    assert "0.456" in feedback and "0.123" not in feedback, feedback
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["changes a library", "kills its zygote"])
+def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(tmp_path: Path, kill: bool) -> None:
+    """Workers are forked from the submission's zygote, one per module: a library changed by one module's
+    import is pristine in the next module's worker, and a module that kills the zygote (ending every
+    process of its sandbox, its own worker too) loses its own items while the next module is graded."""
+    (tmp_path / "mle.py").write_text(
+        "import os, signal\n\nimport numpy\n\nnumpy.LEAKED = True\n"
+        + ("os.kill(os.getppid(), signal.SIGKILL)\n" if kill else "")
+        + "\n\ndef bernoulli_mle(x):\n    return float(numpy.mean(x))\n"
+    )
+    (tmp_path / "divergences.py").write_text(
+        "import numpy\nimport torch\n\n\ndef entropy(p):\n"
+        "    return -torch.xlogy(p, p).sum(dim=-1) + (1.0 if hasattr(numpy, 'LEAKED') else 0.0)\n"
+    )
+    report = grade(tmp_path, ["mle.bernoulli_mle", "divergences.entropy"], LIMITS)
+    statuses = [r.status for r in report.items]
+    assert statuses == ["error" if kill else "passed", "passed"], [r.feedback for r in report.items]
 
 
 @pytest.mark.parametrize("isolation", ["auto", "off"])

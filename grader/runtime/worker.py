@@ -1,6 +1,7 @@
 """The worker: the only process that runs a student's code.
 
-    python worker.py RESPONSE_FD
+    python worker.py RESPONSE_FD          one worker, answering on RESPONSE_FD
+    python worker.py --zygote CONTROL_FD  a zygote that forks fresh workers on request (see ``zygote``)
 
 It reads one JSON request a line from stdin and writes one JSON reply a line to
 RESPONSE_FD (stdout and stderr go to /dev/null, so a student's prints cannot reach
@@ -125,13 +126,10 @@ class Worker:
             return _error("raised", exc, self.roots)
 
 
-def main() -> None:
-    reply_fd = int(sys.argv[1])
+def serve(reply_fd: int) -> None:
+    """Answer requests from stdin on ``reply_fd`` until stdin closes: the life of one worker."""
     reply = os.fdopen(reply_fd, "wb", buffering=0)
     requests = sys.stdin.buffer
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
     worker = Worker()
     for line in requests:
         sequence = None
@@ -146,6 +144,86 @@ def main() -> None:
         except BaseException as exc:
             data = wire.dumps({**_error("protocol", exc, worker.roots), "seq": sequence})
         reply.write(data)
+
+
+def _dumpable(flag: bool) -> None:
+    """PR_SET_DUMPABLE: whether processes of the same uid may read and write this one's memory (Linux)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(4, int(flag), 0, 0, 0)
+
+
+MAX_STATUSES = 64  # exit statuses of forked workers kept for the grader to ask about
+STATUS_WAIT_S = 5.0
+
+
+def zygote(control_fd: int) -> None:
+    """Fork fresh workers on request, from a process that has imported torch and the drivers but never runs a
+    line of the submission: every module gets a worker of its own without paying the imports again.
+
+    The control socket (SOCK_SEQPACKET) carries two requests from the grader, each answered with one line:
+    ``F`` with two descriptors (the new worker's stdin and reply pipe) forks a worker and answers its pid
+    here; ``S<pid>`` answers how that worker ended (its exit code, negative for a signal), waiting up to
+    STATUS_WAIT_S, or ``none``. The grader moves each new worker into a cgroup of its own before its first
+    request, and ends it with everything it started."""
+    import socket
+    import time
+
+    control = socket.socket(fileno=control_fd)
+    statuses: dict[int, int] = {}
+    _dumpable(False)  # a worker, of the same uid, cannot open this process's /proc/PID/mem and write into it
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            statuses[pid] = os.waitstatus_to_exitcode(status)
+            while len(statuses) > MAX_STATUSES:
+                statuses.pop(next(iter(statuses)))
+
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 64, 2)
+        if not message:
+            return  # the grader closed the channel: grading is over
+        reap()
+        if message == b"F" and len(fds) == 2:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    control.close()
+                    os.setsid()  # a process group of its own, which the grader kills whole
+                    os.dup2(fds[0], 0)
+                    os.close(fds[0])
+                    sys.argv[1:] = [str(fds[1])]  # a worker like one started alone: ``worker.py RESPONSE_FD``
+                    _dumpable(True)
+                    serve(fds[1])
+                finally:
+                    os._exit(0)
+            control.sendall(b"%d\n" % pid)
+        elif message.startswith(b"S") and message[1:].isdigit():
+            wanted, deadline = int(message[1:]), time.monotonic() + STATUS_WAIT_S
+            while wanted not in statuses and time.monotonic() < deadline:
+                time.sleep(0.01)
+                reap()
+            control.sendall(b"%d\n" % statuses[wanted] if wanted in statuses else b"none\n")
+        else:
+            control.sendall(b"?\n")
+        for fd in fds:
+            os.close(fd)
+
+
+def main() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    if sys.argv[1] == "--zygote":
+        zygote(int(sys.argv[2]))
+    else:
+        serve(int(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,22 +36,21 @@ def request(
     timeout: float,
     end: Callable[[], None],
     memory_mb: int,
-    sandboxed: bool,
     code: bool = False,
 ) -> dict[str, Any]:
     """One request to ``worker`` and its reply, read with suspicion; ``end`` ends the worker when it fails;
     ``code``: the answer is a module's source (the converter's), kept whole for a worker to run."""
-    assert worker.popen.stdin is not None
+    assert worker.requests is not None
     worker.sequence += 1
     try:
-        worker.popen.stdin.write(wire.dumps({**request, "seq": worker.sequence}))
-        worker.popen.stdin.flush()
+        worker.requests.write(wire.dumps({**request, "seq": worker.sequence}))
+        worker.requests.flush()
     except (BrokenPipeError, OSError):
         end()
         raise WorkerDied("crash", "the worker process had exited") from None
     deadline = time.monotonic() + timeout
     while True:
-        line = read_line(worker, deadline, timeout, end, memory_mb, sandboxed)
+        line = read_line(worker, deadline, timeout, end, memory_mb)
         try:
             reply = wire.loads(line, tensors=False)
             sequence = reply.pop("seq", None) if isinstance(reply, dict) else None
@@ -68,9 +66,7 @@ def request(
             ) from None
 
 
-def read_line(
-    worker: Process, deadline: float, timeout: float, end: Callable[[], None], memory_mb: int, sandboxed: bool
-) -> bytes:
+def read_line(worker: Process, deadline: float, timeout: float, end: Callable[[], None], memory_mb: int) -> bytes:
     """The next line from the worker, watching the time, its memory and its death."""
     end_of_line = worker.buffer.find(b"\n")
     while end_of_line < 0:
@@ -86,15 +82,12 @@ def read_line(
             continue
         chunk = os.read(worker.reply_fd, 1 << 20)
         if not chunk:
-            try:
-                status: int | None = worker.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                status = None
+            status = worker.exit_code(5.0)
             oom = worker.cgroup is not None and worker.cgroup.oom_kills() > 0
             end()
             if oom:
                 raise WorkerDied("memory", f"used more than {memory_mb} MB of memory")
-            raise WorkerDied("crash", f"the worker process {how_it_ended(status, sandboxed)}")
+            raise WorkerDied("crash", f"the worker process {how_it_ended(status)}")
         newline = chunk.find(b"\n")  # only the new bytes are searched: a 64 MB line costs linear time
         if newline >= 0:
             end_of_line = len(worker.buffer) + newline

@@ -13,10 +13,14 @@ import contextlib
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -45,20 +49,35 @@ def _alive(proc: psutil.Process) -> bool:
 
 @dataclass
 class Process:
-    """One started worker or converter: its process, the read end of its reply pipe, its cgroup."""
+    """One worker, converter or zygote: its process (started by the grader, ``popen``, or forked by a zygote),
+    its stdin, the read end of its reply pipe, its cgroup."""
 
-    popen: subprocess.Popen[bytes]
-    reply_fd: int
+    pid: int  # as the grader sees it
+    requests: IO[bytes] | None  # the process's stdin
+    reply_fd: int  # -1 for a zygote, which answers on its control socket
     cgroup: Cgroup | None
+    popen: subprocess.Popen[bytes] | None = None
+    status_of: Callable[[float], int | None] | None = None  # a forked worker's exit code, from its zygote
+    sandboxed: bool = False  # started through bwrap, which reports a child's fatal signal N as 128 + N
     buffer: bytearray = field(default_factory=bytearray)  # received, not yet a whole line
     sequence: int = 0  # of the last request; each reply echoes it
     stopped: list[int] = field(default_factory=list)  # pids stopped with SIGSTOP (no freezer)
 
     def family(self) -> list[psutil.Process]:
         try:
-            return [psutil.Process(self.popen.pid), *psutil.Process(self.popen.pid).children(recursive=True)]
+            return [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
         except psutil.Error:
             return []
+
+    def exit_code(self, timeout: float) -> int | None:
+        """How the process ended, waiting up to ``timeout``: its exit code, -N for signal N, or None."""
+        if self.popen is not None:
+            try:
+                code = self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            return -(code - 128) if self.sandboxed and code > 128 else code
+        return self.status_of(timeout) if self.status_of is not None else None
 
     def freeze(self, frozen: bool) -> None:
         """Stop every process of this worker (the cgroup's freezer, else SIGSTOP to its tree), or resume them."""
@@ -106,25 +125,32 @@ class Process:
 
     def end(self) -> None:
         """Kill the process, its group, everything in its cgroup and tree, and remove the cgroup."""
-        with contextlib.suppress(OSError):
-            os.close(self.reply_fd)
+        if self.reply_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.reply_fd)
         family = self.family()
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         for proc in family:  # anything that left the group with setsid()
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         if self.cgroup is not None:
             self.cgroup.remove()
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-        psutil.wait_procs(family, timeout=10)  # a PID namespace dies with its first process, but not at once
-        if self.popen.stdin:
+        if self.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=10)
+        _wait_gone(family, 10.0)  # a PID namespace dies with its first process, but not at once
+        if self.requests is not None:
             with contextlib.suppress(OSError):
-                self.popen.stdin.close()
+                self.requests.close()
         reap_zombies()
+
+
+def _wait_gone(family: list[psutil.Process], timeout: float) -> None:
+    """Wait until every process of ``family`` has exited: gone, or a zombie its parent (a zygote) will reap."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def spawn(
@@ -137,8 +163,9 @@ def spawn(
     cwd: Path,
     home: str,
 ) -> Process:
-    """Start ``command`` (a worker or converter, which imports on its own time) under the limits; ``write_fd``
-    is the reply pipe's end it inherits, with ``fds``, and ``read_fd`` the end the grader keeps."""
+    """Start ``command`` (a worker, converter or zygote, which imports on its own time) under the limits;
+    ``write_fd`` is the descriptor it inherits to answer on (a pipe, or a zygote's control socket), with
+    ``fds``, and ``read_fd`` the reply pipe's end the grader keeps (-1 for a zygote)."""
     cuda = cuda_available()
     data_cap = limits.memory_mb * 2**20 if not cuda else resource.RLIM_INFINITY
     cgroup = Cgroup.create(limits.memory_mb * 2**20, MAX_PIDS)
@@ -175,7 +202,8 @@ def spawn(
             preexec_fn=limit,
         )
     except BaseException:
-        os.close(read_fd)
+        if read_fd >= 0:
+            os.close(read_fd)
         if cgroup is not None:
             cgroup.remove()
         raise
@@ -183,7 +211,91 @@ def spawn(
         os.close(write_fd)
         for fd in fds:
             os.close(fd)
-    return Process(popen, read_fd, cgroup)
+    return Process(popen.pid, popen.stdin, read_fd, cgroup, popen=popen, sandboxed=wall.sandboxed)
+
+
+class Zygote:
+    """A worker that imported torch and the drivers once and forks a fresh worker for each module
+    (grader/runtime/worker.py, ``zygote``): one import per submission instead of one per module.
+
+    It never runs a line of the submission. Each forked worker is moved into a cgroup of its own (memory,
+    processes, freezer) before its first request, has its own session and pipes, and is ended with
+    everything it started, as a worker started directly is. The zygote and its workers share the
+    submission's sandbox: nothing crosses from one submission to another."""
+
+    def __init__(self, process: Process, control: socket.socket, limits: Limits) -> None:
+        self.process, self.control, self.limits = process, control, limits
+
+    def _ask(self, message: bytes, fds: list[int], timeout: float) -> bytes:
+        """Send one request and read its one-line answer; recv() takes no descriptors, so none can be passed
+        to the grader (the kernel closes any that are sent)."""
+        self.control.settimeout(timeout)
+        socket.send_fds(self.control, [message], fds)
+        answer = self.control.recv(64)
+        if not answer.endswith(b"\n"):
+            raise OSError("the zygote did not answer")
+        return answer.strip()
+
+    def python_pid(self) -> int | None:
+        """The zygote's own Python process, as the grader sees it (below bwrap or unshare)."""
+        python = os.path.realpath(sys.executable)
+        for proc in self.process.family():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.path.realpath(proc.exe()) == python:
+                    return proc.pid
+        return None
+
+    def fork(self) -> Process:
+        """A fresh worker, in a cgroup of its own, waiting for its first request; OSError when the zygote fails."""
+        stdin_read, stdin_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        try:
+            answer = self._ask(b"F", [stdin_read, reply_write], self.limits.startup_timeout_s)
+        except BaseException:
+            for fd in (stdin_write, reply_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(stdin_read)
+            os.close(reply_write)
+        requests = os.fdopen(stdin_write, "wb")
+        pid = _host_pid(self.python_pid(), answer)
+        if pid is None:
+            requests.close()
+            os.close(reply_read)
+            raise OSError("the zygote's worker could not be found")
+        cgroup = Cgroup.create(self.limits.memory_mb * 2**20, MAX_PIDS)
+        if cgroup is not None:
+            cgroup.enter(pid)
+        namespace_pid = int(answer)
+
+        def status_of(timeout: float) -> int | None:
+            with contextlib.suppress(OSError, ValueError):
+                answer = self._ask(b"S%d" % namespace_pid, [], timeout + 1.0)
+                return int(answer) if answer.lstrip(b"-").isdigit() else None
+            return None
+
+        return Process(pid, requests, reply_read, cgroup, status_of=status_of)
+
+    def end(self) -> None:
+        with contextlib.suppress(OSError):
+            self.control.close()
+        self.process.end()
+
+
+def _host_pid(zygote: int | None, answer: bytes) -> int | None:
+    """The pid, as the grader sees it, of the zygote's child that the zygote calls ``answer`` in its own PID
+    namespace (the last field of NSpid in /proc/PID/status)."""
+    if zygote is None or not answer.isdigit():
+        return None
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(zygote).children():
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{child.pid}/status").read_text()
+                ns_pids = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+                if ns_pids and ns_pids[-1] == answer.decode():
+                    return child.pid
+    return None
 
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -222,11 +334,9 @@ def reap_zombies() -> None:
             continue
 
 
-def how_it_ended(code: int | None, sandboxed: bool) -> str:
-    """Words for a worker's exit status; bubblewrap reports a child's fatal signal N as 128 + N."""
-    signal_number = (
-        -code if code is not None and code < 0 else (code - 128 if sandboxed and code and code > 128 else None)
-    )
+def how_it_ended(code: int | None) -> str:
+    """Words for a worker's exit code (``Process.exit_code``: -N for signal N)."""
+    signal_number = -code if code is not None and code < 0 else None
     if signal_number:
         try:
             name = signal.Signals(signal_number).name

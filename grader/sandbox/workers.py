@@ -1,5 +1,5 @@
-"""A submission's workers: its private copy, one worker per module (and a spare, started ahead), a converter
-for its notebooks, and the requests that run its functions.
+"""A submission's workers: its private copy, one worker per module (each forked fresh from the submission's
+zygote, which imports torch once), a converter for its notebooks, and the requests that run its functions.
 
 Entering a ``Sandbox`` probes the wall (grader/sandbox/isolation.py), copies grader/runtime/ and takes
 the submission in (grader/intake.py); nothing is created before that. A worker that hangs,
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from grader.intake import Intake, take_in
 from grader.sandbox import channel
 from grader.sandbox.channel import WorkerDied
 from grader.sandbox.isolation import Isolation, SandboxUnavailable, bwrap_command, installed_project_packages, wall
-from grader.sandbox.processes import Limits, Process, become_subreaper, spawn
+from grader.sandbox.processes import Limits, Process, Zygote, become_subreaper, spawn
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"  # what a worker sees of the grader, copied whole
 
@@ -54,7 +55,7 @@ class Sandbox:
         self.scratch: Path | None = None
         self.intake = Intake()
         self.process: Process | None = None
-        self.spare: Process | None = None
+        self.zygote: Zygote | None = None
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
         self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
@@ -98,9 +99,9 @@ class Sandbox:
 
     def close(self) -> None:
         self._kill()
-        if self.spare is not None:
-            self.spare.end()
-            self.spare = None
+        if self.zygote is not None:
+            self.zygote.end()
+            self.zygote = None
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
@@ -137,25 +138,51 @@ class Sandbox:
 
     # -------------------------------------------------------------- processes
 
-    def _command(self, script: str, reply_fd: int) -> tuple[list[str], tuple[int, ...]]:
+    def _command(self, script: str, *arguments: str) -> tuple[list[str], tuple[int, ...]]:
         inside = f"/opt/grader-runtime/{script}" if self.wall.sandboxed else str(self.runtime / script)
-        python = [sys.executable, "-I", "-B", inside, str(reply_fd)]
+        python = [sys.executable, "-I", "-B", inside, *arguments]
         if self.wall.sandboxed:
             return bwrap_command(self.wall, self.runtime, self.private, self.generated_dir, python)
         return [*(self.wall.unshare or ()), *python], ()
 
-    def _spawn(self, script: str = "worker.py") -> Process:
-        """A new worker (or converter) process and the read end of its reply pipe; it imports on its own time."""
+    def _spawn(self, script: str) -> Process:
+        """A new converter process and the read end of its reply pipe; it imports on its own time."""
         read_fd, write_fd = os.pipe()
-        command, fds = self._command(script, write_fd)
-        home = "/tmp" if self.wall.sandboxed else str(self.home)
-        return spawn(self.wall, self.limits, command, fds, write_fd, read_fd, self.private, home)
+        command, fds = self._command(script, str(write_fd))
+        return spawn(self.wall, self.limits, command, fds, write_fd, read_fd, self.private, self._home())
+
+    def _home(self) -> str:
+        return "/tmp" if self.wall.sandboxed else str(self.home)
+
+    def _spawn_zygote(self) -> Zygote:
+        """The submission's zygote: a worker that imports once and forks the worker of each module."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            command, fds = self._command("worker.py", "--zygote", str(theirs.fileno()))
+            process = spawn(self.wall, self.limits, command, fds, theirs.detach(), -1, self.private, self._home())
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        return Zygote(process, ours, self.limits)
+
+    def _fork(self) -> Process:
+        """A fresh worker from the zygote, started (or started again, once, if it is gone) as needed."""
+        for attempt in range(2):
+            if self.zygote is None:
+                self.zygote = self._spawn_zygote()
+            try:
+                return self.zygote.fork()
+            except OSError as err:  # the zygote did not answer: it is gone, stopped or sabotaged
+                self.zygote.end()
+                self.zygote = None
+                if attempt:
+                    raise WorkerDied("crash", f"no worker could be started ({err})") from None
+        raise AssertionError("unreachable")
 
     def _start(self) -> None:
-        spare, self.spare = self.spare, None
-        self.process = spare if spare is not None else self._spawn()
+        self.process = self._fork()
         self.loaded = {}
-        self.spare = self._spawn()
         self._request({"op": "ping"}, self.limits.startup_timeout_s)
 
     def _kill(self) -> None:
@@ -171,7 +198,7 @@ class Sandbox:
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """Every process of this sandbox stopped (cgroup freezer, else SIGSTOP), for the timed item."""
-        processes = [p for p in (self.process, self.spare) if p is not None]
+        processes = [p for p in (self.process, self.zygote.process if self.zygote else None) if p is not None]
         for p in processes:
             p.freeze(True)
         try:
@@ -189,7 +216,7 @@ class Sandbox:
         worker = process or self.process
         assert worker is not None
         end = self._kill if process is None else worker.end
-        return channel.request(worker, request, timeout, end, self.limits.memory_mb, self.wall.sandboxed, code)
+        return channel.request(worker, request, timeout, end, self.limits.memory_mb, code)
 
     def convert_notebooks(self, notebooks: dict[str, str]) -> dict[str, str]:
         """Make each notebook (part → file name in the copy) into ``<part>.py`` in the generated folder, in a

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from grader.student import cli as student
+
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
 
@@ -137,26 +139,14 @@ def _nbgrader(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
-    from grader import public
-
-    folder = Path(args.path)
-    if not folder.is_dir():
-        print(f"grader: {folder} is not a folder", file=sys.stderr)
-        return 2
-    results = public.check(folder)
-    public.print_results(results)
-    return 0 if all(r.passed == r.total for r in results) else 1
-
-
 def _reference(args: argparse.Namespace) -> int:
-    from grader import public
+    from grader import regenerate
 
     if args.action == "regenerate":
-        for path in public.regenerate():
+        for path in regenerate.regenerate():
             print(f"wrote {path}")
         return 0
-    problems = public.verify()
+    problems = regenerate.verify()
     for problem in problems:
         print(f"drift: {problem}")
     print("the stored results match the reference" if not problems else f"{len(problems)} problem(s)")
@@ -246,9 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "--require-sandbox", action="store_true", help="refuse to grade where bubblewrap cannot build the sandbox"
     )
     g.set_defaults(run=_grade)
-    c = verbs.add_parser("check", help="run the public checks on a folder of modules (default: exercises)")
-    c.add_argument("path", nargs="?", default="exercises")
-    c.set_defaults(run=_check)
+    student.add_check(verbs)  # the student's verb, as their bundle offers it
     r = verbs.add_parser("reference", help="the public checks' stored expected results")
     r.add_argument("action", choices=["regenerate", "verify"])
     r.set_defaults(run=_reference)

@@ -1,7 +1,7 @@
 """The checks a notebook's autograder cells run inside the student's own kernel.
 
     public_check("mle.binomial_mle", globals())   # visible: the stored public cases
-    hidden_check("mle.binomial_mle", globals())   # hidden (nbgrader): the full grader of the item
+    hidden_check("mle.binomial_mle", globals())   # hidden (nbgrader, grader/hidden.py): the full grader
 
 Both call the functions the notebook has defined, in the notebook's process, through the
 same drivers, wire round trip and comparison as the isolated grader, and raise
@@ -13,8 +13,8 @@ process that decides, and can rewrite any of it. ``python -m grader nbgrader reg
 re-grades a course's submissions in isolated workers and lists every submission that scored
 higher in the kernel (README: "What in-kernel grading cannot prevent").
 
-``public_check`` needs only what a student's release ships (grader/public, no reference/);
-``hidden_check`` needs reference/ and grader/checks, which only the instructor has.
+``public_check`` needs only what a student's release ships (grader/public, no reference/); the hidden
+tests call grader/hidden.py, which needs reference/ and the records, which only the instructor has.
 """
 
 from __future__ import annotations
@@ -81,21 +81,3 @@ def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     if result.passed < result.total:
         raise CheckFailed(f"{item_id}: {result.passed}/{result.total} public checks pass. {result.feedback}")
     print(f"{item_id}: {result.total}/{result.total} public checks pass.")
-
-
-def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
-    """Run the full grader of one item on the notebook's functions; raise CheckFailed unless it passes."""
-    from grader.items import RECORDS
-    from grader.run import dependency_note
-
-    if item_id not in RECORDS:
-        raise KeyError(f"no graded item is called {item_id!r}")
-    record = RECORDS[item_id]
-    part = item_id.split(".")[0]
-    outcome = record.grade(InKernel(namespace), (part, part))
-    status, feedback = outcome.status, outcome.feedback
-    note = dependency_note(record, None) if status in ("failed", "error") else ""
-    feedback += f"\n{note}" if note else ""
-    if status != "passed":
-        raise CheckFailed(f"{item_id}: {status}. {feedback}")
-    print(f"{item_id}: passed the full grader.")

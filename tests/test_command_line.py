@@ -49,7 +49,7 @@ def test_every_verb_has_its_own_function(verb: str) -> None:
     run, _ = parse(VERBS[verb])
     expected = {
         "grade": cli._grade,
-        "check": cli._check,
+        "check": cli.student.check,
         "reference": cli._reference,
         "release": cli._release,
         "generate": cli._generate,

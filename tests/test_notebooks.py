@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import kernel
+from grader import hidden, kernel
 from grader.authoring import notebooks
 from grader.authoring.generate import PARTS
 from grader.items import CHECKS, ITEMS
@@ -115,12 +115,12 @@ def namespace(package: str, part: str) -> dict:
 
 def test_in_kernel_checks_pass_the_solutions_and_fail_the_stubs(capsys: pytest.CaptureFixture[str]) -> None:
     kernel.public_check("divergences.kl_divergence", namespace("solutions", "divergences"))
-    kernel.hidden_check("divergences.kl_divergence", namespace("solutions", "divergences"))
+    hidden.hidden_check("divergences.kl_divergence", namespace("solutions", "divergences"))
     assert "passed the full grader" in capsys.readouterr().out
     with pytest.raises(kernel.CheckFailed, match="Not implemented"):
         kernel.public_check("mle.binomial_mle", namespace("exercises", "mle"))
     with pytest.raises(kernel.CheckFailed, match="missing"):
-        kernel.hidden_check("mle.binomial_mle", namespace("exercises", "mle"))
+        hidden.hidden_check("mle.binomial_mle", namespace("exercises", "mle"))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the wrong variance divides by n - 1 = 0 on one sample
@@ -128,7 +128,7 @@ def test_in_kernel_feedback_names_the_input_the_values_and_the_mistake() -> None
     wrong = dict(namespace("solutions", "mle"))
     wrong["gaussian_mle"] = lambda x: (float(sum(x) / len(x)), float(__import__("numpy").var(x, ddof=1)))
     with pytest.raises(kernel.CheckFailed) as failed:
-        kernel.hidden_check("mle.gaussian_mle", wrong)
+        hidden.hidden_check("mle.gaussian_mle", wrong)
     message = str(failed.value)
     assert message.startswith("mle.gaussian_mle: failed.") and "On input" in message and "n - 1" in message
     with pytest.raises(kernel.CheckFailed, match="public checks pass"):
@@ -146,7 +146,7 @@ def test_in_kernel_inputs_are_copies() -> None:
         return out
 
     ns["q_sample"] = vandal
-    kernel.hidden_check("ddpm.q_sample", ns)  # the grader's own arrays are untouched, so its values stand
+    hidden.hidden_check("ddpm.q_sample", ns)  # the grader's own arrays are untouched, so its values stand
 
 
 # ------------------------------------------------------------------------------- grading notebooks

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import public
-from grader.authoring.release import release
+from grader import public, regenerate
+from grader.authoring.release import release, shipped_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTINCTIVE = 20  # characters: shorter solution lines ("else:", "return x") also occur in the grader's own code
@@ -23,17 +23,18 @@ BLOCK = (
 
 
 def test_stored_results_match_the_reference_and_the_manifest() -> None:
-    assert public.verify() == []
+    assert regenerate.verify() == []
     manifest = json.loads(public.MANIFEST.read_text())
     assert manifest["sha256"] == hashlib.sha256(public.EXPECTED.read_bytes()).hexdigest()
-    assert manifest["items"] == 37 and manifest["cases"] == len(public.load())
+    assert manifest["items"] == len(regenerate.build_items()) - 1  # the timed item has its step's cases
+    assert manifest["cases"] == len(public.load())
     assert set(manifest["versions"]) == {"python", "numpy", "scipy", "torch", "hypothesis"}
 
 
 def test_regenerating_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(public, "EXPECTED", tmp_path / "expected.json")
     monkeypatch.setattr(public, "MANIFEST", tmp_path / "manifest.json")
-    public.regenerate()
+    regenerate.regenerate()
     assert (tmp_path / "expected.json").read_bytes() == (ROOT / "grader" / "public" / "expected.json").read_bytes()
 
 
@@ -73,13 +74,31 @@ def run_check(bundle: Path, folder: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_in_the_release_on_the_stubs_and_on_the_solutions(bundle: Path) -> None:
+    checked = sum(cases_of == item.id for item, cases_of in public.stored_items().values())
     stubs = run_check(bundle, "exercises")
     assert stubs.returncode == 1, stubs.stderr
-    assert "0/37 items pass their public checks" in stubs.stdout
+    assert f"0/{checked} items pass their public checks" in stubs.stdout
     shutil.copytree(ROOT / "solutions", bundle / "filled", ignore=shutil.ignore_patterns("__pycache__"))
     filled = run_check(bundle, "filled")
     assert filled.returncode == 0, filled.stdout + filled.stderr
-    assert "37/37 items pass their public checks" in filled.stdout
+    assert f"{checked}/{checked} items pass their public checks" in filled.stdout
+
+
+def test_the_bundle_ships_what_its_entry_points_import_and_every_verb_it_offers_works(bundle: Path) -> None:
+    shipped = {str(p.relative_to(bundle)) for p in (bundle / "grader").rglob("*.py")}
+    derived = {str(p.relative_to(ROOT)) for p in shipped_modules().values()}
+    runtime = {str(p.relative_to(ROOT)) for p in (ROOT / "grader" / "runtime").glob("*.py")}
+    assert shipped == derived | runtime | {"grader/__main__.py"}
+    grading = {"grader.checks", "grader.run", "grader.items", "grader.timing", "grader.hidden", "grader.regenerate"}
+    assert not grading & set(shipped_modules()) and not any(m.startswith("grader.checks.") for m in shipped_modules())
+    helped = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=bundle, capture_output=True, text=True)
+    assert helped.returncode == 0, helped.stderr
+    offered = helped.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
+    assert offered == ["check"], offered  # each verb offered is run here
+    ran = subprocess.run(
+        [sys.executable, "-m", "grader", "check", "exercises"], cwd=bundle, capture_output=True, text=True, timeout=600
+    )
+    assert ran.returncode == 1 and "items pass their public checks" in ran.stdout, ran.stdout + ran.stderr
 
 
 def test_release_notebooks_check_in_the_kernel_without_the_reference(bundle: Path) -> None:

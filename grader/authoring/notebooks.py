@@ -129,7 +129,7 @@ def test_cell_source(item: Item) -> str:
         "\n"
         f'public_check("{item_id}", globals())\n'
         "### BEGIN HIDDEN TESTS\n"
-        "from grader.kernel import hidden_check\n"
+        "from grader.hidden import hidden_check\n"
         "\n"
         f'hidden_check("{item_id}", globals())\n'
         "### END HIDDEN TESTS"

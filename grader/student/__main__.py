@@ -1,0 +1,8 @@
+"""python -m grader.student (in a student's bundle: python -m grader), the student's command line."""
+
+import sys
+
+from grader.student.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

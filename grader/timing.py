@@ -71,7 +71,9 @@ def _inputs(device: str) -> dict[str, object]:
     }
 
 
-def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -> Outcome:
+def time_speed(
+    sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py"), item: str = "ddpm.ddpm_train_step.speed"
+) -> Outcome:
     name, filename = source
     device = "cuda" if torch.cuda.is_available() else "cpu"
     inputs = _inputs(device)
@@ -116,7 +118,7 @@ def time_speed(sandbox: Runner, source: tuple[str, str] = ("ddpm", "ddpm.py")) -
         return Outcome("failed", untrained, "")
     ratio = min(theirs) / min(ours)
     note = (
-        f"ddpm.ddpm_train_step.speed on {device}: reference {1e3 * min(ours) / STEPS:.1f} ms/step, "
+        f"{item} on {device}: reference {1e3 * min(ours) / STEPS:.1f} ms/step, "
         f"submission {1e3 * min(theirs) / STEPS:.1f} ms/step (fastest of {len(ours)} rounds), "
         f"ratio {ratio:.2f} (limit {SPEED_FACTOR:g})"
     )

@@ -175,7 +175,7 @@ class TimedCheck:
     def grade(self, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
         from grader.timing import time_speed
 
-        return time_speed(runner, source)
+        return time_speed(runner, source, self.item)
 
 
 Record = Check | TimedCheck

@@ -177,7 +177,7 @@ def _audit(args: argparse.Namespace) -> int:
     if unknown:
         print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
-    patches = audit.corpus(args.items)
+    patches = audit.corpus(args.items or None)  # none named: every item
     console = Console(stderr=True)
     with Progress(
         TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -190,12 +190,13 @@ def _audit(args: argparse.Namespace) -> int:
             "off" if args.no_sandbox else "auto",
             on_verdict=lambda v: progress.advance(task),
         )
-    rows = audit.by_item(verdicts, args.items)
+    rows = audit.by_item(verdicts, args.items or None)
     for row in rows:
         print(row.line())
         for verdict in row.verdicts:
             if verdict.problem:
                 print(f"     {verdict.kind} {verdict.patch.name!r}: {verdict.problem}")
+                print("       " + verdict.feedback.replace("\n", "\n       "))
         for name in row.uncatalogued:
             print(f"     catalogued mistake {name!r}: the corpus needs exactly one mutant of that name")
     good = sum(row.ok for row in rows)

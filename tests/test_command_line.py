@@ -70,3 +70,21 @@ def test_no_verb_is_refused_with_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main([])
     assert exit_.value.code == 2
+
+
+def test_audit_without_items_audits_every_item(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from grader.authoring import audit
+    from grader.items import RECORDS
+
+    asked: list[object] = []
+
+    def grade_corpus(patches: list[object], *args: object, **kwargs: object) -> list[object]:
+        asked.append(len(patches))
+        return []
+
+    monkeypatch.setattr(audit, "grade_corpus", grade_corpus)
+    assert cli.main(["audit"]) == 1  # nothing graded: no item can be shown to discriminate
+    assert asked == [len(audit.corpus())]
+    assert f"0/{len(RECORDS)} items discriminate" in capsys.readouterr().out

@@ -55,7 +55,10 @@ def test_the_audit_reports_every_item_and_fails_one_that_does_not_discriminate(
     verdicts: dict[int, audit.Verdict],
 ) -> None:
     rows = audit.by_item(list(verdicts.values()))
-    assert [r.item for r in rows] == list(RECORDS) and all(r.ok for r in rows), [r.line() for r in rows if not r.ok]
+    wrong = [
+        (r.line(), [(v.patch.name, v.status, v.feedback) for v in r.verdicts if v.problem]) for r in rows if not r.ok
+    ]
+    assert [r.item for r in rows] == list(RECORDS) and not wrong, wrong
     # a check that let a mutant through is reported as failing
     first = next(v for v in verdicts.values() if v.kind == "mutant")
     passed = audit.Verdict(first.patch, "mutant", "passed", "All checks passed.")

@@ -290,8 +290,8 @@ def test_a_worker_cannot_write_into_the_zygote_that_forked_it(tmp_path: Path, is
 @pytest.mark.parametrize("kill", [False, True], ids=["changes a library", "kills its zygote"])
 def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(tmp_path: Path, kill: bool) -> None:
     """Workers are forked from the submission's zygote, one per module: a library changed by one module's
-    import is pristine in the next module's worker, and a module that kills the zygote (ending every
-    process of its sandbox, its own worker too) loses its own items while the next module is graded."""
+    import is pristine in the next module's worker, and a module that kills the zygote costs at most its
+    own items while the next module is graded from a new zygote."""
     (tmp_path / "mle.py").write_text(
         "import os, signal\n\nimport numpy\n\nnumpy.LEAKED = True\n"
         + ("os.kill(os.getppid(), signal.SIGKILL)\n" if kill else "")
@@ -302,8 +302,10 @@ def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(tmp
         "    return -torch.xlogy(p, p).sum(dim=-1) + (1.0 if hasattr(numpy, 'LEAKED') else 0.0)\n"
     )
     report = grade(tmp_path, ["mle.bernoulli_mle", "divergences.entropy"], LIMITS)
-    statuses = [r.status for r in report.items]
-    assert statuses == ["error" if kill else "passed", "passed"], [r.feedback for r in report.items]
+    # In bubblewrap the zygote's death ends its PID namespace, the killer's own worker too; without it the
+    # zygote is its namespace's init (which ignores a SIGKILL sent from inside) or has no namespace to end.
+    killer = "error" if kill and report.sandboxed else "passed"
+    assert [r.status for r in report.items] == [killer, "passed"], [r.feedback for r in report.items]
 
 
 @pytest.mark.parametrize("isolation", ["auto", "off"])

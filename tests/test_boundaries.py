@@ -9,35 +9,24 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from grader.authoring.release import imports_of
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "grader" / "runtime"
 AUTHORING_PACKAGE = "grader.authoring"  # generation, notebooks, corpus, audit, release
-
-
-def imported(path: Path) -> set[str]:
-    """Every module a file imports, at any depth of its code (function-level imports included)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
 
 
 @pytest.mark.parametrize("path", sorted(RUNTIME.glob("*.py")), ids=lambda p: p.name)
 def test_the_runtime_imports_only_itself_the_standard_library_and_numerics(path: Path) -> None:
     siblings = {p.stem for p in RUNTIME.glob("*.py")}
     allowed_third_party = {"numpy", "torch", "nbformat", "IPython"}  # the last two: the converter reads notebooks
-    for name in imported(path):
+    for name in imports_of(path):
         top = name.split(".")[0]
         if top in siblings or top in allowed_third_party or top in sys.stdlib_module_names or top == "__future__":
             continue
@@ -45,7 +34,7 @@ def test_the_runtime_imports_only_itself_the_standard_library_and_numerics(path:
 
 
 def test_the_contract_imports_nothing_of_the_project() -> None:
-    tops = {name.split(".")[0] for name in imported(ROOT / "grader" / "contract.py")}
+    tops = {name.split(".")[0] for name in imports_of(ROOT / "grader" / "contract.py")}
     assert not tops & {"grader", "reference", "solutions", "exercises"}, tops
 
 

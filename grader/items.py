@@ -7,11 +7,11 @@ reads the same list from the stored public results (``grader.public.stored_items
 
 from __future__ import annotations
 
-from grader.checks import Check, Record, items_of, records
+from grader.checks import Check, Record, records
 from grader.contract import Item
 
 RECORDS: dict[str, Record] = records()
-ITEMS: tuple[Item, ...] = items_of(RECORDS)
+ITEMS: tuple[Item, ...] = tuple(Item(r.item, r.points) for r in RECORDS.values())
 BY_ID: dict[str, Item] = {item.id: item for item in ITEMS}
 MAX_SCORE = sum(item.points for item in ITEMS)
 CHECKS: dict[str, Check] = {i: r for i, r in RECORDS.items() if isinstance(r, Check)}  # graded on cases

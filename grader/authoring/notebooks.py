@@ -114,9 +114,7 @@ def _nbgrader(grade_id: str, *, solution: bool = False, grade: bool = False, poi
 def tested_function(item_id: str) -> str:
     """The function of its part whose notebook cell an item's autograder cell follows: the one it grades,
     or for a timed item, the one it times."""
-    record = RECORDS[item_id]
-    graded = record.public_cases_of
-    return graded.split(".")[1]
+    return RECORDS[item_id].public_cases_of.split(".")[1]
 
 
 def test_cell_source(item: Item) -> str:

@@ -32,7 +32,7 @@ import torch
 from hypothesis import strategies as st
 
 from grader.compare import FLOAT32, FLOAT64
-from grader.contract import PARTS, Item
+from grader.contract import PARTS
 from grader.runtime import drivers
 
 if TYPE_CHECKING:
@@ -195,10 +195,6 @@ def records() -> dict[str, Record]:
         if unknown:
             raise ValueError(f"{record.item}: depends on {unknown}, which are not graded functions of {part}")
     return found
-
-
-def items_of(found: dict[str, Record]) -> tuple[Item, ...]:
-    return tuple(Item(r.item, r.points) for r in found.values())
 
 
 # ----------------------------------------------------------------------------- building cases

@@ -97,14 +97,21 @@ class Process:
                     proc.send_signal(signal.SIGSTOP)
                     self.stopped.append(proc.pid)
 
-    def helpers(self) -> int:
-        """Live processes the worker started (its descendants, zombies aside): the wall's own processes and
-        the worker itself (the first Python process of the tree) are not counted."""
+    def python(self) -> psutil.Process | None:
+        """The first Python process of the tree: the worker itself, below bwrap or unshare if there are any."""
         python = os.path.realpath(sys.executable)
         for proc in self.family():
             with contextlib.suppress(psutil.Error, OSError):
                 if os.path.realpath(proc.exe()) == python:
-                    return sum(1 for child in proc.children(recursive=True) if _alive(child))
+                    return proc
+        return None
+
+    def helpers(self) -> int:
+        """Live processes the worker started (its descendants, zombies aside): the wall's own processes and
+        the worker itself are not counted."""
+        worker = self.python()
+        with contextlib.suppress(psutil.Error):
+            return sum(1 for child in worker.children(recursive=True) if _alive(child)) if worker else 0
         return 0
 
     def memory_mb(self) -> float:
@@ -175,7 +182,7 @@ def spawn(
         if cgroup is not None:
             cgroup.enter(os.getpid())
         # RLIMIT_DATA turns a hog's allocation into a MemoryError in the student's own code; the
-        # cgroup (or the PSS watch in _request) is the line that binds. RLIMIT_DATA would stop a CUDA
+        # cgroup (or the PSS watch in channel.read_line) is the line that binds. RLIMIT_DATA would stop a CUDA
         # build of torch from making its context, so with a GPU only the cgroup or the watch applies.
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MB * 2**20, FILE_SIZE_MB * 2**20))
@@ -236,15 +243,6 @@ class Zygote:
             raise OSError("the zygote did not answer")
         return answer.strip()
 
-    def python_pid(self) -> int | None:
-        """The zygote's own Python process, as the grader sees it (below bwrap or unshare)."""
-        python = os.path.realpath(sys.executable)
-        for proc in self.process.family():
-            with contextlib.suppress(psutil.Error, OSError):
-                if os.path.realpath(proc.exe()) == python:
-                    return proc.pid
-        return None
-
     def fork(self) -> Process:
         """A fresh worker, in a cgroup of its own, waiting for its first request; OSError when the zygote fails."""
         stdin_read, stdin_write = os.pipe()
@@ -259,7 +257,8 @@ class Zygote:
             os.close(stdin_read)
             os.close(reply_write)
         requests = os.fdopen(stdin_write, "wb")
-        pid = _host_pid(self.python_pid(), answer)
+        zygote = self.process.python()
+        pid = _host_pid(zygote.pid if zygote else None, answer)
         if pid is None:
             requests.close()
             os.close(reply_read)

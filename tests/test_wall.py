@@ -287,14 +287,22 @@ def test_a_worker_cannot_write_into_the_zygote_that_forked_it(tmp_path: Path, is
     assert "0.456" in feedback and "0.123" not in feedback, feedback
 
 
-@pytest.mark.parametrize("kill", [False, True], ids=["changes a library", "kills its zygote"])
-def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(tmp_path: Path, kill: bool) -> None:
+@pytest.mark.parametrize("attack", ["", "SIGKILL", "SIGSTOP"], ids=["changes a library", "kills", "stops"])
+def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(
+    tmp_path: Path, attack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Workers are forked from the submission's zygote, one per module: a library changed by one module's
-    import is pristine in the next module's worker, and a module that kills the zygote costs at most its
-    own items while the next module is graded from a new zygote."""
+    import is pristine in the next module's worker; a module that kills the zygote costs at most its own
+    items while the next module is graded from a new zygote; one that stops it (SIGSTOP) does not even
+    cost a new zygote, since the grader resumes it before each fork."""
+    from grader.sandbox import workers
+
+    zygotes: list[object] = []
+    start = workers.Sandbox._spawn_zygote
+    monkeypatch.setattr(workers.Sandbox, "_spawn_zygote", lambda self: zygotes.append(1) or start(self))
     (tmp_path / "mle.py").write_text(
         "import os, signal\n\nimport numpy\n\nnumpy.LEAKED = True\n"
-        + ("os.kill(os.getppid(), signal.SIGKILL)\n" if kill else "")
+        + (f"os.kill(os.getppid(), signal.{attack})\n" if attack else "")
         + "\n\ndef bernoulli_mle(x):\n    return float(numpy.mean(x))\n"
     )
     (tmp_path / "divergences.py").write_text(
@@ -304,8 +312,11 @@ def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(tmp
     report = grade(tmp_path, ["mle.bernoulli_mle", "divergences.entropy"], LIMITS)
     # In bubblewrap the zygote's death ends its PID namespace, the killer's own worker too; without it the
     # zygote is its namespace's init (which ignores a SIGKILL sent from inside) or has no namespace to end.
-    killer = "error" if kill and report.sandboxed else "passed"
-    assert [r.status for r in report.items] == [killer, "passed"], [r.feedback for r in report.items]
+    killed = attack == "SIGKILL" and report.sandboxed
+    assert [r.status for r in report.items] == ["error" if killed else "passed", "passed"], [
+        r.feedback for r in report.items
+    ]
+    assert len(zygotes) == (2 if killed else 1)
 
 
 @pytest.mark.parametrize("isolation", ["auto", "off"])

@@ -245,6 +245,9 @@ class Zygote:
 
     def fork(self) -> Process:
         """A fresh worker, in a cgroup of its own, waiting for its first request; OSError when the zygote fails."""
+        for proc in self.process.family():  # a module's worker may have stopped it (SIGSTOP): it must answer
+            with contextlib.suppress(psutil.Error):
+                proc.resume()
         stdin_read, stdin_write = os.pipe()
         reply_read, reply_write = os.pipe()
         try:

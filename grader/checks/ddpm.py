@@ -56,11 +56,11 @@ def args(i: dict[str, Any]) -> list[Any]:
 
 
 @st.composite
-def schedule_and_batch(
-    draw: st.DrawFn, schedules: dict[str, torch.Tensor] = SCHEDULES
-) -> tuple[str, torch.Tensor, torch.Tensor, tuple[int, ...]]:
-    name = draw(st.sampled_from(sorted(schedules)))
-    betas = schedules[name]
+def schedule_and_batch(draw: st.DrawFn) -> tuple[str, torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """A schedule of SCHEDULES by name, a batch of timesteps and a data shape. (No argument defaults to a
+    tensor here: Hypothesis labels a composite by the repr of its defaults, at every draw.)"""
+    name = draw(st.sampled_from(sorted(SCHEDULES)))
+    betas = SCHEDULES[name]
     batch = draw(st.integers(1, 5))
     t = torch.from_numpy(draw(gs.timesteps(betas.shape[0], batch)))
     shape = draw(gs.data_shapes(batch))

@@ -191,6 +191,17 @@ DRIVERS: dict[str, Callable[[ModuleType, dict[str, Any]], Any]] = {
 }
 
 
+def warm_up() -> None:
+    """Take one SGD and one Adam step on a tiny EpsNet: the first optimizer a process builds imports
+    torch._dynamo (about 1.7 s here), which a zygote then pays once for all the workers it forks. The
+    tensors are far below torch's parallel grain, so no thread pool is started before the forks."""
+    model = EpsNet(2, 4)
+    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1), torch.optim.Adam(model.parameters(), lr=0.1)):
+        optimizer.zero_grad()
+        model(torch.zeros(1, 2), torch.zeros(1, dtype=torch.int64)).square().mean().backward()
+        optimizer.step()
+
+
 def run_driver(name: str, module: ModuleType, inputs: dict[str, Any]) -> Any:
     return DRIVERS[name](module, _dtype(inputs))
 

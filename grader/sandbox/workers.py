@@ -166,6 +166,11 @@ class Sandbox:
             raise
         return Zygote(process, ours, self.limits)
 
+    def start(self) -> None:
+        """Start the zygote now, without waiting for it to import: the grader can prepare meanwhile."""
+        if self.zygote is None:
+            self.zygote = self._spawn_zygote()
+
     def _fork(self) -> Process:
         """A fresh worker from the zygote, started (or started again, once, if it is gone) as needed."""
         for attempt in range(2):

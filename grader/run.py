@@ -31,6 +31,7 @@ from grader.items import BY_ID, ITEMS, RECORDS
 from grader.runtime import drivers, wire
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
 from grader.submission import PartSource, find_parts, part_of
+from grader.turns import Turns, machine_folder
 from grader.untrusted import clean_text
 
 # Hypothesis caches what it learns in .hypothesis/ of the working directory; grading writes nothing where it is run.
@@ -303,21 +304,31 @@ def grade(
     limits: Limits | None = None,
     isolation: Isolation = "auto",
     on_item: Callable[[ItemResult], None] | None = None,
+    turns: Turns | None = None,
 ) -> Report:
     """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks.
 
     The folder is taken in first (grader/intake.py: regular files and folders only, within caps);
-    what was left out is reported in the notes, and the rest is graded."""
+    what was left out is reported in the notes, and the rest is graded. Each item takes its turn on
+    the machine (grader/turns.py; by default among all graders of this user here)."""
     wanted = [item for item in ITEMS if only is None or item.id in set(only)]
+    turns = turns or Turns(machine_folder())
     results: list[ItemResult] = []
     with Sandbox(Path(submission), limits, isolation) as sandbox:  # one worker per module
         parts, notes = find_parts(sandbox.private)
         notes = [*sandbox.intake.problems, *notes]
+        if any(item.module in parts for item in wanted):
+            sandbox.start()  # the zygote imports torch on one core while this process warms its own on the other
+            drivers.warm_up()
         problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item in wanted:
             part = parts.get(item.module)
+            record = RECORDS[item.id]
             try:
-                result = _grade_item(RECORDS[item.id], item, part, problems, sandbox, notes)
+                with turns.take(record.alone) as waited:
+                    result = _grade_item(record, item, part, problems, sandbox, notes)
+                if waited:
+                    notes.append(f"{item.id}: {waited}.")
             except Exception as exc:  # the grader's own code broke on this item: it says so, the rest is graded
                 result = ItemResult(item.id, 0, item.points, "error", grader_fault(exc))
             if part is not None and result.status != "passed" and sandbox.notes.get(item.module):

@@ -139,6 +139,8 @@ class Check:
         if len(set(names)) != len(names):
             raise ValueError(f"{self.item}: two catalogued mistakes share a name ({names})")
 
+    alone = False  # graded while other graders of the machine grade their own items (grader/turns.py)
+
     @property
     def public_cases_of(self) -> str:
         """The item whose public cases check this one: its own."""
@@ -166,6 +168,8 @@ class TimedCheck:
         _valid_item(self.item, self.points)
         if self.step.split(".")[0] != self.item.split(".")[0]:
             raise ValueError(f"{self.item}: the timed function {self.step} must be of the same part")
+
+    alone = True  # timed while no other grader of the machine is inside an item (grader/turns.py)
 
     @property
     def public_cases_of(self) -> str:

@@ -1,9 +1,10 @@
 """python -m grader VERB ...: the grader's command line.
 
 grade SUBMISSION [--json FILE] [--gradescope FILE] [--items ID ...]   grade a folder of modules or notebooks
+grade-class SUBMISSIONS --out DIR [--workers N] [--dask ADDRESS]      grade a class: results/, grades.csv, report.html
 check [PATH]                                                          the public checks, for students
 reference regenerate|verify                                           the public checks' stored results
-release OUT                                                           the student bundle
+release OUT | release gradescope OUT.zip                              the student bundle, or Gradescope's autograder
 generate                                                              exercises/ and notebooks from solutions/
 nbgrader init|preflight|regrade COURSE_DIR                            an nbgrader course, and its isolated re-grade
 """
@@ -97,6 +98,65 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grade_class(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+    from grader.items import ITEMS
+
+    folder = Path(args.submissions)
+    problem = None
+    if not folder.is_dir():
+        problem = f"{folder} is not a folder; give the folder with one entry per student (or an nbgrader course)"
+    elif args.workers < 1:
+        problem = f"--workers must be at least 1, not {args.workers}"
+    elif sorted(set(args.items or []) - {i.id for i in ITEMS}):
+        problem = f"unknown item(s) {', '.join(sorted(set(args.items) - {i.id for i in ITEMS}))}"
+    elif args.timeout <= 0 or args.memory_mb < 64:
+        problem = "--timeout must be positive and --memory-mb at least 64"
+    if problem:
+        print(f"grader: {problem}", file=sys.stderr)
+        return 2
+    isolation = "off" if args.no_sandbox else "required"  # a batch of other people's code: never unsandboxed by default
+    if args.dask is None and _no_sandbox_here(isolation):
+        return 2
+    settings = engine.Settings(tuple(args.items) if args.items else None, args.timeout, args.memory_mb, isolation)
+    pool: engine.Pool | None = None
+    if args.dask is not None:
+        try:
+            pool = engine.DaskPool(args.dask)
+        except ImportError:
+            print("grader: --dask needs dask.distributed: pip install 'genmath-autograder[dask]'", file=sys.stderr)
+            return 2
+        except (OSError, TimeoutError) as err:
+            print(f"grader: no Dask scheduler answered at {args.dask} ({err})", file=sys.stderr)
+            return 2
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("grading the class"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), console=console, transient=True, disable=not console.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("", total=None)
+        summary = grade_class(
+            folder,
+            Path(args.out),
+            (lambda: pool) if pool is not None else (lambda: engine.LocalPool(args.workers)),
+            settings,
+            force=args.force,
+            assignment=args.assignment,
+            on_start=lambda n: progress.update(task, total=n),
+            on_result=lambda student, r: progress.update(task, advance=1, description=student),
+        )
+    if pool is not None:
+        pool.close()
+    print(summary.line())
+    for path in summary.outputs:
+        print(f"wrote {path}")
+    return 0
+
+
 def _nbgrader(args: argparse.Namespace) -> int:
     from grader.nbgrader import course
 
@@ -156,10 +216,20 @@ def _reference(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     if _no_clone_here("release"):
         return 2
+    kind, out = args.target if len(args.target) == 2 else ["student", *args.target]
+    if kind not in ("student", "gradescope") or len(args.target) > 2:
+        print("grader: release OUT, release student OUT or release gradescope OUT.zip", file=sys.stderr)
+        return 2
+    if kind == "gradescope":
+        from grader.authoring import gradescope_zip
+
+        names = gradescope_zip.build(Path(out), args.feedback_visibility)
+        print(f"wrote {out} ({len(names)} files): upload it as the assignment's autograder on Gradescope")
+        return 0
     from grader.authoring.release import release
 
-    files = release(Path(args.out))
-    print(f"wrote {len(files)} files to {args.out}")
+    files = release(Path(out))
+    print(f"wrote {len(files)} files to {out}")
     return 0
 
 
@@ -174,8 +244,11 @@ def _audit(args: argparse.Namespace) -> int:
     from grader.sandbox import Limits
 
     unknown = sorted(set(args.items or []) - set(RECORDS))
-    if unknown:
-        print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
+    if unknown or args.workers < 1:
+        why = (
+            f"unknown item(s) {', '.join(unknown)}" if unknown else f"--workers must be at least 1, not {args.workers}"
+        )
+        print(f"grader: {why}", file=sys.stderr)
         return 2
     patches = audit.corpus(args.items or None)  # none named: every item
     console = Console(stderr=True)
@@ -189,6 +262,7 @@ def _audit(args: argparse.Namespace) -> int:
             Limits(call_timeout_s=args.timeout),
             "off" if args.no_sandbox else "auto",
             on_verdict=lambda v: progress.advance(task),
+            workers=args.workers,
         )
     rows = audit.by_item(verdicts, args.items or None)
     for row in rows:
@@ -237,12 +311,32 @@ def main(argv: list[str] | None = None) -> int:
         "--require-sandbox", action="store_true", help="refuse to grade where bubblewrap cannot build the sandbox"
     )
     g.set_defaults(run=_grade)
+    c = verbs.add_parser(
+        "grade-class", help="grade every student of a folder (or an nbgrader course): results/, grades.csv, report.html"
+    )
+    c.add_argument("submissions", help="one entry per student (a folder or a .zip), or an nbgrader course folder")
+    c.add_argument("--out", required=True, metavar="DIR", help="where results/, grades.csv and report.html go")
+    c.add_argument("--workers", type=int, default=2, help="submissions graded at once on this machine (default: 2)")
+    c.add_argument("--dask", metavar="ADDRESS", help="grade on this dask.distributed scheduler instead")
+    c.add_argument("--force", action="store_true", help="grade again the students that already have a result")
+    c.add_argument("--items", nargs="+", metavar="ID", help="grade only these items")
+    c.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
+    c.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
+    c.add_argument("--assignment", default="generative_models", help="in an nbgrader course: the assignment")
+    c.add_argument("--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default)")
+    c.set_defaults(run=_grade_class)
     student.add_check(verbs)  # the student's verb, as their bundle offers it
     r = verbs.add_parser("reference", help="the public checks' stored expected results")
     r.add_argument("action", choices=["regenerate", "verify"])
     r.set_defaults(run=_reference)
-    rel = verbs.add_parser("release", help="build the student bundle in OUT")
-    rel.add_argument("out")
+    rel = verbs.add_parser(
+        "release", help="the student bundle (release OUT) or Gradescope's autograder (release gradescope OUT.zip)"
+    )
+    rel.add_argument("target", nargs="+", metavar="[student|gradescope] OUT")
+    rel.add_argument(
+        "--feedback-visibility", default="visible", choices=("visible", "after_published", "after_due_date", "hidden"),
+        help="Gradescope: when students see each item's feedback (default: visible)",
+    )  # fmt: skip
     rel.set_defaults(run=_release)
     nb = verbs.add_parser("nbgrader", help="an nbgrader course of the five notebooks")
     nb_verbs = nb.add_subparsers(dest="action", required=True)
@@ -272,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("items", nargs="*", metavar="ITEM", help="only these items (default: all)")
     a.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
     a.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
+    a.add_argument("--workers", type=int, default=2, help="processes grading the corpus at once (default: 2)")
     a.set_defaults(run=_audit)
     gen = verbs.add_parser(
         "generate", help="write exercises/ (stubs and notebooks) and the nbgrader source notebooks from solutions/"

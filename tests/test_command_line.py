@@ -14,6 +14,7 @@ VERBS = {
     "check": ["check"],
     "reference": ["reference", "verify"],
     "release": ["release", "out"],
+    "grade-class": ["grade-class", "class", "--out", "out"],
     "generate": ["generate"],
     "audit": ["audit", "mle.binomial_mle"],
     "nbgrader init": ["nbgrader", "init", "course"],
@@ -54,6 +55,7 @@ def test_every_verb_has_its_own_function(verb: str) -> None:
         "release": cli._release,
         "generate": cli._generate,
         "audit": cli._audit,
+        "grade-class": cli._grade_class,
     }.get(verb, cli._nbgrader)
     assert run is expected
 

@@ -191,7 +191,7 @@ def spawn(
             resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PIDS, MAX_PIDS))
         if drop_to is not None:
             drop_privileges(drop_to)
-        _die_with_parent()
+        die_with_parent()
 
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": home, "TMPDIR": home,
            "MPLCONFIGDIR": home}  # fmt: skip
@@ -321,7 +321,7 @@ def become_subreaper() -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In a child before exec: SIGKILL when the grader dies (set after the uid change, which clears it)."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 

@@ -1,0 +1,96 @@
+"""``python -m grader grade-class``: every student of a class folder graded once, resumably, with a report.
+
+    entries (grader/batch/entries.py)  → payloads and digests, or why an entry gives none
+    results/ (grader/batch/store.py)   → which students already have a current result (skipped)
+    a pool (grader/batch/engine.py)    → results as they arrive, each written at once, atomically
+    grades.csv and report.html         → rebuilt from results/ at the end (grader/batch/page.py)
+
+A run killed at any moment (``kill -9``) leaves whole results only; the next run grades exactly
+the students without a current one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.batch.engine import Pool, Result, Settings, Task
+from grader.batch.entries import DEFAULT_ASSIGNMENT, Entry, discover
+from grader.batch.store import Store, unread
+
+
+@dataclass
+class Summary:
+    """What one run did."""
+
+    students: int = 0
+    graded: int = 0
+    skipped: int = 0
+    unreadable: int = 0  # read, nothing to grade, or not readable at all
+    failed: int = 0
+    seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+
+    def line(self) -> str:
+        rate = f", {60 * self.graded / self.seconds:.1f}/min" if self.graded and self.seconds > 0 else ""
+        return (
+            f"{self.students} students: {self.graded} graded, {self.skipped} skipped (already graded), "
+            f"{self.unreadable} with nothing to grade, {self.failed} failed; {self.seconds:.0f} s{rate}"
+        )
+
+
+def grade_class(
+    folder: Path,
+    out: Path,
+    pool: Callable[[], Pool],
+    settings: Settings,
+    force: bool = False,
+    assignment: str = DEFAULT_ASSIGNMENT,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[str, Result], None] | None = None,
+) -> Summary:
+    """Grade every student of ``folder`` into ``out``; ``pool`` is called only when there is work for it."""
+    start = time.monotonic()
+    entries = discover(folder, assignment)
+    store = Store(out).open()
+    summary = Summary(students=len(entries))
+    by_student: dict[str, Entry] = {e.student: e for e in entries}
+    tasks: list[Task] = []
+    digests: dict[str, tuple[str, list[str]]] = {}
+    for entry in entries:
+        payload = entry.read()
+        if payload.problem is not None:
+            status = "empty" if payload.empty else "unreadable"
+            store.write(entry.key, unread(entry.student, payload.digest, settings.as_dict(), status, payload.problem,
+                                          payload.notes))  # fmt: skip
+            summary.unreadable += 1
+        elif not force and store.is_current(entry.key, payload.digest, settings.as_dict()):
+            summary.skipped += 1
+        else:
+            tasks.append((entry.student, payload.data, payload.digest, payload.notes))
+            digests[entry.student] = (payload.digest, payload.notes)
+    if on_start:
+        on_start(len(tasks))
+    if tasks:
+        runner = pool()
+        try:
+            for student, result, problem in runner.results(tasks, settings):
+                if result is None:
+                    digest, notes = digests[student]
+                    result = unread(student, digest, settings.as_dict(), "failed", problem, notes)
+                    summary.failed += 1
+                else:
+                    summary.graded += 1
+                store.write(by_student[student].key, result)
+                if on_result:
+                    on_result(student, result)
+        finally:
+            runner.close()
+    summary.outputs.append(store.write_grades([e.student for e in entries]))
+    from grader.batch import page
+
+    summary.outputs.append(page.write(store, [e.student for e in entries], out / "report.html"))
+    summary.seconds = time.monotonic() - start
+    return summary

@@ -1,0 +1,266 @@
+"""Grading a class: payloads out to graders (local processes or Dask workers), results back as they come.
+
+``grade_payload`` is the one task: it runs wherever a grader runs (a process of the local pool,
+a Dask worker on another machine), unpacks one student's payload into a scratch folder, grades
+it in its own sandbox exactly as ``python -m grader grade`` does, and returns plain JSON. Only the
+process that started the batch writes results (grader/batch/store.py), one student at a time, as
+they arrive.
+
+The local pool (``LocalPool``) is N processes started once, each of which imports torch, the
+reference and the checks once and then grades one submission after another: the class pays those
+imports N times, not once per student. Each process dies with the batch (``PR_SET_PDEATHSIG``), and
+with it every sandbox it started. A pool process that dies while grading (killed, out of memory)
+costs nothing but time: it is replaced and the student is graded again; a second death records the
+student as ``failed``, and the batch goes on.
+
+With ``--dask ADDRESS`` (``DaskPool``) each payload travels as bytes to a Dask worker; Dask runs a
+task again elsewhere when its worker dies. Either way a result is written once per student, keyed by
+the student, so a task run twice is still counted once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing.connection
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from grader import __version__
+
+Result = dict[str, Any]
+Task = tuple[str, bytes, str, list[str]]  # student, payload, digest, notes
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a grade depends on beyond the submission: stored with each result, a change regrades."""
+
+    items: tuple[str, ...] | None = None
+    timeout_s: float = 10.0
+    memory_mb: int = 4096
+    isolation: str = "required"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": list(self.items) if self.items is not None else None,
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+        }
+
+
+def grade_payload(student: str, payload: bytes, digest: str, notes: list[str], settings: Settings) -> Result:
+    """Grade one student's payload (grader/archive.py) in a sandbox of its own; the result as plain JSON."""
+    from grader.archive import unpack
+    from grader.run import grade
+    from grader.sandbox import Limits
+
+    with tempfile.TemporaryDirectory(prefix="grader-payload-") as scratch:
+        folder = Path(scratch) / "submission"
+        intake = unpack(payload, folder)
+        limits = Limits(call_timeout_s=settings.timeout_s, memory_mb=settings.memory_mb)
+        report = grade(folder, settings.items, limits, settings.isolation)  # type: ignore[arg-type]
+    return {
+        **report.as_dict(),
+        "student": student,
+        "status": "grader-fault" if report.faults else "graded",
+        "digest": digest,
+        "settings": settings.as_dict(),
+        "grader_version": __version__,
+        "notes": [*notes, *intake.problems, *report.notes],
+        "sandboxed": report.sandboxed,
+    }
+
+
+class Pool(Protocol):
+    """Where the tasks run: results (or a failure) of each student, in the order they finish."""
+
+    def results(self, tasks: list[Task], settings: Settings) -> Iterator[tuple[str, Result | None, str]]: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------- local
+
+
+def serve(fd: int) -> None:
+    """A pool process (``python -c 'serve(FD)'``, FD one end of a socket pair): warm once, then grade what
+    arrives until the batch closes its end."""
+    from grader.sandbox.processes import become_subreaper, die_with_parent
+
+    connection = multiprocessing.connection.Connection(fd)
+
+    die_with_parent()  # the batch killed (kill -9): this process and the sandboxes it started go too
+    become_subreaper()
+    from grader.run import grade  # noqa: F401  (torch, the reference and the checks, imported once)
+    from grader.runtime import drivers
+
+    drivers.warm_up()
+    connection.send(("ready", None))
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        student, payload, digest, notes, settings = task
+        try:
+            connection.send(("done", grade_payload(student, payload, digest, notes, settings)))
+        except Exception as exc:  # the grader's own fault on this student: recorded, the pool goes on
+            connection.send(("fault", f"{type(exc).__name__}: {exc}"))
+
+
+@dataclass
+class _Slot:
+    process: subprocess.Popen[bytes]
+    connection: multiprocessing.connection.Connection
+    task: Task | None = None
+    warm: bool = False  # said it is ready: imported and warmed up
+
+
+class LocalPool:
+    """``workers`` grading processes on this machine, started once for the whole class."""
+
+    ATTEMPTS = 2  # a student whose grading process dies twice is recorded as failed
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.slots: list[_Slot] = []
+
+    def _start(self) -> _Slot:
+        """A fresh interpreter (no threads or locks inherited; allowed inside a Dask worker's daemonic process),
+        talking over one end of a socket pair; it closes when the process dies, which is how death is seen."""
+        ours, theirs = socket.socketpair()
+        code = f"from grader.batch.engine import serve; serve({theirs.fileno()})"
+        here = str(Path(__file__).resolve().parents[2])  # where this grader is imported from, not the cwd (-P)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        try:
+            process = subprocess.Popen([sys.executable, "-P", "-c", code], pass_fds=(theirs.fileno(),), env=env)
+        finally:
+            theirs.close()
+        return _Slot(process, multiprocessing.connection.Connection(ours.detach()))
+
+    def results(self, tasks: list[Task], settings: Settings) -> Iterator[tuple[str, Result | None, str]]:
+        """Each student's result as it arrives; run it to its end (a reply left unread would be the next call's)."""
+        pending = list(reversed(tasks))
+        attempts: dict[str, int] = {}
+        ready: list[_Slot] = [slot for slot in self.slots if slot.task is None and slot.warm]
+        while len(self.slots) < min(self.workers, len(tasks)):
+            self.slots.append(self._start())
+        busy = 0
+        while True:
+            while ready and pending:
+                slot = ready.pop()
+                if slot not in self.slots:
+                    continue
+                slot.task = pending.pop()
+                slot.connection.send((*slot.task, settings))
+                busy += 1
+            if not pending and not busy:
+                return
+            waitable = {slot.connection: slot for slot in self.slots}
+            for handle in multiprocessing.connection.wait(list(waitable)):
+                slot = waitable[handle]  # type: ignore[index]  # wait() returns the objects it was given
+                try:
+                    message = slot.connection.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message is None:  # the process died: replace it, and grade its student again (or give up)
+                    self.slots.remove(slot)
+                    slot.connection.close()
+                    slot.process.kill()
+                    slot.process.wait()
+                    if slot.task is not None:
+                        busy -= 1
+                        student = slot.task[0]
+                        attempts[student] = attempts.get(student, 0) + 1
+                        if attempts[student] < self.ATTEMPTS:
+                            pending.append(slot.task)
+                        else:
+                            yield student, None, f"the grading process died {self.ATTEMPTS} times on it"
+                    if pending:
+                        self.slots.append(self._start())
+                    continue
+                kind, value = message
+                slot.warm = True
+                if kind in ("done", "fault"):
+                    busy -= 1
+                    assert slot.task is not None
+                    student, slot.task = slot.task[0], None
+                    yield (student, value, "") if kind == "done" else (student, None, f"grader fault: {value}")
+                ready.append(slot)
+
+    def grade_one(self, task: Task, settings: Settings) -> tuple[Result | None, str]:
+        """One student's result (or None and why), the generator run to its end so that no reply is left behind."""
+        outcome: tuple[Result | None, str] = (None, "no result")
+        for _, result, problem in self.results([task], settings):
+            outcome = (result, problem)
+        return outcome
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.connection.close()
+        for slot in self.slots:
+            try:
+                slot.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                slot.process.kill()
+                slot.process.wait()
+        self.slots = []
+
+
+# --------------------------------------------------------------------------------------- Dask
+
+
+class DaskPool:
+    """Grading on a dask.distributed cluster: each payload travels as bytes to a worker, which grades it."""
+
+    def __init__(self, address: str, connect_timeout_s: float = 10.0) -> None:
+        from distributed import Client
+
+        self.client = Client(address, timeout=connect_timeout_s)
+
+    def results(self, tasks: list[Task], settings: Settings) -> Iterator[tuple[str, Result | None, str]]:
+        from distributed import as_completed
+
+        futures = {
+            self.client.submit(
+                grade_on_worker, student, payload, digest, notes, settings,
+                key=f"grade-{digest[:16]}-{hashlib.sha256(student.encode()).hexdigest()[:16]}", pure=False,
+            ): student
+            for student, payload, digest, notes in tasks
+        }  # fmt: skip
+        for future in as_completed(futures):
+            student = futures[future]
+            try:
+                yield student, future.result(), ""
+            except Exception as exc:  # KilledWorker (died too often), or the task raised
+                yield student, None, f"{type(exc).__name__}: {exc}"
+            finally:
+                future.release()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+_WORKER_POOL: LocalPool | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def grade_on_worker(student: str, payload: bytes, digest: str, notes: list[str], settings: Settings) -> Result:
+    """The Dask task: grade on this worker's own grading process (a LocalPool of one, started on the first task
+    and kept), so that grading runs in a process of its own, as it does locally, never among Dask's threads."""
+    global _WORKER_POOL
+    with _WORKER_LOCK:
+        if _WORKER_POOL is None:
+            _WORKER_POOL = LocalPool(1)
+        result, problem = _WORKER_POOL.grade_one((student, payload, digest, notes), settings)
+    if result is None:
+        raise RuntimeError(f"grading {student} failed: {problem}")
+    return result

@@ -1,0 +1,293 @@
+"""python -m grader grade-class: layouts, unreadable entries, resuming after kill -9, a pool process that dies,
+Dask with a worker killed mid-batch, the same results with 1 and 2 workers, the timed item's verdict under load,
+and the hostile corpus through the batch path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from grader.authoring.corpus import MUTANTS, patched
+from grader.batch import engine
+from grader.batch.classroom import grade_class
+from grader.batch.entries import Entry, discover
+from grader.sandbox import bubblewrap
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ("mle.binomial_mle", "divergences.entropy")  # two modules, two workers, a few seconds a student
+PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
+ISOLATION = "required" if bubblewrap() else "off"
+NO_SANDBOX = () if bubblewrap() else ("--no-sandbox",)
+
+
+def solutions_into(folder: Path, parts: tuple[str, ...] = PARTS) -> Path:
+    folder.mkdir(parents=True)
+    for part in parts:
+        shutil.copyfile(ROOT / "solutions" / f"{part}.py", folder / f"{part}.py")
+    return folder
+
+
+def stubs_into(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for part in PARTS:
+        shutil.copyfile(ROOT / "exercises" / f"{part}.py", folder / f"{part}.py")
+    return folder
+
+
+def zip_of(folder: Path, target: Path, inside: str = "") -> None:
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, f"{inside}{path.name}")
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "grader", "grade-class", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def grades(out: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
+
+
+def results(out: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in (out / "results").glob("*.json"):
+        data = json.loads(path.read_text())
+        data["notes"] = [n for n in data["notes"] if "ms/step" not in n]  # the timed item's measured times
+        found[data["student"]] = data
+    return found
+
+
+# ------------------------------------------------------------------------------------------ layouts
+
+
+@pytest.fixture(scope="module")
+def mixed_class(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One class of every kind of entry, graded once through the command line."""
+    base = tmp_path_factory.mktemp("mixed")
+    folder = base / "class"
+    folder.mkdir()
+    solutions_into(folder / "alice")
+    stubs_into(folder / "bob")
+    zip_of(solutions_into(base / "carol"), folder / "carol.zip")
+    zip_of(solutions_into(base / "dan"), folder / "dan.zip", inside="dan/")  # a zip of the folder
+    solutions_into(folder / "Ana María López", ("mle",))
+    (folder / "notes.txt").write_text("not a submission")
+    (folder / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    (folder / "empty").mkdir()
+    (folder / ".DS_Store").write_text("hidden: not a student")
+    with zipfile.ZipFile(folder / "mallory.zip", "w") as archive:  # names that point outside, and a link
+        archive.writestr("../../escaped.py", "x = 1\n")
+        archive.writestr("/abs.py", "x = 1\n")
+        link = zipfile.ZipInfo("mle.py")
+        link.external_attr = 0o120777 << 16
+        archive.writestr(link, "/etc/shadow")
+        archive.write(ROOT / "solutions" / "divergences.py", "divergences.py")
+    solutions_into(folder / "zed")
+    zip_of(folder / "zed", folder / "zed.zip")  # the same student twice: two rows, neither graded twice
+    out = base / "out"
+    result = cli(str(folder), "--out", str(out), "--items", *QUICK, "--workers", "2", *NO_SANDBOX)
+    return out, result
+
+
+def test_every_entry_gets_its_row(mixed_class: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, result = mixed_class
+    assert result.returncode == 0, result.stderr
+    rows = {r["student"]: r for r in grades(out)}
+    expected = {
+        "alice": ("4", "graded"), "bob": ("0", "graded"), "carol": ("4", "graded"), "dan": ("4", "graded"),
+        "Ana María López": ("2", "graded"), "notes.txt": ("0", "unreadable"), "broken": ("0", "unreadable"),
+        "empty": ("0", "empty"), "mallory": ("2", "graded"), "zed": ("4", "graded"), "zed.zip": ("4", "graded"),
+    }  # fmt: skip
+    assert {s: (r["total"], r["status"]) for s, r in rows.items()} == expected
+    assert rows["alice"]["mle.binomial_mle"] == "2" and rows["alice"]["vae.VAE"] == ""  # not graded: --items
+    assert "11 students: 8 graded, 0 skipped" in result.stdout
+    assert not (out.parent / "escaped.py").exists() and not Path("/abs.py").exists()
+
+
+def test_unreadable_entries_say_why(mixed_class: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = mixed_class
+    stored = results(out)
+    assert "not a zip file" in stored["broken"]["message"]
+    assert "a file, not a folder" in stored["notes.txt"]["message"]
+    assert "nothing to grade" in stored["empty"]["message"]
+    notes = " ".join(stored["mallory"]["notes"])
+    assert "points outside the submission" in notes and "a link or a special file" in notes
+    for data in stored.values():
+        assert data["grader_version"] and "settings" in data
+        assert data["status"] in ("graded", "empty", "unreadable") and isinstance(data["score"], int)
+
+
+def test_report_page_is_escaped_and_complete(mixed_class: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = mixed_class
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # the histogram and the pass rates
+    for section in ("scores", "items", "mistakes", "troubled", "limits", "unread", "students"):
+        assert f'id="{section}"' in page
+    assert "Ana María López" in page and "not a zip file" in page
+    assert "<script" not in page
+
+
+def test_names_are_safe_file_names() -> None:
+    keys = {Entry(name, Path(name)).key for name in ("alice", "Ana María", "ana maría", "..", "a/b", ".x", "a b")}
+    assert len(keys) == 7
+    for key in keys:
+        assert "/" not in key and not key.startswith(".") and key.isascii()
+
+
+def test_nbgrader_layout_is_recognised(tmp_path: Path) -> None:
+    for student in ("s1", "s2"):
+        solutions_into(tmp_path / "submitted" / student / "hw", ("mle",))
+    assert [(e.student, e.path.name) for e in discover(tmp_path, "hw")] == [("s1", "hw"), ("s2", "hw")]
+
+
+def test_bad_arguments_fail_at_once(tmp_path: Path) -> None:
+    cases = [
+        ((str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")), "is not a folder"),
+        ((str(tmp_path), "--out", str(tmp_path / "o"), "--workers", "0"), "--workers must be at least 1"),
+        ((str(tmp_path), "--out", str(tmp_path / "o"), "--items", "mle.nothing"), "unknown item"),
+        ((str(tmp_path), "--out", str(tmp_path / "o"), "--dask", "tcp://127.0.0.1:9"), "no Dask scheduler answered"),
+    ]
+    for args, message in cases:
+        started = time.monotonic()
+        result = cli(*args, timeout=60)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert time.monotonic() - started < 30
+        assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------------------------ nothing lost
+
+
+def small_class(folder: Path, n: int) -> Path:
+    for k in range(n):
+        solutions_into(folder / f"s{k:02d}", ("mle", "divergences"))
+        if k % 3 == 1:  # some wrong answers among them, so that the grades are not all equal
+            module = folder / f"s{k:02d}" / "mle.py"
+            module.write_text(module.read_text().replace("return float(k.sum() / n.sum())", "return 0.5"))
+    return folder
+
+
+def test_resumes_after_kill_9_with_every_student_once(tmp_path: Path) -> None:
+    folder = small_class(tmp_path / "class", 8)
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert cli(str(folder), "--out", str(whole), "--items", *QUICK, *NO_SANDBOX).returncode == 0
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade-class", str(folder), "--out", str(resumed), "--items", *QUICK,
+         *NO_SANDBOX], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(list((resumed / "results").glob("*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(batch.pid, signal.SIGKILL)  # the whole batch: the command, its pool, their sandboxes
+    batch.wait()
+    done = len(list((resumed / "results").glob("*.json")))
+    assert 3 <= done < 8, "the batch was not killed part-way"
+    for path in (resumed / "results").glob("*.json"):
+        json.loads(path.read_text())  # whole, never torn
+    again = cli(str(folder), "--out", str(resumed), "--items", *QUICK, *NO_SANDBOX)
+    assert again.returncode == 0, again.stderr
+    assert f"{8 - done} graded, {done} skipped" in again.stdout
+    assert (resumed / "grades.csv").read_text() == (whole / "grades.csv").read_text()
+    assert not list((resumed / "results").glob(".*.tmp"))
+
+
+def test_a_pool_process_that_dies_costs_a_retry_only(tmp_path: Path) -> None:
+    folder = small_class(tmp_path / "class", 4)
+    killed: list[int] = []
+
+    def kill_one_pool_process() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for child in psutil.Process().children():
+                try:
+                    pool = "grader.batch.engine" in " ".join(child.cmdline())
+                    grading = any("worker.py" in " ".join(c.cmdline()) for c in child.children(recursive=True))
+                except psutil.Error:  # gone meanwhile
+                    continue
+                if pool and grading:  # a pool process in the middle of grading
+                    child.kill()
+                    killed.append(child.pid)
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_pool_process)
+    killer.start()
+    summary = grade_class(
+        folder, tmp_path / "out", lambda: engine.LocalPool(2), engine.Settings(QUICK, isolation=ISOLATION)
+    )
+    killer.join()
+    assert killed, "no pool process was found to kill"
+    assert (summary.graded, summary.failed) == (4, 0)
+    assert [r["total"] for r in grades(tmp_path / "out")] == ["4", "2", "4", "4"]
+
+
+def test_dask_cluster_with_a_worker_killed_mid_batch(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    folder = small_class(tmp_path / "class", 6)
+    local = tmp_path / "local"
+    grade_class(folder, local, lambda: engine.LocalPool(1), engine.Settings(QUICK, isolation=ISOLATION))
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        arrived: list[str] = []
+
+        def on_result(student: str, result: dict[str, Any]) -> None:
+            arrived.append(student)
+            if len(arrived) == 2:  # mid-batch: a worker, with its grading process, dies
+                os.kill(pids[0], signal.SIGKILL)
+
+        summary = grade_class(
+            folder, tmp_path / "dask", lambda: engine.DaskPool(cluster.scheduler_address),
+            engine.Settings(QUICK, isolation=ISOLATION), on_result=on_result,
+        )  # fmt: skip
+    assert sorted(arrived) == sorted(f"s{k:02d}" for k in range(6)), "a student was lost or counted twice"
+    assert (summary.graded, summary.failed) == (6, 0)
+    assert (tmp_path / "dask" / "grades.csv").read_text() == (local / "grades.csv").read_text()
+
+
+# ------------------------------------------------------------------------------------------ fair under load
+
+
+def loop_step_into(folder: Path) -> Path:
+    """ddpm.py whose training step loops over the batch in Python (the corpus' per-sample loop)."""
+    (mutant,) = [m for m in MUTANTS if m.item == "ddpm.ddpm_train_step.speed" and m.name == "per-sample loop"]
+    folder.mkdir(parents=True)
+    (folder / "ddpm.py").write_text(patched(mutant, ROOT / "solutions"))
+    return folder
+
+
+def test_timed_verdicts_hold_with_two_workers_on_two_cores(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    for k in range(3):
+        solutions_into(folder / f"fast{k}", ("mle", "ddpm"))
+        loop_step_into(folder / f"loop{k}")
+        shutil.copyfile(ROOT / "solutions" / "mle.py", folder / f"loop{k}" / "mle.py")
+    items = ("mle.binomial_mle", "mle.gaussian_mle", "ddpm.ddpm_train_step.speed")
+    by_workers = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        grade_class(folder, out, lambda w=workers: engine.LocalPool(w), engine.Settings(items, isolation=ISOLATION))
+        rows = {r["student"]: r["ddpm.ddpm_train_step.speed"] for r in grades(out)}
+        assert rows == {**{f"fast{k}": "2" for k in range(3)}, **{f"loop{k}": "0" for k in range(3)}}, rows
+        by_workers[workers] = results(out)
+    assert by_workers[1] == by_workers[2], "1 and 2 workers gave different results"

@@ -110,8 +110,13 @@ def grade_corpus(
     isolation: Isolation = "auto",
     solutions: Path = ROOT / "solutions",
     on_verdict: Callable[[Verdict], None] | None = None,
+    workers: int = 1,
 ) -> list[Verdict]:
-    """Grade each patch as its own module (``<part>_p<index>.py``) in one production sandbox."""
+    """Grade each patch as its own module (``<part>_p<index>.py``) in one production sandbox; with ``workers``
+    above 1, the patches are dealt out to that many processes, each with a sandbox of its own (the verdicts
+    come back in the corpus's order; ``on_verdict`` hears each process's verdicts when it is done)."""
+    if workers > 1 and len(patches) > 1:
+        return _in_parallel(patches, limits, isolation, solutions, on_verdict, workers)
     verdicts: list[Verdict] = []
     with tempfile.TemporaryDirectory(prefix="grader-audit-") as scratch:
         folder = Path(scratch)
@@ -128,6 +133,36 @@ def grade_corpus(
                 if on_verdict:
                     on_verdict(verdict)
     return verdicts
+
+
+def _in_parallel(
+    patches: list[tuple[Patch, str]],
+    limits: Limits | None,
+    isolation: Isolation,
+    solutions: Path,
+    on_verdict: Callable[[Verdict], None] | None,
+    workers: int,
+) -> list[Verdict]:
+    """``grade_corpus`` in ``workers`` spawned processes, each taking every ``workers``-th patch (the slow timed
+    and training items spread over all of them)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    shares = [patches[k::workers] for k in range(workers)]
+    verdicts: list[list[Verdict]] = [[] for _ in shares]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(grade_corpus, share, limits, isolation, solutions): k for k, share in enumerate(shares) if share
+        }
+        for future in as_completed(futures):
+            verdicts[futures[future]] = future.result()
+            for verdict in verdicts[futures[future]] if on_verdict else ():
+                on_verdict(verdict)  # type: ignore[misc]
+    ordered: list[Verdict] = [None] * len(patches)  # type: ignore[list-item]
+    for k, share in enumerate(verdicts):
+        ordered[k::workers] = share
+    return ordered
 
 
 def by_item(verdicts: list[Verdict], items: Iterable[str] | None = None) -> list[ItemAudit]:

@@ -48,17 +48,20 @@ def as_json(report: Report) -> dict[str, Any]:
     return {**report.as_dict(), "grader_version": __version__}
 
 
-def as_gradescope(report: Report) -> dict[str, Any]:
+def as_gradescope(report: Report, visibility: str = "visible") -> dict[str, Any]:
+    """Gradescope's results.json: one test per item, numbered in the contract's order; ``visibility`` says when
+    students see each item's feedback (``visible``, or ``after_published`` to keep it until grades are out)."""
     tests = [
         {
             "name": r.id,
+            "number": str(n),
             "score": r.score,
             "max_score": r.max_score,
             "status": "passed" if r.status == "passed" else "failed",
             "output": r.feedback if r.status == "passed" else f"[{r.status}] {r.feedback}",
-            "visibility": "visible",
+            "visibility": visibility,
         }
-        for r in report.items
+        for n, r in enumerate(report.items, start=1)
     ]
     output = f"Total: {report.score}/{report.max_score}."
     if not report.sandboxed:

@@ -55,7 +55,7 @@ def test_gradescope_results(solutions: tuple) -> None:
     assert gs["score"] == 100 and len(gs["tests"]) == len(ITEMS)
     assert gs["extra_data"] == {"grader_version": grader.__version__}
     for test in gs["tests"]:
-        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
+        assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility"}
         assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"
 
 

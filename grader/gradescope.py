@@ -1,0 +1,128 @@
+"""Grading on Gradescope: what ``run_autograder`` runs in the container of one submission.
+
+    python -m grader.gradescope [--root /autograder]
+
+Gradescope unpacks the autograder zip (``python -m grader release gradescope OUT.zip``) into
+``/autograder/source``, runs its ``setup.sh`` once when it builds the image, and for each
+submission puts what the student uploaded in ``/autograder/submission`` and runs
+``run_autograder``, which runs this module. It finds the submission (the five modules, the
+notebooks, either inside one folder, or a zip of any of these), grades it exactly as
+``python -m grader grade`` does, and writes ``/autograder/results/results.json`` in Gradescope's
+format: one test per item (name, number, score, max_score, status, output, visibility), the
+total, the run's time and an output for the whole submission. ``source/gradescope.json`` (written
+by the release) says whether the items' feedback is ``visible`` at once or only
+``after_published``. The root is ``/autograder`` unless ``--root`` or ``GRADER_GRADESCOPE_ROOT``
+says otherwise (the tests lay out a folder like it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from grader.archive import Unreadable, unpack
+from grader.intake import MAX_TOTAL_BYTES, Refused, open_regular, take_in
+from grader.items import ITEMS
+from grader.submission import find_parts
+
+DEFAULT_ROOT = Path("/autograder")
+VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
+CONFIG = "gradescope.json"  # in source/: {"feedback_visibility": ...}
+
+
+def settings_of(source: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((source / CONFIG).read_text())
+    except (OSError, ValueError):
+        data = {}
+    visibility = data.get("feedback_visibility", "visible")
+    return {"feedback_visibility": visibility if visibility in VISIBILITIES else "visible"}
+
+
+def locate(upload: Path, scratch: Path) -> tuple[Path, list[str]]:
+    """The folder to grade, taken in from what the student uploaded, and notes on what was left out.
+
+    Gradescope keeps what was uploaded as it was: loose files, a folder, or a zip. The upload is taken
+    in (grader/intake.py); when that holds no part to grade but exactly one zip, the zip is unpacked
+    through the same caps; when it holds a single folder, that folder is graded."""
+    copy = scratch / "copy"
+    intake = take_in(upload, copy)
+    notes = list(intake.problems)
+    folder = _descend(copy)
+    if find_parts(folder)[0]:
+        return folder, notes
+    zips = [p for p in copy.rglob("*") if p.is_file() and p.name.lower().endswith(".zip")]
+    if len(zips) == 1:
+        try:
+            fd, _ = open_regular(zips[0])
+        except Refused as refused:
+            return folder, [*notes, f"{zips[0].name} {refused}."]
+        with open(fd, "rb", closefd=True) as handle:
+            data = handle.read(MAX_TOTAL_BYTES + 1)
+        try:
+            unpacked = unpack(data, scratch / "unzipped")
+        except Unreadable as err:
+            return folder, [*notes, f"{zips[0].name} could not be read: {err}."]
+        return _descend(scratch / "unzipped"), [*notes, *unpacked.problems]
+    return folder, notes
+
+
+def _descend(folder: Path) -> Path:
+    """A folder that holds one folder and nothing else is a wrapper: grade what is inside."""
+    while True:
+        inside = list(folder.iterdir())
+        if len(inside) == 1 and inside[0].is_dir() and not find_parts(folder)[0]:
+            folder = inside[0]
+        else:
+            return folder
+
+
+def nothing_to_grade(upload: Path, notes: list[str]) -> dict[str, Any]:
+    """results.json for an upload with no module or notebook in it: every item at 0, and what to upload."""
+    found = sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())[:10]
+    shown = ", ".join(found) if found else "nothing"
+    output = (
+        "Nothing to grade: upload mle.py, divergences.py, vae.py, gan.py and ddpm.py, or the notebooks "
+        f"01_mle.ipynb ... 05_ddpm.ipynb (loose, in one folder, or in a zip). Found: {shown}."
+    )
+    tests = [
+        {"name": item.id, "number": str(n), "score": 0, "max_score": item.points, "status": "failed",
+         "output": "[missing] Not in the submission.", "visibility": "visible"}
+        for n, item in enumerate(ITEMS, start=1)
+    ]  # fmt: skip
+    return {"score": 0, "output": " ".join([output, *notes]), "tests": tests}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader.gradescope", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_GRADESCOPE_ROOT", DEFAULT_ROOT)))
+    args = parser.parse_args(argv)
+    from grader import report
+    from grader.run import grade
+
+    started = time.monotonic()
+    root: Path = args.root
+    settings = settings_of(root / "source")
+    upload = root / "submission"
+    target = root / "results" / "results.json"
+    with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as scratch:
+        folder, notes = locate(upload, Path(scratch)) if upload.is_dir() else (Path(scratch), [])
+        if find_parts(folder)[0]:
+            result = grade(folder)  # the wall as on any machine: bubblewrap where the container allows it
+            result.notes[:0] = notes
+            data = report.as_gradescope(result, settings["feedback_visibility"])
+        else:
+            data = nothing_to_grade(upload if upload.is_dir() else Path(scratch), notes)
+    data["execution_time"] = round(time.monotonic() - started, 1)
+    report.write(target, data)
+    print(f"wrote {target}: {data['score']} points")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -186,8 +186,14 @@ def _nbgrader(args: argparse.Namespace) -> int:
     isolation = "off" if args.no_sandbox else "required"  # a batch of other people's code: never unsandboxed by default
     if _no_sandbox_here(isolation):
         return 2
+    if args.workers < 1:
+        print(f"grader: --workers must be at least 1, not {args.workers}", file=sys.stderr)
+        return 2
     try:
-        results = course.regrade(Path(args.course_dir), args.assignment, args.db, isolation=isolation)
+        results = course.regrade(
+            Path(args.course_dir), args.assignment, args.db, isolation, args.workers,
+            Path(args.out) if args.out else None, args.force,
+        )  # fmt: skip
     except SandboxUnavailable as err:
         print(f"grader: {err}", file=sys.stderr)
         return 2
@@ -357,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     regrade.add_argument("--assignment", default="generative_models")
     regrade.add_argument("--db", metavar="URL", help="the gradebook (default: sqlite:///COURSE_DIR/gradebook.db)")
     regrade.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
+    regrade.add_argument("--workers", type=int, default=2, help="submissions graded at once (default: 2)")
+    regrade.add_argument("--out", metavar="DIR", help="the isolated results (default: COURSE_DIR/isolated/ASSIGNMENT)")
+    regrade.add_argument("--force", action="store_true", help="grade again the students that already have a result")
     regrade.add_argument(
         "--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default: it is others' code)"
     )

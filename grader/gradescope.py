@@ -82,7 +82,7 @@ def _descend(folder: Path) -> Path:
             return folder
 
 
-def nothing_to_grade(upload: Path, notes: list[str]) -> dict[str, Any]:
+def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible") -> dict[str, Any]:
     """results.json for an upload with no module or notebook in it: every item at 0, and what to upload."""
     found = sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())[:10]
     shown = ", ".join(found) if found else "nothing"
@@ -92,7 +92,7 @@ def nothing_to_grade(upload: Path, notes: list[str]) -> dict[str, Any]:
     )
     tests = [
         {"name": item.id, "number": str(n), "score": 0, "max_score": item.points, "status": "failed",
-         "output": "[missing] Not in the submission.", "visibility": "visible"}
+         "output": "[missing] Not in the submission.", "visibility": visibility}
         for n, item in enumerate(ITEMS, start=1)
     ]  # fmt: skip
     return {"score": 0, "output": " ".join([output, *notes]), "tests": tests}
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             result.notes[:0] = notes
             data = report.as_gradescope(result, settings["feedback_visibility"])
         else:
-            data = nothing_to_grade(upload if upload.is_dir() else Path(scratch), notes)
+            data = nothing_to_grade(
+                upload if upload.is_dir() else Path(scratch), notes, settings["feedback_visibility"]
+            )
     data["execution_time"] = round(time.monotonic() - started, 1)
     report.write(target, data)
     print(f"wrote {target}: {data['score']} points")

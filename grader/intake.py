@@ -53,10 +53,14 @@ class Intake:
             self.problems.append("More entries were left out; only the first 20 are listed.")
 
 
-def take_in(submission: Path, copy: Path) -> Intake:
-    """Copy the regular files and folders of ``submission`` into the new folder ``copy``."""
+def take_in(submission: Path, copy: Path, into_existing: bool = False) -> Intake:
+    """Copy the regular files and folders of ``submission`` into the new folder ``copy`` (or, ``into_existing``,
+    into the empty folder ``copy``)."""
     intake = Intake()
-    copy.mkdir(mode=0o755)
+    if into_existing:
+        assert copy.is_dir() and not any(copy.iterdir()), "take_in copies into an empty folder"
+    else:
+        copy.mkdir(mode=0o755)
     _copy_folder(Path(submission), copy, "", 0, intake)
     return intake
 

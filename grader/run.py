@@ -10,6 +10,7 @@ A worker that times out, crashes or runs out of memory ends that item only.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import zlib
@@ -305,16 +306,22 @@ def grade(
     isolation: Isolation = "auto",
     on_item: Callable[[ItemResult], None] | None = None,
     turns: Turns | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Report:
     """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks.
 
     The folder is taken in first (grader/intake.py: regular files and folders only, within caps);
     what was left out is reported in the notes, and the rest is graded. Each item takes its turn on
-    the machine (grader/turns.py; by default among all graders of this user here)."""
+    the machine (grader/turns.py; by default among all graders of this user here). ``sandbox``: an entered
+    sandbox that already holds this submission (a class's grading process keeps one from student to student,
+    ``Sandbox.take``), left open; by default a sandbox of its own, closed with the grade."""
     wanted = [item for item in ITEMS if only is None or item.id in set(only)]
     turns = turns or Turns(machine_folder())
     results: list[ItemResult] = []
-    with Sandbox(Path(submission), limits, isolation) as sandbox:  # one worker per module
+    given = sandbox
+    with (
+        contextlib.nullcontext(given) if given is not None else Sandbox(Path(submission), limits, isolation) as sandbox
+    ):
         parts, notes = find_parts(sandbox.private)
         notes = [*sandbox.intake.problems, *notes]
         if any(item.module in parts for item in wanted):
@@ -338,6 +345,7 @@ def grade(
                 on_item(result)
         sandboxed = sandbox.sandboxed
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
+        sandbox.stop()  # nothing of this submission runs on in a sandbox kept open for the next one
     _point_to_failed_dependencies(results)
     return Report(results, sandboxed, notes)
 

@@ -42,6 +42,7 @@ FAST = {
     "test_wire",
 }
 INTEGRATION = {
+    "test_gradescope",
     "test_grade_class",
     "test_dependencies",
     "test_discrimination",

@@ -15,6 +15,7 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -397,8 +398,8 @@ def build(case: Hostile, folder: Path) -> None:
 
 
 def leftover_workers(since: float) -> list[psutil.Process]:
-    """Processes that grading left alive: any live descendant of this test process (the grader is a child
-    subreaper, so orphans come back to it), and any worker, or a program a case execs (``sleep 300``),
+    """Processes that grading left alive: any live descendant of this test process started since ``since`` (the
+    grader is a child subreaper, so orphans come back to it), and any worker, or a program a case execs (``sleep 300``),
     that escaped to init since ``since``. Processes of other graders on the machine are not counted."""
     found = []
     for proc in psutil.process_iter(["cmdline", "ppid", "create_time"]):
@@ -408,12 +409,29 @@ def leftover_workers(since: float) -> list[psutil.Process]:
         if proc.info.get("ppid") in (0, 1) and (proc.info.get("create_time") or 0) >= since:
             found.append(proc)
     for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
+        try:  # started before grading (multiprocessing's resource tracker of an earlier test): not grading's
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.create_time() >= since - 1:
                 found.append(proc)
         except psutil.Error:  # gone, or a zombie: dead either way
             continue
     return found
+
+
+def assert_costs_only_its_item(case: Hostile, by_id: dict[str, dict[str, Any]]) -> None:
+    """The case's verdicts: its target item as the case says, the innocent items with full marks."""
+    target, innocent, other, _ = TARGET[case.part]
+    hit = by_id[target]
+    assert hit["status"] in case.target_status, (case.name, hit["feedback"])
+    if case.target_status != ("passed",):
+        assert hit["score"] == 0
+    assert case.feedback in hit["feedback"], (case.name, hit["feedback"])
+    assert case.feedback_lacks not in hit["feedback"], (case.name, hit["feedback"])
+    assert "Internal grader error" not in hit["feedback"]
+    if case.whole_module:
+        assert by_id[innocent]["status"] == hit["status"]
+    else:
+        assert by_id[innocent]["status"] == "passed" and by_id[innocent]["score"] == by_id[innocent]["max_score"]
+    assert by_id[other]["status"] == "passed", f"{case.name}: an innocent module lost points: {by_id[other]}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -432,19 +450,7 @@ def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -
     result = grade(folder, [target, innocent, other], limits)
     elapsed = time.monotonic() - started
     write(report_path, as_json(result))
-    by_id = {r.id: r for r in result.items}
-
-    assert by_id[target].status in case.target_status, by_id[target].feedback
-    if case.target_status != ("passed",):
-        assert by_id[target].score == 0
-    assert case.feedback in by_id[target].feedback, by_id[target].feedback
-    assert case.feedback_lacks not in by_id[target].feedback, by_id[target].feedback
-    assert "Internal grader error" not in by_id[target].feedback
-    if case.whole_module:
-        assert by_id[innocent].status == by_id[target].status
-    else:
-        assert by_id[innocent].status == "passed" and by_id[innocent].score == by_id[innocent].max_score
-    assert by_id[other].status == "passed", f"an innocent module lost points: {by_id[other].feedback}"
+    assert_costs_only_its_item(case, {r.id: r.as_dict() for r in result.items})
     assert {p: sha(p) for p in INSTRUCTOR_FILES} == before, "an instructor file changed"
     assert not [p for p in PLANTED if p.exists()], "a file was planted in the Python installation or a system folder"
     assert not leftover_workers(since), "a process started by the submission outlived grading"
@@ -532,3 +538,124 @@ def test_the_projects_packages_inside_the_python_installation_are_hidden(
     monkeypatch.setattr(isolation, "installed_project_packages", lambda: ())  # the same, unmasked: it can see
     seen = grade(tmp_path, ["mle.binomial_mle"]).items[0]
     assert seen.status == "failed", seen.feedback
+
+
+def test_the_hostile_corpus_through_the_class_batch(tmp_path: Path) -> None:
+    """Every case as one student of a class, then an honest student, graded by one grading process: with
+    bubblewrap, in the one sandbox it keeps from student to student (grader/batch/engine.py, ``Rooms``), so
+    every case is followed by another in a sandbox it has been in. Each case costs its own item only, the
+    honest student keeps full marks, and nothing outlives the batch. One process, so that two memory hogs
+    never run at once; the case that needs more time for honest work (``call_timeout_s``) is left to the
+    test above."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    cases = [c for c in CASES if c.call_timeout_s == LIMITS.call_timeout_s and (SANDBOXED or not c.sandbox_only)]
+    folder = tmp_path / "class"
+    students = {}
+    for k, case in enumerate(cases):
+        student = folder / f"case{k:02d}"
+        student.mkdir(parents=True)
+        build(case, student)
+        students[student.name] = case
+    honest = folder / "zz_honest"  # graded last
+    honest.mkdir()
+    for part in TARGET:
+        (honest / f"{part}.py").write_text((ROOT / "solutions" / f"{part}.py").read_text())
+    items = tuple(sorted({i for target in TARGET.values() for i in target[:3]}))
+    before = {p: sha(p) for p in INSTRUCTOR_FILES}
+    since = time.time()
+    summary = grade_class(
+        folder, tmp_path / "out", lambda: engine.LocalPool(1),
+        engine.Settings(items, timeout_s=LIMITS.call_timeout_s, memory_mb=LIMITS.memory_mb, isolation="auto"),
+    )  # fmt: skip
+    assert (summary.graded, summary.failed) == (len(cases) + 1, 0)
+    results = {}
+    for path in (tmp_path / "out" / "results").glob("*.json"):
+        data = json.loads(path.read_text())
+        results[data["student"]] = {i["id"]: i for i in data["items"]}
+    for name, case in students.items():
+        assert_costs_only_its_item(case, results[name])
+    assert all(i["status"] == "passed" for i in results["zz_honest"].values()), results["zz_honest"]
+    assert {p: sha(p) for p in INSTRUCTOR_FILES} == before, "an instructor file changed"
+    assert not [p for p in PLANTED if p.exists()], "a file was planted in the Python installation or a system folder"
+    assert not leftover_workers(since), "a process started by a submission outlived the batch"
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert not CONTROL.search(report), "control characters from a submission reached the class report"
+
+
+ATTACKER = """
+def _leave_traces():
+    import ctypes, os
+    for path in ("/tmp/leak", "/dev/shm/leak"):
+        with open(path, "w") as f:
+            f.write("from the last student")
+    os.makedirs("/tmp/locked/deeper", exist_ok=True)
+    open("/tmp/locked/deeper/x", "w").close()
+    os.chmod("/tmp/locked/deeper", 0)
+    os.chmod("/tmp/locked", 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmget(0, 4096, 0o1000 | 0o666)  # IPC_PRIVATE, IPC_CREAT: a segment that outlives its process
+    libc.semget(0, 1, 0o1000 | 0o666)
+    libc.msgget(0, 0o1000 | 0o666)
+    if os.fork() == 0:
+        if os.fork() == 0:
+            os.setsid()
+            os.execv("/bin/sleep", ["sleep", "300"])
+        os._exit(0)
+
+
+_leave_traces()
+"""
+VICTIM_CHECK = """    import os
+    traces = [p for p in ("/tmp/leak", "/dev/shm/leak", "/tmp/locked") if os.path.lexists(p)]
+    traces += [k for k in ("shm", "sem", "msg") if len(open(f"/proc/sysvipc/{k}").read().splitlines()) > 1]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"sleep"):
+                traces.append("a process of the last student")
+        except OSError:
+            pass
+    if traces:
+        return -1.0
+"""
+
+
+@pytest.mark.skipif(
+    not SANDBOXED, reason="a grading process keeps its sandbox for the next student only behind bubblewrap"
+)
+def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(tmp_path: Path) -> None:
+    """One grading process grades students in turn in the sandbox it keeps (its zygote imported once). Students
+    who leave files in /tmp and /dev/shm (one in a folder locked with mode 000), System V IPC objects and a
+    process running behind them, or who kill the zygote, must leave nothing the next student can see: each
+    next student's binomial_mle returns a wrong answer if it finds any trace."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    source = (ROOT / "solutions" / "mle.py").read_text()
+    attacker = source.replace(
+        "from __future__ import annotations\n", "from __future__ import annotations\n" + ATTACKER, 1
+    )
+    killer = source.replace(
+        MLE_BODY, "    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n" + MLE_BODY, 1
+    )
+    victim = source.replace(MLE_BODY, VICTIM_CHECK + MLE_BODY, 1)
+    assert attacker != source and killer != source and victim != source
+    folder = tmp_path / "class"
+    order = [("a1", attacker), ("a2", victim), ("b1", killer), ("b2", victim), ("c1", attacker), ("c2", victim)]
+    for name, text in order:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "mle.py").write_text(text)
+    since = time.time()
+    summary = grade_class(
+        folder, tmp_path / "out", lambda: engine.LocalPool(1),
+        engine.Settings(("mle.binomial_mle", "mle.bernoulli_mle"), timeout_s=LIMITS.call_timeout_s, isolation="auto"),
+    )  # fmt: skip
+    assert (summary.graded, summary.failed) == (len(order), 0)
+    for name, text in order:
+        if text is killer:  # it killed its own zygote under its own worker: what it costs it is its own affair
+            continue
+        result = json.loads((tmp_path / "out" / "results" / f"{name}.json").read_text())
+        statuses = {i["id"]: i["status"] for i in result["items"]}
+        assert statuses == {"mle.binomial_mle": "passed", "mle.bernoulli_mle": "passed"}, (name, result["items"])
+    assert not leftover_workers(since), "a process started by a student outlived the batch"

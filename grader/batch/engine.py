@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from grader import __version__
+from grader.sandbox import Limits, Sandbox
 
 Result = dict[str, Any]
 Task = tuple[str, bytes, str, list[str]]  # student, payload, digest, notes
@@ -48,6 +49,10 @@ class Settings:
     memory_mb: int = 4096
     isolation: str = "required"
 
+    @property
+    def limits(self) -> Limits:
+        return Limits(call_timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "items": list(self.items) if self.items is not None else None,
@@ -56,17 +61,20 @@ class Settings:
         }
 
 
-def grade_payload(student: str, payload: bytes, digest: str, notes: list[str], settings: Settings) -> Result:
-    """Grade one student's payload (grader/archive.py) in a sandbox of its own; the result as plain JSON."""
+def grade_payload(
+    student: str, payload: bytes, digest: str, notes: list[str], settings: Settings, room: Sandbox | None = None
+) -> Result:
+    """Grade one student's payload (grader/archive.py) in a sandbox of its own (``room``: one that this grading
+    process keeps from one student to the next, made this student's by ``Sandbox.take``); plain JSON."""
     from grader.archive import unpack
     from grader.run import grade
-    from grader.sandbox import Limits
 
     with tempfile.TemporaryDirectory(prefix="grader-payload-") as scratch:
         folder = Path(scratch) / "submission"
         intake = unpack(payload, folder)
-        limits = Limits(call_timeout_s=settings.timeout_s, memory_mb=settings.memory_mb)
-        report = grade(folder, settings.items, limits, settings.isolation)  # type: ignore[arg-type]
+        if room is not None:
+            room.take(folder)
+        report = grade(folder, settings.items, settings.limits, settings.isolation, sandbox=room)  # type: ignore[arg-type]
     return {
         **report.as_dict(),
         "student": student,
@@ -104,16 +112,58 @@ def serve(fd: int) -> None:
 
     drivers.warm_up()
     connection.send(("ready", None))
-    while True:
-        try:
-            task = connection.recv()
-        except EOFError:
-            return
-        student, payload, digest, notes, settings = task
-        try:
-            connection.send(("done", grade_payload(student, payload, digest, notes, settings)))
-        except Exception as exc:  # the grader's own fault on this student: recorded, the pool goes on
-            connection.send(("fault", f"{type(exc).__name__}: {exc}"))
+    rooms = Rooms()
+    try:
+        while True:
+            try:
+                task = connection.recv()
+            except EOFError:
+                return
+            student, payload, digest, notes, settings = task
+            try:
+                result = grade_payload(student, payload, digest, notes, settings, rooms.get(settings))
+                connection.send(("done", result))
+            except Exception as exc:  # the grader's own fault on this student: recorded, the pool goes on
+                rooms.close()
+                connection.send(("fault", f"{type(exc).__name__}: {exc}"))
+            rooms.prepare(settings)  # the next student's zygote imports torch while this result travels
+    finally:
+        rooms.close()
+
+
+class Rooms:
+    """The sandbox a grading process keeps for the students it grades, one after another: where bubblewrap
+    builds it (``Sandbox.reusable``), and for ``ROOM_USES`` students at most; else a sandbox per student."""
+
+    ROOM_USES = 50
+
+    def __init__(self) -> None:
+        self.room: Sandbox | None = None
+        self.settings: Settings | None = None
+        self.uses = 0
+
+    def get(self, settings: Settings) -> Sandbox | None:
+        self.prepare(settings)
+        if self.room is not None:
+            self.uses += 1
+        return self.room
+
+    def prepare(self, settings: Settings) -> None:
+        """A room for ``settings``, its zygote started, unless the one kept suits them."""
+        if self.room is not None and (self.settings != settings or self.uses >= self.ROOM_USES):
+            self.close()
+        if self.room is None:
+            room = Sandbox(None, settings.limits, settings.isolation).__enter__()  # type: ignore[arg-type]
+            if not room.reusable:
+                room.close()
+                return
+            room.start()
+            self.room, self.settings, self.uses = room, settings, 0
+
+    def close(self) -> None:
+        if self.room is not None:
+            self.room.close()
+        self.room = None
 
 
 @dataclass

@@ -115,7 +115,7 @@ def discover(folder: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[Entry]:
     folder = Path(folder)
     if is_nbgrader_course(folder):
         students = sorted(p for p in (folder / "submitted").iterdir() if not p.name.startswith("."))
-        return [Entry(p.name, p / assignment) for p in students]
+        return [Entry(p.name, p if p.is_symlink() else p / assignment) for p in students]  # a link is not read
     paths = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and p.name != "__pycache__"]
     names = {p.name for p in paths}
     entries = []

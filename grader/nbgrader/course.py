@@ -16,8 +16,10 @@ student's other notebooks and counts that one as not submitted.
 
 nbgrader runs each submission in a Jupyter kernel, with the student's code in the same process as
 the tests. ``regrade`` grades every ``submitted/<student>/<assignment>/`` folder again in the
-isolated grader (``python -m grader grade`` on its notebooks), reads the in-kernel scores from the
-gradebook, and lists every submission whose in-kernel score is higher, item by item.
+isolated grader, with the class engine of ``grade-class`` (``--workers`` at once, each student in a
+sandbox of their own, results kept in COURSE_DIR/isolated/ASSIGNMENT so that a re-run grades only
+what changed), reads the in-kernel scores from the gradebook, and lists every submission whose
+in-kernel score is higher, item by item.
 """
 
 from __future__ import annotations
@@ -156,32 +158,40 @@ def in_kernel_scores(gradebook: Any, assignment: str, student: str) -> dict[str,
 
 
 def regrade(
-    course: Path, assignment: str = DEFAULT_ASSIGNMENT, db_url: str | None = None, **grade_options: Any
+    course: Path,
+    assignment: str = DEFAULT_ASSIGNMENT,
+    db_url: str | None = None,
+    isolation: str = "required",
+    workers: int = 2,
+    out: Path | None = None,
+    force: bool = False,
 ) -> list[Regraded]:
-    """Every submission of the assignment, graded in isolation beside its in-kernel scores."""
+    """Every submission of the assignment, graded in isolation beside its in-kernel scores, by the class engine
+    (grader/batch/: ``workers`` processes, each student in a sandbox of their own, resumable): the results go
+    to ``out`` (default COURSE/isolated/ASSIGNMENT: results/, grades.csv, report.html), and a re-run grades
+    only the students whose submission changed since."""
     from nbgrader.api import Gradebook
 
-    from grader.run import grade
-    from grader.sandbox import SandboxUnavailable
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+    from grader.batch.entries import discover
+    from grader.batch.store import Store
 
     course = Path(course).resolve()
+    out = Path(out) if out is not None else course / "isolated" / assignment
+    grade_class(course, out, lambda: engine.LocalPool(workers), engine.Settings(isolation=isolation), force, assignment)
+    store = Store(out)
     results = []
     with Gradebook(db_url or f"sqlite:///{course / 'gradebook.db'}") as gradebook:  # opening one runs alembic
-        for folder in sorted(p for p in course.glob(f"submitted/*/{assignment}") if p.is_dir()):
-            student = folder.parent.name
-            problem: str | None = None
-            isolated: dict[str, int] = {}
-            if folder.is_symlink() or folder.parent.is_symlink():  # a link out of the course is not a submission
-                problem = "could not be graded: its folder is a symbolic link"
-                results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), {}, problem))
-                continue
-            try:
-                isolated = {r.id: r.score for r in grade(folder, **grade_options).items}
-            except SandboxUnavailable:
-                raise  # the machine's problem, not the student's: nobody can be graded
-            except Exception as err:  # one student's failure is that student's row, never the end of the re-grade
-                problem = f"could not be graded: {type(err).__name__}: {clean_text(str(err), 300)}"
-            results.append(Regraded(student, in_kernel_scores(gradebook, assignment, student), isolated, problem))
+        for entry in discover(course, assignment):
+            stored = store.load(entry.key) or {}
+            isolated = {str(i["id"]): int(i["score"]) for i in stored.get("items", [])}
+            problem = None
+            if stored.get("status") not in ("graded", "grader-fault"):
+                why = clean_text(str(stored.get("message", "no result was stored")), 300)
+                problem = f"could not be graded: {why}"
+            results.append(Regraded(entry.student, in_kernel_scores(gradebook, assignment, entry.student), isolated,
+                                    problem))  # fmt: skip
     return results
 
 

@@ -196,10 +196,10 @@ def warm_up() -> None:
     torch._dynamo (about 1.7 s here), which a zygote then pays once for all the workers it forks. The
     tensors are far below torch's parallel grain, so no thread pool is started before the forks."""
     model = EpsNet(2, 4)
-    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1), torch.optim.Adam(model.parameters(), lr=0.1)):
-        optimizer.zero_grad()
+    for make in (torch.optim.SGD, torch.optim.Adam):
+        warm = make(model.parameters(), lr=0.1)
         model(torch.zeros(1, 2), torch.zeros(1, dtype=torch.int64)).square().mean().backward()
-        optimizer.step()
+        warm.step()
 
 
 def run_driver(name: str, module: ModuleType, inputs: dict[str, Any]) -> Any:

@@ -153,6 +153,60 @@ def _dumpable(flag: bool) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(4, int(flag), 0, 0, 0)
 
 
+WRITABLE = ("/tmp", "/dev/shm")  # the sandbox's own tmpfs mounts: all that a worker under bubblewrap can write
+SYSV = {"shm": "shmctl", "sem": "semctl", "msg": "msgctl"}  # System V IPC objects of the sandbox's IPC namespace
+IPC_RMID = 0
+
+
+def _remove(path: str) -> None:
+    """Remove ``path`` (never following a link), making folders a worker locked (mode 000) writable first."""
+    import shutil
+    import stat
+
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(path)
+        return
+    for folder, folders, _ in os.walk(path):  # os.walk does not follow links to folders
+        os.chmod(folder, 0o700)
+        for name in folders:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o700)
+    shutil.rmtree(path)
+
+
+def wipe() -> bool:
+    """Empty what a submission's workers could write in the sandbox (its /tmp and /dev/shm) and remove the
+    System V IPC objects they made, so that the next submission finds the sandbox as it was; True when all
+    of it is gone. Only in the sandbox (under /opt/grader-runtime): never on the grader's own machine."""
+    import ctypes
+
+    if not sys.argv[0].startswith("/opt/grader-runtime/"):
+        return False
+    for folder in WRITABLE:
+        for name in os.listdir(folder):
+            try:
+                _remove(os.path.join(folder, name))
+            except OSError:
+                pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, control in SYSV.items():
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1 and fields[1].isdigit():
+                if kind == "sem":
+                    libc.semctl(int(fields[1]), 0, IPC_RMID)
+                else:
+                    getattr(libc, control)(int(fields[1]), IPC_RMID, None)
+    left = [n for folder in WRITABLE for n in os.listdir(folder)]
+    ipc = [k for k in SYSV if len(Path(f"/proc/sysvipc/{k}").read_text().splitlines()) > 1]
+    return not left and not ipc
+
+
 MAX_STATUSES = 64  # exit statuses of forked workers kept for the grader to ask about
 STATUS_WAIT_S = 5.0
 
@@ -161,11 +215,12 @@ def zygote(control_fd: int) -> None:
     """Fork fresh workers on request, from a process that has imported torch and the drivers but never runs a
     line of the submission: every module gets a worker of its own without paying the imports again.
 
-    The control socket (SOCK_SEQPACKET) carries two requests from the grader, each answered with one line:
+    The control socket (SOCK_SEQPACKET) carries three requests from the grader, each answered with one line:
     ``F`` with two descriptors (the new worker's stdin and reply pipe) forks a worker and answers its pid
     here; ``S<pid>`` answers how that worker ended (its exit code, negative for a signal), waiting up to
-    STATUS_WAIT_S, or ``none``. The grader moves each new worker into a cgroup of its own before its first
-    request, and ends it with everything it started."""
+    STATUS_WAIT_S, or ``none``; ``W``, between two submissions of a class (every worker gone), empties the
+    sandbox's writable places (``wipe``) and answers ``ok`` or ``left``. The grader moves each new worker
+    into a cgroup of its own before its first request, and ends it with everything it started."""
     import socket
     import time
 
@@ -211,6 +266,9 @@ def zygote(control_fd: int) -> None:
                 time.sleep(0.01)
                 reap()
             control.sendall(b"%d\n" % statuses[wanted] if wanted in statuses else b"none\n")
+        elif message == b"W":
+            reap()
+            control.sendall(b"ok\n" if wipe() else b"left\n")
         else:
             control.sendall(b"?\n")
         for fd in fds:

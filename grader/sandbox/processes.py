@@ -279,6 +279,36 @@ class Zygote:
 
         return Process(pid, requests, reply_read, cgroup, status_of=status_of)
 
+    def clear(self, timeout: float) -> bool:
+        """Between two submissions: kill whatever the last one left running in the sandbox, then have the
+        zygote empty the sandbox's /tmp and /dev/shm and remove its System V IPC objects. True when all of that
+        is shown done; False means the sandbox cannot be trusted clean (the caller ends it)."""
+        strays = self.strays()
+        for stray in strays:
+            with contextlib.suppress(psutil.Error):
+                stray.kill()
+        _wait_gone(strays, 10.0)
+        if self.strays():
+            return False
+        for proc in self.process.family():  # it answers only when running (a worker may have stopped it)
+            with contextlib.suppress(psutil.Error):
+                proc.resume()
+        try:
+            return self._ask(b"W", [], timeout) == b"ok"
+        except OSError:
+            return False
+
+    def strays(self) -> list[psutil.Process]:
+        """Every process of the zygote's sandbox except the wall (bwrap, outside and as the namespace's init)
+        and the zygote itself: what a submission left running. Spared by pid, not by what they run."""
+        zygote = self.process.python()
+        if zygote is None:
+            return self.process.family()
+        spared = {self.process.pid, zygote.pid}
+        with contextlib.suppress(psutil.Error):
+            spared.update(p.pid for p in zygote.parents() if p.pid not in (1, os.getpid()))
+        return [p for p in self.process.family() if p.pid not in spared and _alive(p)]
+
     def end(self) -> None:
         with contextlib.suppress(OSError):
             self.control.close()

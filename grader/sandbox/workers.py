@@ -45,11 +45,11 @@ class Sandbox:
 
     def __init__(
         self,
-        submission: Path,
+        submission: Path | None,
         limits: Limits | None = None,
         isolation: Isolation = "auto",
     ) -> None:
-        self.submission = Path(submission)
+        self.submission = Path(submission) if submission is not None else None  # None: ``take`` one later
         self.limits = limits or Limits()
         self.isolation = isolation
         self.scratch: Path | None = None
@@ -82,17 +82,45 @@ class Sandbox:
                 shutil.copyfile(source, self.runtime / source.name)
                 (self.runtime / source.name).chmod(0o644)
             self.private = self.scratch / "submission"
-            self.intake = take_in(self.submission, self.private)
+            self.private.mkdir(mode=0o755)
             self.generated_dir = self.scratch / "generated"
             self.generated_dir.mkdir(mode=0o755)
             self.home = self.scratch / "home"  # the writable folder of a worker without bubblewrap
             self.home.mkdir(mode=0o700)
             if self.wall.worker_uid is not None:
                 os.chown(self.home, self.wall.worker_uid, self.wall.worker_uid)
+            if self.submission is not None:
+                self.intake = take_in(self.submission, self.private, into_existing=True)
         except BaseException:
             self.close()
             raise
         return self
+
+    @property
+    def reusable(self) -> bool:
+        """Whether ``take`` can give this sandbox to another submission: only behind bubblewrap, where all a
+        worker can write is the sandbox's own tmpfs mounts and IPC namespace, which the zygote empties."""
+        return self.wall.sandboxed
+
+    def take(self, submission: Path) -> None:
+        """Make this sandbox (its zygote kept, already importing or imported) the next submission's: every
+        process of the last one ended, everything it could write emptied, its files replaced by the new
+        submission's. If the sandbox cannot be shown clean, its zygote is ended and the next fork starts a
+        fresh one. Folders are emptied in place: bubblewrap bound them, not their names."""
+        assert self.scratch is not None and self.reusable
+        self._kill()
+        if self.zygote is not None and not self.zygote.clear(self.limits.startup_timeout_s):
+            self.zygote.end()
+            self.zygote = None
+        for folder in (self.private, self.generated_dir, self.home):
+            for entry in folder.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        self.loaded, self.broken, self.notes, self.generated, self.owner = {}, {}, {}, set(), None
+        self.submission = Path(submission)
+        self.intake = take_in(self.submission, self.private, into_existing=True)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -189,6 +217,10 @@ class Sandbox:
         self.process = self._fork()
         self.loaded = {}
         self._request({"op": "ping"}, self.limits.startup_timeout_s)
+
+    def stop(self) -> None:
+        """End the current worker, with everything it started."""
+        self._kill()
 
     def _kill(self) -> None:
         process, self.process = self.process, None

@@ -400,30 +400,24 @@ def test_grade_with_require_sandbox_refuses_where_none_can_be_built(
 
 
 def test_one_students_failure_is_that_students_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import run
+    """nbgrader regrade, on the class engine: a submission that is not a folder and a student folder that links
+    out of the course are rows that say why; the others are graded."""
     from grader.nbgrader import course
 
-    for student in ("alice", "mallory"):
-        folder = tmp_path / "submitted" / student / "generative_models"
-        folder.mkdir(parents=True)
-        (folder / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
-    real_grade = run.grade
-
-    def grade_or_break(folder: Path, **options: Any) -> Any:
-        if "mallory" in str(folder):
-            raise RuntimeError("the grader broke on this one")
-        return real_grade(folder, ["mle.bernoulli_mle"], LIMITS)
-
+    folder = tmp_path / "submitted" / "alice" / "generative_models"
+    folder.mkdir(parents=True)
+    (folder / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    (tmp_path / "submitted" / "mallory").mkdir()
+    (tmp_path / "submitted" / "mallory" / "generative_models").write_text("a file where the folder should be")
     outside = tmp_path / "outside" / "generative_models"
     outside.mkdir(parents=True)
     (outside / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
     (tmp_path / "submitted" / "eve").symlink_to(outside.parent)  # a link out of the course
-    monkeypatch.setattr(run, "grade", grade_or_break)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # nbgrader runs alembic
-    rows = {r.student: r for r in course.regrade(tmp_path)}
-    assert rows["alice"].isolated == {"mle.bernoulli_mle": 1} and rows["alice"].problem is None
-    assert rows["mallory"].isolated == {} and "RuntimeError" in (rows["mallory"].problem or "")
-    assert rows["eve"].isolated == {} and "symbolic link" in (rows["eve"].problem or "")
+    rows = {r.student: r for r in course.regrade(tmp_path, isolation="auto", workers=1)}
+    assert sum(rows["alice"].isolated.values()) == 20 and rows["alice"].problem is None  # all of part 1
+    assert rows["mallory"].isolated == {} and "not a folder" in (rows["mallory"].problem or "")
+    assert rows["eve"].isolated == {} and "link" in (rows["eve"].problem or "")
 
 
 def test_preflight_renames_links_fifos_and_bombs_without_opening_them(tmp_path: Path) -> None:

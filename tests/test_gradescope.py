@@ -149,7 +149,10 @@ def test_run_autograder_on_what_students_upload(autograder_zip: Path, tmp_path: 
             "        try:\n            return open(path).read()\n        except OSError:\n            pass\n"
             "    return -1.0\n"
         )
-        marker = "    ### BEGIN SOLUTION\n    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))\n    return float("
+        marker = (
+            "    ### BEGIN SOLUTION\n    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))\n"
+            "    return float("
+        )
         assert source.count(marker) == 1
         (submission / "mle.py").write_text(source.replace(marker, forge + marker, 1))
     data = run_autograder(root)

@@ -126,7 +126,10 @@ def serve(fd: int) -> None:
             except Exception as exc:  # the grader's own fault on this student: recorded, the pool goes on
                 rooms.close()
                 connection.send(("fault", f"{type(exc).__name__}: {exc}"))
-            rooms.prepare(settings)  # the next student's zygote imports torch while this result travels
+            try:
+                rooms.prepare(settings)  # the next student's zygote imports torch while this result travels
+            except Exception:  # no sandbox to keep here: the next student's grade says why, as their own fault row
+                rooms.close()
     finally:
         rooms.close()
 

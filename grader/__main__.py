@@ -1,9 +1,9 @@
 """python -m grader VERB ...: the grader's command line.
 
-grade SUBMISSION [--json FILE] [--gradescope FILE] [--items ID ...]   grade a folder of modules or notebooks
+grade SUBMISSION [--json FILE] [--gradescope FILE] [--html FILE]     grade a folder of modules or notebooks
 grade-class SUBMISSIONS --out DIR [--workers N] [--dask ADDRESS]      grade a class: results/, grades.csv, report.html
 check [PATH]                                                          the public checks, for students
-reference regenerate|verify                                           the public checks' stored results
+reference regenerate|verify [--keep-weights]                         the public checks' stored results
 release OUT | release gradescope OUT.zip                              the student bundle, or Gradescope's autograder
 generate                                                              exercises/ and notebooks from solutions/
 nbgrader init|preflight|regrade COURSE_DIR                            an nbgrader course, and its isolated re-grade
@@ -86,12 +86,17 @@ def _grade(args: argparse.Namespace) -> int:
             limits,
             isolation,
             on_item=lambda r: progress.advance(task),
+            pictures=args.html is not None,
         )
     report.print_text(result)
     if args.json:
         report.write(Path(args.json), report.as_json(result))
     if args.gradescope:
         report.write(Path(args.gradescope), report.as_gradescope(result))
+    if args.html:
+        from grader.pictures import page
+
+        report.write_text(Path(args.html), page.render(result, result.pictures, submission.name))
     if result.faults:
         print(f"grader: the grader itself failed on {', '.join(result.faults)}; see the feedback", file=sys.stderr)
         return GRADER_FAULT_EXIT
@@ -122,7 +127,9 @@ def _grade_class(args: argparse.Namespace) -> int:
     isolation = "off" if args.no_sandbox else "required"  # a batch of other people's code: never unsandboxed by default
     if args.dask is None and _no_sandbox_here(isolation):
         return 2
-    settings = engine.Settings(tuple(args.items) if args.items else None, args.timeout, args.memory_mb, isolation)
+    settings = engine.Settings(
+        tuple(args.items) if args.items else None, args.timeout, args.memory_mb, isolation, pages=args.pages
+    )
     pool: engine.Pool | None = None
     if args.dask is not None:
         try:
@@ -209,7 +216,7 @@ def _reference(args: argparse.Namespace) -> int:
     from grader import regenerate
 
     if args.action == "regenerate":
-        for path in regenerate.regenerate():
+        for path in regenerate.regenerate(retrain_pictures=not args.keep_weights):
             print(f"wrote {path}")
         return 0
     problems = regenerate.verify()
@@ -308,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("submission")
     g.add_argument("--json", metavar="FILE", help="write {score, max_score, items} as JSON")
     g.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json")
+    g.add_argument("--html", metavar="FILE", help="write the feedback page: the grade and pictures, one HTML file")
     g.add_argument("--items", nargs="+", metavar="ID", help="grade only these items (e.g. mle.binomial_mle)")
     g.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
     g.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
@@ -328,12 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--items", nargs="+", metavar="ID", help="grade only these items")
     c.add_argument("--timeout", type=float, default=10.0, help="seconds a single graded call may take (default: 10)")
     c.add_argument("--memory-mb", type=int, default=4096, help="memory a worker may use (default: 4096)")
+    c.add_argument("--pages", action="store_true", help="also write each student's feedback page to DIR/pages/")
     c.add_argument("--assignment", default="generative_models", help="in an nbgrader course: the assignment")
     c.add_argument("--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default)")
     c.set_defaults(run=_grade_class)
     student.add_check(verbs)  # the student's verb, as their bundle offers it
     r = verbs.add_parser("reference", help="the public checks' stored expected results")
     r.add_argument("action", choices=["regenerate", "verify"])
+    r.add_argument(
+        "--keep-weights", action="store_true", help="regenerate: keep the pictures' trained weights (no retraining)"
+    )
     r.set_defaults(run=_reference)
     rel = verbs.add_parser(
         "release", help="the student bundle (release OUT) or Gradescope's autograder (release gradescope OUT.zip)"

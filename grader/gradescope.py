@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_GRADESCOPE_ROOT", DEFAULT_ROOT)))
     args = parser.parse_args(argv)
     from grader import report
+    from grader.pictures import page
     from grader.run import grade
 
     started = time.monotonic()
@@ -113,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as scratch:
         folder, notes = locate(upload, Path(scratch)) if upload.is_dir() else (Path(scratch), [])
         if find_parts(folder)[0]:
-            result = grade(folder)  # the wall as on any machine: bubblewrap where the container allows it
+            result = grade(folder, pictures=True)  # the wall as on any machine: bubblewrap where the container allows
             result.notes[:0] = notes
             data = report.as_gradescope(result, settings["feedback_visibility"])
+            data["output"] = page.fragment(result, data["output"])  # the feedback page's pictures, inline
+            data["output_format"] = "html"
         else:
             data = nothing_to_grade(
                 upload if upload.is_dir() else Path(scratch), notes, settings["feedback_visibility"]

@@ -3,7 +3,10 @@ check records, ``reference verify`` recomputes them and reports drift (grader/pu
 
 ``grader/public/expected.json`` holds the graded items (id, points, whose public cases check each) and a
 few fixed cases per item with their expected outputs; ``manifest.json`` beside it the library versions,
-how the cases were drawn, and a checksum. Instructor side: this module needs reference/ and the records.
+how the cases were drawn, and a checksum. ``pictures.npz`` holds the feedback page's two small trained
+models (grader/pictures/): regenerating retrains them (a minute or two on a laptop's CPU) unless told to
+keep them; the manifest records their checksum and the losses they reach on a fixed batch, which
+``verify`` recomputes. Instructor side: this module needs reference/ and the records.
 """
 
 from __future__ import annotations
@@ -84,12 +87,47 @@ def _serialise(items: list[dict[str, Any]], cases: list[dict[str, Any]]) -> str:
     return json.dumps({"items": items, "cases": cases}, sort_keys=True, separators=(",", ":")) + "\n"
 
 
-def regenerate() -> tuple[Path, Path]:
+def pictures_entry() -> dict[str, Any]:
+    """What the manifest records of the stored picture weights: checksum, size, training, and their losses."""
+    from grader.pictures import train, weights
+
+    return {
+        "file": weights.FILE.name,
+        "sha256": hashlib.sha256(weights.FILE.read_bytes()).hexdigest(),
+        "bytes": weights.FILE.stat().st_size,
+        "trained": f"reference, scikit-learn's 8 x 8 digits, seed {train.SEED}: DigitNet {train.DDPM_STEPS} Adam "
+                   f"steps of ddpm_train_step, VAE{weights.VAE_DIMS} {train.VAE_STEPS} of vae_train_step",
+        "losses": train.evaluate(),
+    }  # fmt: skip
+
+
+def verify_pictures() -> list[str]:
+    """Drift between the stored picture weights and what the manifest records of them; [] when none."""
+    import math
+
+    recorded = json.loads(public.MANIFEST.read_text()).get("pictures")
+    if recorded is None:
+        return [f"{public.MANIFEST.name} records nothing of the pictures' weights"]
+    now = pictures_entry()
+    if now["sha256"] != recorded["sha256"]:
+        return [f"{now['file']} does not match the checksum in {public.MANIFEST.name}"]
+    return [
+        f"{now['file']}: the {name} of the stored weights is now {value!r}, recorded {recorded['losses'].get(name)!r}"
+        for name, value in now["losses"].items()
+        if not math.isclose(value, recorded["losses"].get(name, math.nan), rel_tol=1e-6)
+    ]
+
+
+def regenerate(retrain_pictures: bool = True) -> tuple[Path, ...]:
     import hypothesis
     import numpy
     import scipy
     import torch
 
+    from grader.pictures import train, weights
+
+    if retrain_pictures:
+        weights.save(train.train())
     text = _serialise(build_items(), build_cases())
     public.EXPECTED.parent.mkdir(parents=True, exist_ok=True)
     public.EXPECTED.write_text(text)
@@ -103,9 +141,10 @@ def regenerate() -> tuple[Path, Path]:
                  "derandomized Hypothesis (the grading strategies), no example database",
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
                      "torch": torch.__version__, "hypothesis": hypothesis.__version__},
+        "pictures": pictures_entry(),
     }  # fmt: skip
     public.MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
-    return public.EXPECTED, public.MANIFEST
+    return (weights.FILE, public.EXPECTED, public.MANIFEST) if retrain_pictures else (public.EXPECTED, public.MANIFEST)
 
 
 def verify() -> list[str]:
@@ -115,6 +154,7 @@ def verify() -> list[str]:
     problems = []
     if hashlib.sha256(public.EXPECTED.read_bytes()).hexdigest() != manifest["sha256"]:
         problems.append(f"{public.EXPECTED.name} does not match the checksum in {public.MANIFEST.name}")
+    problems += verify_pictures()
     if public.stored()["items"] != build_items():
         problems.append("the stored list of items and points differs from the check records")
     live = build_cases()

@@ -84,6 +84,7 @@ class Report:
     items: list[ItemResult]
     sandboxed: bool
     notes: list[str] = field(default_factory=list)
+    pictures: list[Any] = field(default_factory=list)  # grader/pictures/scenes.Picture, when asked for
 
     @property
     def score(self) -> int:
@@ -307,6 +308,7 @@ def grade(
     on_item: Callable[[ItemResult], None] | None = None,
     turns: Turns | None = None,
     sandbox: Sandbox | None = None,
+    pictures: bool = False,
 ) -> Report:
     """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks.
 
@@ -314,7 +316,9 @@ def grade(
     what was left out is reported in the notes, and the rest is graded. Each item takes its turn on
     the machine (grader/turns.py; by default among all graders of this user here). ``sandbox``: an entered
     sandbox that already holds this submission (a class's grading process keeps one from student to student,
-    ``Sandbox.take``), left open; by default a sandbox of its own, closed with the grade."""
+    ``Sandbox.take``), left open; by default a sandbox of its own, closed with the grade. ``pictures``: after
+    grading, the feedback page's pictures are taken from the parts that loaded (grader/pictures/scenes.py);
+    nothing in them changes the grade."""
     wanted = [item for item in ITEMS if only is None or item.id in set(only)]
     turns = turns or Turns(machine_folder())
     results: list[ItemResult] = []
@@ -343,11 +347,28 @@ def grade(
             results.append(result)
             if on_item:
                 on_item(result)
+        drawn = (
+            _take_pictures(sandbox, {p for p in parts if p not in problems}, results, turns, notes) if pictures else []
+        )
         sandboxed = sandbox.sandboxed
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
         sandbox.stop()  # nothing of this submission runs on in a sandbox kept open for the next one
     _point_to_failed_dependencies(results)
-    return Report(results, sandboxed, notes)
+    return Report(results, sandboxed, notes, drawn)
+
+
+def _take_pictures(
+    sandbox: Sandbox, parts: set[str], results: list[ItemResult], turns: Turns, notes: list[str]
+) -> list[Any]:
+    """The pictures of the parts that loaded; a fault of the grader's own here costs the pictures and says so."""
+    from grader.pictures import scenes
+
+    try:
+        with turns.take(False):
+            return scenes.take(sandbox, parts, {r.id: r.status for r in results}, sandbox.limits.call_timeout_s)
+    except Exception as exc:
+        notes.append(f"The feedback page's pictures could not be made: {grader_fault(exc)}")
+        return []
 
 
 def _point_to_failed_dependencies(results: list[ItemResult]) -> None:

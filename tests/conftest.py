@@ -42,6 +42,7 @@ FAST = {
     "test_wire",
 }
 INTEGRATION = {
+    "test_feedback_page",
     "test_gradescope",
     "test_grade_class",
     "test_dependencies",
@@ -58,6 +59,33 @@ INTEGRATION = {
 }
 
 
+# Under pytest-xdist (``-n N --dist loadgroup``, as CI runs the suite) each of these modules runs on one
+# process, because its tests share a module-scoped fixture that grades a lot (the discrimination corpus,
+# a class, a release): split across processes, every process would build it again.
+SHARED_FIXTURE = {
+    "test_discrimination",
+    "test_fail_closed",
+    "test_feedback_page",
+    "test_grade_class",
+    "test_grade_command",
+    "test_gradescope",
+    "test_public_and_release",
+    "test_train",
+}
+# The longest single pieces of work (minutes each on 2 cores) go first, so that no process starts one of
+# them when the others have finished: the order of collection is the order xdist deals work out.
+LONGEST_FIRST = (
+    "test_nbgrader.py::test_an_nbgrader_course_from_init_to_gradebook",
+    "test_hostile.py::test_the_hostile_corpus_through_the_class_batch",
+    "test_discrimination.py",
+    "test_grade_class.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    return next((k for k, key in enumerate(LONGEST_FIRST) if key in item.nodeid), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = Path(str(item.fspath)).stem
@@ -67,3 +95,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(
                 f"{module}.py is in neither test tier: add it to FAST or INTEGRATION in conftest.py"
             )
+        if module in SHARED_FIXTURE:
+            item.add_marker(pytest.mark.xdist_group(module))
+    items.sort(key=_rank)  # stable: within a rank, the order of the files

@@ -144,6 +144,23 @@ def test_report_page_is_escaped_and_complete(mixed_class: tuple[Path, subprocess
     assert "<script" not in page
 
 
+def test_pages_are_written_per_student_with_their_pictures(tmp_path: Path) -> None:
+    """--pages: each graded student's feedback page beside their result, and a re-run keeps both."""
+    folder = tmp_path / "class"
+    solutions_into(folder / "alice", ("ddpm", "gan"))
+    stubs_into(folder / "bob")
+    out = tmp_path / "out"
+    result = cli(str(folder), "--out", str(out), "--items", "gan.optimal_discriminator", "--pages", *NO_SANDBOX)
+    assert result.returncode == 0, result.stderr
+    alice, bob = (out / "pages" / "alice.html").read_text(), (out / "pages" / "bob.html").read_text()
+    assert alice.count("Yours matches the reference&#39;s.") == 4  # ddpm's three pictures and gan's one
+    assert bob.count("is not implemented yet, so this picture shows the reference alone.") == 5
+    assert bob.count('<img alt="') == 5  # the reference's side is drawn all the same
+    assert json.loads((out / "results" / "alice.json").read_text())["settings"]["pages"] is True
+    again = cli(str(folder), "--out", str(out), "--items", "gan.optimal_discriminator", "--pages", *NO_SANDBOX)
+    assert "0 graded, 2 skipped" in again.stdout and (out / "pages" / "alice.html").read_text() == alice
+
+
 def test_names_are_safe_file_names() -> None:
     keys = {Entry(name, Path(name)).key for name in ("alice", "Ana María", "ana maría", "..", "a/b", ".x", "a b")}
     assert len(keys) == 7

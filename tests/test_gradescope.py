@@ -160,6 +160,9 @@ def test_run_autograder_on_what_students_upload(autograder_zip: Path, tmp_path: 
     assert all(t["visibility"] == "after_published" for t in data["tests"])  # as the release asked
     if upload in ("modules", "zip of a folder", "notebooks"):
         assert data["score"] == MAX_SCORE, data["output"]
+        # the feedback page's pictures are the top-level output: five, every one matching the reference's
+        assert data["output_format"] == "html" and data["output"].startswith(f"<p>Total: {MAX_SCORE}/{MAX_SCORE}.")
+        assert data["output"].count('<img alt="') == 5 and data["output"].count("Yours matches the reference") == 5
     elif upload == "stubs":
         assert data["score"] == 0 and "Not implemented yet" in by_name["mle.binomial_mle"]["output"]
     elif upload == "empty":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grader.batch.engine import Pool, Result, Settings, Task
 from grader.batch.entries import DEFAULT_ASSIGNMENT, Entry, discover
-from grader.batch.store import Store, unread
+from grader.batch.store import Store, atomic_write, unread
 
 
 @dataclass
@@ -83,6 +83,10 @@ def grade_class(
                     summary.failed += 1
                 else:
                     summary.graded += 1
+                page = result.pop("page", None)
+                if isinstance(page, str):  # before the result: a stored result always has its page
+                    (out / "pages").mkdir(exist_ok=True)
+                    atomic_write(out / "pages" / f"{by_student[student].key}.html", page)
                 store.write(by_student[student].key, result)
                 if on_result:
                     on_result(student, result)

@@ -48,6 +48,7 @@ class Settings:
     timeout_s: float = 10.0
     memory_mb: int = 4096
     isolation: str = "required"
+    pages: bool = False  # each student's feedback page with pictures (grader/pictures/), written to pages/
 
     @property
     def limits(self) -> Limits:
@@ -58,6 +59,7 @@ class Settings:
             "items": list(self.items) if self.items is not None else None,
             "timeout_s": self.timeout_s,
             "memory_mb": self.memory_mb,
+            "pages": self.pages,
         }
 
 
@@ -74,8 +76,15 @@ def grade_payload(
         intake = unpack(payload, folder)
         if room is not None:
             room.take(folder)
-        report = grade(folder, settings.items, settings.limits, settings.isolation, sandbox=room)  # type: ignore[arg-type]
+        report = grade(folder, settings.items, settings.limits, settings.isolation, sandbox=room,  # type: ignore[arg-type]
+                       pictures=settings.pages)  # fmt: skip
+    page = {}
+    if settings.pages:
+        from grader.pictures.page import render
+
+        page["page"] = render(report, report.pictures, student)  # the coordinator writes it to pages/, not results/
     return {
+        **page,
         **report.as_dict(),
         "student": student,
         "status": "grader-fault" if report.faults else "graded",

@@ -16,6 +16,7 @@ steps) are driven with models whose weights the grader sends. DDPM items use
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -40,6 +41,30 @@ class EpsNet(nn.Module):
         phase = 3.0 * t.to(x_t.dtype)[:, None] / 1000.0  # (B, 1)
         h = torch.cat([x_t.reshape(x_t.shape[0], -1), torch.sin(phase), torch.cos(phase)], dim=-1)
         return self.out(torch.tanh(self.inp(h))).reshape(x_t.shape)
+
+
+class DigitNet(nn.Module):
+    """The ε-model behind the feedback page's picture of ``p_sample_loop``: ε̂ = MLP([x_t, sin(t ω), cos(t ω)]),
+    ω_k = 1000^(-k/(K-1)), two SiLU layers. The reference trains it on scikit-learn's 8 x 8 digits
+    (grader/pictures/train.py); its weights travel to the worker like EpsNet's."""
+
+    def __init__(self, dim: int = 64, hidden: int = 192, frequencies: int = 8) -> None:
+        super().__init__()
+        self.frequencies = frequencies
+        self.net = nn.Sequential(
+            nn.Linear(dim + 2 * frequencies, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, dim),
+        )
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        k = torch.arange(self.frequencies, dtype=x_t.dtype, device=x_t.device)
+        omega = torch.exp(-math.log(1000.0) * k / (self.frequencies - 1))  # (K,)
+        args = t.to(x_t.dtype)[:, None] * omega  # (B, K)
+        h = torch.cat([x_t.reshape(x_t.shape[0], -1), torch.sin(args), torch.cos(args)], dim=-1)
+        return self.net(h).reshape(x_t.shape)
 
 
 def _load(model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype) -> nn.Module:
@@ -142,6 +167,15 @@ def p_sample_loop(module: ModuleType, inputs: dict[str, Any]) -> Any:
     return module.p_sample_loop(model, tuple(inputs["shape"]), inputs["betas"], generator)
 
 
+def sample_digits(module: ModuleType, inputs: dict[str, Any]) -> Any:
+    """module.p_sample_loop with the trained DigitNet (weights sent) and a seeded generator: the page's samples."""
+    model = _load(DigitNet(inputs["dim"], inputs["hidden"]), inputs["state"], torch.float32)
+    model.eval()
+    generator = torch.Generator().manual_seed(inputs["seed"])
+    with torch.no_grad():
+        return module.p_sample_loop(model, tuple(inputs["shape"]), inputs["betas"], generator)
+
+
 def ddpm_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
     """One step from stale gradients, SGD; t and noise given, or drawn from torch's seeded generator."""
     model = with_stale_grads(_eps_net(inputs))
@@ -187,6 +221,7 @@ DRIVERS: dict[str, Callable[[ModuleType, dict[str, Any]], Any]] = {
     "gan_train_step": gan_train_step,
     "with_eps_model": with_eps_model,
     "p_sample_loop": p_sample_loop,
+    "sample_digits": sample_digits,
     "ddpm_train_step": ddpm_train_step,
 }
 

@@ -37,6 +37,7 @@ FAST = {
     "test_generate",
     "test_input_classes",
     "test_mle",
+    "test_names",
     "test_vae",
     "test_validation",
     "test_wire",

@@ -2,10 +2,10 @@
 
 grade SUBMISSION [--json FILE] [--gradescope FILE] [--html FILE]     grade a folder of modules or notebooks
 grade-class SUBMISSIONS --out DIR [--workers N] [--dask ADDRESS]      grade a class: results/, grades.csv, report.html
-check [PATH]                                                          the public checks, for students
+check [PATH] | submit [PATH]                                          the public checks; a zip to hand in (students)
 reference regenerate|verify [--keep-weights]                         the public checks' stored results
 release OUT | release gradescope OUT.zip                              the student bundle, or Gradescope's autograder
-generate                                                              exercises/ and notebooks from solutions/
+generate                                                              exercises/, notebooks, CONTRACT.md
 nbgrader init|preflight|regrade COURSE_DIR                            an nbgrader course, and its isolated re-grade
 """
 
@@ -45,6 +45,33 @@ def _no_sandbox_here(isolation: str) -> bool:
     return True
 
 
+def _submissions_inside(folder: Path, look_at: int = 10_000) -> str | None:
+    """Why ``folder`` is not one submission but holds some (a class, an nbgrader course, a wrapping folder),
+    and what to run instead; None when it holds a part of its own or nothing that looks like a submission."""
+    from grader.submission import find_parts
+
+    if find_parts(folder)[0]:
+        return None
+    if (folder / "submitted").is_dir() and not (folder / "submitted").is_symlink():
+        return (f"{folder} is an nbgrader course, not one submission; grade the class with: "
+                f"python -m grader grade-class {folder} --out DIR")  # fmt: skip
+    entries = []
+    for k, path in enumerate(sorted(folder.iterdir())):
+        if k >= look_at:
+            break
+        if path.name.startswith(".") or path.is_symlink():
+            continue
+        if (path.is_dir() and find_parts(path)[0]) or (path.is_file() and path.suffix.lower() == ".zip"):
+            entries.append(path.name)
+    if len(entries) == 1 and (folder / entries[0]).is_dir():
+        return f"{folder} holds no module or notebook itself, but {folder / entries[0]} does: grade that folder"
+    if len(entries) > 1:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        return (f"{folder} looks like a folder of {len(entries)} submissions ({shown}), not one; grade them all "
+                f"with: python -m grader grade-class {folder} --out DIR")  # fmt: skip
+    return None
+
+
 def _grade(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -64,6 +91,10 @@ def _grade(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
     if unknown:
         print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    elsewhere = _submissions_inside(submission)
+    if elsewhere:
+        print(f"grader: {elsewhere}", file=sys.stderr)
         return 2
     isolation: Isolation = "off" if args.no_sandbox else "required" if args.require_sandbox else "auto"
     if _no_sandbox_here(isolation):
@@ -296,10 +327,10 @@ def _audit(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     if _no_clone_here("generate"):
         return 2
-    from grader.authoring import notebooks
+    from grader.authoring import contract_doc, notebooks
     from grader.authoring.generate import generate
 
-    for path in [*generate(), *notebooks.generate()]:
+    for path in [*generate(), *notebooks.generate(), contract_doc.write()]:
         print(f"wrote {path}")
     return 0
 
@@ -340,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--assignment", default="generative_models", help="in an nbgrader course: the assignment")
     c.add_argument("--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default)")
     c.set_defaults(run=_grade_class)
-    student.add_check(verbs)  # the student's verb, as their bundle offers it
+    student.add_check(verbs)  # the student's verbs, as their bundle offers them
+    student.add_submit(verbs)
     r = verbs.add_parser("reference", help="the public checks' stored expected results")
     r.add_argument("action", choices=["regenerate", "verify"])
     r.add_argument(

@@ -29,7 +29,14 @@ from grader.runtime import drivers, wire
 
 
 class CheckFailed(AssertionError):
-    """An item that does not pass; its message is the grader's feedback."""
+    """An item that does not pass; its message is the grader's feedback.
+
+    IPython shows what ``_render_traceback_`` returns instead of a traceback, so the cell's error output
+    (what nbgrader's feedback page shows the student) is the feedback alone: no frame of the grader, no
+    path of the instructor's installation."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class InKernel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from grader import compare as cmp
 from grader.contract import Item
 from grader.runtime import wire
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
+from grader.submission import find_parts, near_misses
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "public" / "expected.json"
@@ -48,34 +50,46 @@ def stored_items() -> dict[str, tuple[Item, str]]:
     return {i["id"]: (Item(i["id"], i["points"]), i["cases_of"]) for i in stored()["items"]}
 
 
-def check(submission: Path, limits: Limits | None = None) -> list[PublicResult]:
-    """Run the public cases on the modules in ``submission``; one result per item."""
+def check(submission: Path, limits: Limits | None = None, items: Iterable[str] | None = None) -> list[PublicResult]:
+    """Run the public cases on the modules or notebooks in ``submission`` (each part found as ``grade`` finds
+    it, grader/submission.py); one result per item (of ``items``, or all)."""
     cases = load()
+    wanted = set(items) if items is not None else None
     results: list[PublicResult] = []
     with Sandbox(submission, limits or Limits(call_timeout_s=20.0)) as sandbox:
+        parts, _ = find_parts(sandbox.private)
+        problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item, cases_of in stored_items().values():
-            if cases_of != item.id:  # checked by another item's cases (the timed step: the step's)
-                continue
+            if cases_of != item.id or (wanted is not None and item.id not in wanted):
+                continue  # (an item checked by another item's cases, the timed step, is checked by the step's)
             mine = [c for c in cases if c["item"] == item.id]
-            if not (sandbox.private / f"{item.module}.py").is_file():
-                results.append(PublicResult(item.id, 0, len(mine), f"{item.module}.py is not in {submission}."))
-                continue
-            results.append(check_item(sandbox, item.id, mine))
+            source = parts.get(item.module)
+            if source is None:
+                near = near_misses(sandbox.private, item.module)
+                guess = f" Did you mean {' or '.join(near)}?" if near else ""
+                missing = f"Neither {item.module}.py nor its notebook is in {submission}.{guess}"
+                results.append(PublicResult(item.id, 0, len(mine), missing))
+            elif item.module in problems:
+                results.append(PublicResult(item.id, 0, len(mine), problems[item.module]))
+            else:
+                results.append(check_item(sandbox, item.id, mine, source.filename))
     return results
 
 
-def check_item(runner: Runner, item_id: str, cases: list[dict[str, Any]]) -> PublicResult:
-    """One item's public cases on ``runner``; the feedback is the first failing case's."""
+def check_item(runner: Runner, item_id: str, cases: list[dict[str, Any]], filename: str | None = None) -> PublicResult:
+    """One item's public cases on ``runner`` (the part's module imported from ``filename``, by default
+    ``<part>.py``); the feedback is the first failing case's."""
     part = item_id.split(".")[0]
-    failures = [message for case in cases if (message := run_case(runner, part, case)) is not None]
+    source = (part, filename or f"{part}.py")
+    failures = [message for case in cases if (message := run_case(runner, source, case)) is not None]
     feedback = failures[0] if failures else "All public checks passed."
     return PublicResult(item_id, len(cases) - len(failures), len(cases), feedback)
 
 
-def run_case(sandbox: Runner, part: str, case: dict[str, Any]) -> str | None:
+def run_case(sandbox: Runner, source: tuple[str, str], case: dict[str, Any]) -> str | None:
     inputs = wire.decode(case["inputs"])
     try:
-        reply = sandbox.run(part, f"{part}.py", {"op": "run", "driver": case["driver"], "inputs": inputs})
+        reply = sandbox.run(*source, {"op": "run", "driver": case["driver"], "inputs": inputs})
     except WorkerDied as died:
         return f"On input {case['shown']}: {died}."
     if "error" in reply:

@@ -1,6 +1,6 @@
 """The grade as a terminal table (rich), as the contract's JSON, and as Gradescope's results.json.
 
-JSON (shared/SPEC.md): {"score", "max_score", "items": [{"id", "score", "max_score", "status",
+JSON (CONTRACT.md): {"score", "max_score", "items": [{"id", "score", "max_score", "status",
 "feedback"}]}. Gradescope's autograder results: {"score", "output", "tests": [{"name",
 "score", "max_score", "status", "output", "visibility"}]}, with status "passed" or
 "failed" as Gradescope renders them; our finer status opens each test's output.

@@ -31,7 +31,7 @@ from grader.diagnosis import Observation
 from grader.items import BY_ID, ITEMS, RECORDS
 from grader.runtime import drivers, wire
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
-from grader.submission import PartSource, find_parts, part_of
+from grader.submission import PartSource, find_parts, near_misses, part_of
 from grader.turns import Turns, machine_folder
 from grader.untrusted import clean_text
 
@@ -347,9 +347,8 @@ def grade(
             results.append(result)
             if on_item:
                 on_item(result)
-        drawn = (
-            _take_pictures(sandbox, {p for p in parts if p not in problems}, results, turns, notes) if pictures else []
-        )
+        loaded = {p: source.filename for p, source in parts.items() if p not in problems}
+        drawn = _take_pictures(sandbox, loaded, results, turns, notes) if pictures else []
         sandboxed = sandbox.sandboxed
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
         sandbox.stop()  # nothing of this submission runs on in a sandbox kept open for the next one
@@ -358,7 +357,7 @@ def grade(
 
 
 def _take_pictures(
-    sandbox: Sandbox, parts: set[str], results: list[ItemResult], turns: Turns, notes: list[str]
+    sandbox: Sandbox, parts: dict[str, str], results: list[ItemResult], turns: Turns, notes: list[str]
 ) -> list[Any]:
     """The pictures of the parts that loaded; a fault of the grader's own here costs the pictures and says so."""
     from grader.pictures import scenes
@@ -399,14 +398,16 @@ def _grade_item(
     """One item's result: missing, unreadable, or graded by its record."""
     if part is None:
         refused = "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module))
+        near = near_misses(sandbox.private, item.module)
+        guess = f" Did you mean {' or '.join(near)}? Keep one, named {item.module}.py." if near else ""
         return ItemResult(
             item.id, 0, item.points, "missing",
             f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in the "
-            f"submission.{refused}",
+            f"submission.{guess}{refused}",
         )  # fmt: skip
     if item.module in problems:
         return ItemResult(item.id, 0, item.points, "error", problems[item.module])
-    outcome = record.grade(sandbox, (item.module, f"{item.module}.py"), label=part.label)
+    outcome = record.grade(sandbox, (item.module, part.filename), label=part.label)
     if outcome.note:
         notes.append(outcome.note)
     score = item.points if outcome.status == "passed" else 0

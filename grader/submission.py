@@ -2,17 +2,40 @@
 
 A part is graded from ``<part>.py`` when there is one, else from a notebook named
 ``<part>.ipynb`` or ``NN_<part>.ipynb`` (``01_mle.ipynb``, as nbgrader collects them), or its
-``.ipynb.unreadable`` rename by ``nbgrader preflight``. This module only looks at names and
+``.ipynb.unreadable`` rename by ``nbgrader preflight``. Failing those, from the one file whose name is
+a near miss of them (``MLE.py``, ``01_mle.py`` exported from the notebook, Jupyter's
+``01_mle-Copy1.ipynb``, a browser's ``02_divergences (1).ipynb``), with a note; when several near
+misses fit, none is graded and the missing part's feedback names them. This module only looks at names and
 entry types, in the grader's private copy of the submission (grader/intake.py); a notebook is
 read and made into a module by grader/convert.py, in a sandboxed process.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.contract import NOTEBOOK_NAME, PARTS
+from grader.contract import NOTEBOOK_NAME, NOTEBOOK_NAMES, PARTS
+
+COPY_MARK = re.compile(r"(?:[-_ ]?copy\d*|\s*\(\d+\))+$", re.IGNORECASE)  # -Copy1, " (1)", " copy", "_copy2"
+NUMBER = re.compile(r"^\d+[_-]")
+
+
+def near_part(name: str) -> str | None:
+    """The part a file name that ``part_of`` does not take was most likely meant as, or None: ``MLE.py``,
+    ``01_mle.py``, ``01_mle-Copy1.ipynb``, ``02_divergences (1).ipynb``, ``Mle copy.py``."""
+    lower = name.lower()
+    suffix = next((s for s in (".ipynb", ".py") if lower.endswith(s)), None)
+    if suffix is None or part_of(name) is not None:
+        return None
+    stem = NUMBER.sub("", COPY_MARK.sub("", name[: -len(suffix)]).strip()).lower()
+    return stem if stem in PARTS else None
+
+
+def near_misses(copy: Path, part: str) -> list[str]:
+    """The files in ``copy`` whose names are near misses of ``part``'s module or notebook."""
+    return [p.name for p in sorted(copy.iterdir()) if near_part(p.name) == part and p.is_file() and not p.is_symlink()]
 
 
 def part_of(name: str) -> str | None:
@@ -32,7 +55,12 @@ class PartSource:
 
     @property
     def is_notebook(self) -> bool:
-        return not self.label.endswith(".py")
+        return self.label.lower().endswith((".ipynb", ".ipynb.unreadable"))
+
+    @property
+    def filename(self) -> str:
+        """The file a worker imports: the module as handed in, or the module made from the notebook."""
+        return f"{self.part}.py" if self.is_notebook else self.label
 
 
 def find_parts(copy: Path) -> tuple[dict[str, PartSource], list[str]]:
@@ -56,6 +84,12 @@ def find_parts(copy: Path) -> tuple[dict[str, PartSource], list[str]]:
         if module.is_dir() and candidates:
             notes.append(f"{part}.py is a folder, not a module; graded {candidates[0].name} instead.")
         if not candidates:
+            near = near_misses(copy, part)
+            if len(near) == 1:
+                found[part] = PartSource(part, near[0])
+                wanted = f"{part}.py" if not found[part].is_notebook else f"{NOTEBOOK_NAMES[part]}.ipynb"
+                notes.append(f"Graded {near[0]} as {part}'s {'notebook' if found[part].is_notebook else 'module'}: "
+                             f"name it {wanted} next time.")  # fmt: skip
             continue
         path = candidates[0]
         if len(candidates) > 1:

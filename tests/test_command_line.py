@@ -12,6 +12,7 @@ from grader import __main__ as cli
 VERBS = {
     "grade": ["grade", "solutions"],
     "check": ["check"],
+    "submit": ["submit"],
     "reference": ["reference", "verify"],
     "release": ["release", "out"],
     "grade-class": ["grade-class", "class", "--out", "out"],
@@ -51,6 +52,7 @@ def test_every_verb_has_its_own_function(verb: str) -> None:
     expected = {
         "grade": cli._grade,
         "check": cli.student.check,
+        "submit": cli.student.submit,
         "reference": cli._reference,
         "release": cli._release,
         "generate": cli._generate,

@@ -19,7 +19,7 @@ CONTRACT_FUNCTIONS = sorted({record.public_cases_of for record in RECORDS.values
 
 
 def test_the_records_total_the_contracts_100_points() -> None:
-    """shared/SPEC.md grades out of 100: an item added means points moved, never a larger total."""
+    """CONTRACT.md grades out of 100: an item added means points moved, never a larger total."""
     assert MAX_SCORE == 100
     assert {item.module for item in ITEMS} == set(PARTS)
 
@@ -31,6 +31,15 @@ def test_a_record_whose_points_the_solution_does_not_state_stops_generation(monk
     monkeypatch.setattr(notebooks, "ITEMS", changed)
     with pytest.raises(notebooks.TemplateError, match=r"binomial_mle.*\[mle.binomial_mle, 5 points"):
         notebooks.build("mle")
+
+
+def test_the_contract_page_is_what_the_records_and_the_reference_say() -> None:
+    from grader.authoring import contract_doc
+
+    assert contract_doc.PAGE.read_text() == contract_doc.render(), "CONTRACT.md is out of date: run generate"
+    text = contract_doc.render()
+    for record in RECORDS.values():
+        assert f"[{record.points}]" in text and record.item.split(".")[1] in text
 
 
 def test_committed_exercises_are_what_generate_writes() -> None:

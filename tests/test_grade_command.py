@@ -112,3 +112,56 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     unknown = subprocess.run([sys.executable, "-m", "grader", "grade", "solutions", "--items", "mle.nope"], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert unknown.returncode == 2 and "unknown item" in unknown.stderr
+
+
+def test_near_miss_names_are_graded_or_named(tmp_path: Path) -> None:
+    """Jupyter's and browsers' names for copies, a capitalised module: graded when exactly one fits, with a
+    note; named in a "did you mean" when several do."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    shutil.copyfile(ROOT / "solutions" / "mle.py", folder / "MLE.py")
+    shutil.copyfile(ROOT / "solutions" / "notebooks" / "02_divergences.ipynb", folder / "02_divergences (1).ipynb")
+    shutil.copyfile(ROOT / "solutions" / "vae.py", folder / "vae-Copy1.py")
+    shutil.copyfile(ROOT / "solutions" / "vae.py", folder / "vae (1).py")
+    items = ("mle.binomial_mle", "divergences.entropy", "vae.reparameterize")
+    result, data, _ = grade(folder, tmp_path, "--items", *items)
+    by_id = {i["id"]: i for i in data["items"]}
+    assert [by_id[i]["status"] for i in items] == ["passed", "passed", "missing"]
+    assert "Did you mean vae (1).py or vae-Copy1.py? Keep one, named vae.py." in by_id["vae.reparameterize"]["feedback"]
+    said = " ".join(result.stdout.split())
+    assert "Graded MLE.py as mle's module: name it mle.py next time." in said
+    assert "Graded 02_divergences (1).ipynb as divergences's notebook: name it 02_divergences.ipynb next time." in said
+
+
+def test_grade_on_a_folder_of_submissions_points_to_the_class_command(tmp_path: Path) -> None:
+    def refused(folder: Path) -> str:
+        done = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        return " ".join(done.stderr.split())
+
+    folder = tmp_path / "class"
+    (folder / "alice").mkdir(parents=True)
+    shutil.copyfile(ROOT / "solutions" / "mle.py", folder / "alice" / "mle.py")
+    assert f"holds no module or notebook itself, but {folder / 'alice'} does: grade that folder" in refused(folder)
+    (folder / "bob.zip").write_bytes(b"PK")
+    assert (
+        "looks like a folder of 2 submissions (alice, bob.zip), not one; grade them all with: "
+        f"python -m grader grade-class {folder} --out DIR"
+    ) in refused(folder)
+
+
+def test_check_takes_a_notebook_a_single_module_and_items(tmp_path: Path) -> None:
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "grader", "check", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+
+    notebook = check(str(ROOT / "solutions" / "notebooks" / "01_mle.ipynb"))
+    assert notebook.returncode == 0, notebook.stdout + notebook.stderr
+    assert "11/11 items pass their public checks" in notebook.stdout and "divergences" not in notebook.stdout
+    stub = check(str(ROOT / "exercises" / "notebooks"), "--items", "ddpm.q_sample", "vae.reparameterize")
+    assert stub.returncode == 1 and stub.stdout.count("Not implemented yet.") == 2, stub.stdout
+    assert "0/2 items pass" in stub.stdout
+    single = check(str(ROOT / "solutions" / "gan.py"), "--items", "gan.generator_loss")
+    assert single.returncode == 0 and "1/1 items pass" in single.stdout, single.stdout + single.stderr
+    assert check(".", "--items", "mle.nothing").returncode == 2

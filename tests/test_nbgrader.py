@@ -28,6 +28,7 @@ from grader.authoring.notebooks import NOTEBOOK_NAMES
 from grader.nbgrader import course as course_mod
 
 ASSIGNMENT = "generative_models"
+ROOT = Path(__file__).resolve().parents[1]
 NAMES = [f"{name}.ipynb" for name in NOTEBOOK_NAMES.values()]
 NBGRADER = [str(Path(sys.executable).with_name("nbgrader"))]
 CHEAT = (
@@ -164,6 +165,11 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
         assert pages == [n.replace(".ipynb", ".html") for n in NAMES]
     bob_page = (course / "feedback" / "bob" / ASSIGNMENT / "01_mle.html").read_text()
     assert "Not implemented yet" in bob_page
+    # what a student reads names no file and no frame of the grader (a student's own error that passes through
+    # torch still shows torch's frames, with the path of the installation: see the README)
+    for page in (course / "feedback").rglob("*.html"):
+        text = page.read_text()
+        assert str(ROOT / "grader") not in text and "kernel.py" not in text, page
 
     nbgrader(course, "export")
     with open(course / "grades.csv") as f:

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from grader import public, regenerate
@@ -94,11 +97,40 @@ def test_the_bundle_ships_what_its_entry_points_import_and_every_verb_it_offers_
     helped = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=bundle, capture_output=True, text=True)
     assert helped.returncode == 0, helped.stderr
     offered = helped.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
-    assert offered == ["check"], offered  # each verb offered is run here
+    assert offered == ["check", "submit"], offered  # each verb offered is run here
     ran = subprocess.run(
         [sys.executable, "-m", "grader", "check", "exercises"], cwd=bundle, capture_output=True, text=True, timeout=600
     )
     assert ran.returncode == 1 and "items pass their public checks" in ran.stdout, ran.stdout + ran.stderr
+    (bundle / "01_mle-Copy1.ipynb").write_bytes((bundle / "01_mle.ipynb").read_bytes())  # a copy beside: not handed in
+    handed = subprocess.run(
+        [sys.executable, "-m", "grader", "submit", ".", "--out", "mine.zip"], cwd=bundle, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert handed.returncode == 0 and "hand in this file" in handed.stdout, handed.stdout + handed.stderr
+    assert "items pass their public checks" in handed.stdout  # the public checks ran first
+    with zipfile.ZipFile(bundle / "mine.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(p.name for p in (ROOT / "exercises" / "notebooks").glob("*.ipynb"))
+    (bundle / "01_mle-Copy1.ipynb").unlink()
+
+
+def test_the_bundle_readme_installs_everything_its_code_and_notebooks_import(bundle: Path) -> None:
+    from grader.authoring.release import REQUIREMENTS, imports_in, imports_of
+
+    imported: set[str] = set()
+    for path in [*(bundle / "grader").rglob("*.py"), *(bundle / "exercises").glob("*.py")]:
+        imported |= {name.split(".")[0] for name in imports_of(path)}
+    for notebook in bundle.glob("*.ipynb"):
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            if cell.cell_type == "code":
+                with contextlib.suppress(SyntaxError):  # a cell with IPython magics
+                    imported |= {name.split(".")[0] for name in imports_in(cell.source)}
+    third_party = {n for n in imported if n not in sys.stdlib_module_names and n not in ("grader", "exercises")}
+    third_party -= {"drivers", "wire"}  # the runtime's modules import each other by file name
+    assert third_party <= set(REQUIREMENTS), third_party - set(REQUIREMENTS)
+    readme = (bundle / "README.md").read_text()
+    assert all(f'"{r}"' in readme for r in REQUIREMENTS.values()) and "python -m grader submit" in readme
+    assert (bundle / "CONTRACT.md").read_text() == (ROOT / "CONTRACT.md").read_text()
 
 
 def test_release_notebooks_check_in_the_kernel_without_the_reference(bundle: Path) -> None:

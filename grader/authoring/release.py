@@ -21,16 +21,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = ("grader.student.cli", "grader.student.__main__", "grader.kernel")  # the command line, check cells
 READ_AT_RUN_TIME = ("runtime", "public")  # folders of grader/ the shipped code reads rather than imports
+# What the bundle's code and notebooks import (tests/test_public_and_release.py derives the imports and
+# checks that each is here), as pip names with the project's version floors.
+REQUIREMENTS = {
+    "numpy": "numpy>=1.26",
+    "scipy": "scipy>=1.11",
+    "torch": "torch>=2.4",
+    "psutil": "psutil>=5.9",
+    "nbformat": "nbformat>=5.9",
+    "IPython": "ipykernel>=6",
+    "matplotlib": "matplotlib>=3.8",
+    "sklearn": "scikit-learn>=1.3",
+}
 README = """# Generative models: exercises
 
-Work in the notebooks (01_mle.ipynb ... 05_ddpm.ipynb: the math, your code, a check cell after
-each function, plots), or fill in the functions in exercises/ (each docstring gives the formula,
-the shapes and a hint) and check your work against the public checks:
+## Install
 
-    python -m grader check exercises
+Python 3.11 or newer, then, in this folder:
+
+    python3 -m venv .venv && .venv/bin/pip install {requirements} jupyterlab
+
+(On a JupyterHub, the same packages belong on the students' image; this folder needs no install of its own.)
+
+## Work
+
+In the notebooks (01_mle.ipynb ... 05_ddpm.ipynb: the math, your code, a check cell after each
+function, plots), or in the modules of exercises/ (each docstring gives the formula, the shapes and
+a hint). CONTRACT.md names every graded function, its signature, its definition and its points.
+
+## Check
+
+    python -m grader check exercises                       # every item, on your modules
+    python -m grader check 01_mle.ipynb                    # one notebook (or one module)
+    python -m grader check . --items mle.binomial_mle      # only some items
 
 The public checks are a few fixed cases per item; your grade comes from many more, hidden, checks
-of the same functions. Needs Python 3.11 with numpy, scipy, torch and psutil.
+of the same functions.
+
+## Hand in
+
+Either the five modules (mle.py, divergences.py, vae.py, gan.py, ddpm.py) or the five notebooks,
+under these names. This runs the public checks and writes submission.zip holding exactly those files:
+
+    python -m grader submit exercises        # your modules
+    python -m grader submit .                # or your notebooks, in this folder
 """
 
 
@@ -46,8 +80,13 @@ def module_path(name: str) -> Path | None:
 
 def imports_of(path: Path) -> set[str]:
     """Every module ``path`` imports, at any depth of its code (function-level imports too)."""
+    return imports_in(path.read_text())
+
+
+def imports_in(source: str) -> set[str]:
+    """Every module the Python ``source`` imports, at any depth of its code."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -93,5 +132,6 @@ def release(out: Path) -> list[Path]:
             dirs_exist_ok=True,
         )  # fmt: skip
     shutil.copy2(ROOT / "grader" / "student" / "__main__.py", out / "grader" / "__main__.py")  # the student's CLI
-    (out / "README.md").write_text(README)
+    (out / "README.md").write_text(README.format(requirements=" ".join(f'"{r}"' for r in REQUIREMENTS.values())))
+    shutil.copy2(ROOT / "CONTRACT.md", out / "CONTRACT.md")
     return sorted(p for p in out.rglob("*") if p.is_file())

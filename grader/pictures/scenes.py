@@ -198,11 +198,10 @@ def _plain(reply: Any, call: Call, function: str) -> list[np.ndarray]:
     return arrays
 
 
-def _student(sandbox: Runner, part: str, call: Call, timeout_s: float) -> list[np.ndarray]:
+def _student(sandbox: Runner, source: tuple[str, str], call: Call, timeout_s: float) -> list[np.ndarray]:
     function = call.inputs.get("function") or {"sample_digits": "p_sample_loop", "vae_model": "VAE"}[call.driver]
     try:
-        reply = sandbox.run(part, f"{part}.py", {"op": "run", "driver": call.driver, "inputs": call.inputs},
-                            timeout_s)  # fmt: skip
+        reply = sandbox.run(*source, {"op": "run", "driver": call.driver, "inputs": call.inputs}, timeout_s)
     except WorkerDied as died:
         raise Unusable(f"your {function}: {died}") from None
     if "error" in reply:
@@ -219,8 +218,9 @@ def _reference(part: str, call: Call) -> list[np.ndarray]:
     return _plain(to_wire(drivers.run_driver(call.driver, reference_module(part), call.inputs)), call, "reference")
 
 
-def take(sandbox: Runner, parts: set[str], statuses: dict[str, str], call_timeout_s: float) -> list[Picture]:
-    """Every scene whose part was handed in, the student's side from ``sandbox``; ``statuses``: each graded
+def take(sandbox: Runner, parts: dict[str, str], statuses: dict[str, str], call_timeout_s: float) -> list[Picture]:
+    """Every scene whose part was handed in (part → the file its worker imports), the student's side from
+    ``sandbox``; ``statuses``: each graded
     item's status (grading has finished), so that a function that ran out of time there is not waited for again;
     ``call_timeout_s``: a graded call's limit (a picture's call gets TIMEOUT_FACTOR times it)."""
     pictures = []
@@ -235,7 +235,8 @@ def take(sandbox: Runner, parts: set[str], statuses: dict[str, str], call_timeou
             if slow:
                 raise Unusable(f"your {slow[0]} ran out of time when it was graded")
             timeout_s = TIMEOUT_FACTOR * call_timeout_s
-            picture.student = [a for c in calls for a in _student(sandbox, scene.part, c, timeout_s)]
+            source = (scene.part, parts[scene.part])
+            picture.student = [a for c in calls for a in _student(sandbox, source, c, timeout_s)]
         except Unusable as why:
             picture.problem = f"{why}, so this picture shows the reference alone."
         pictures.append(picture)

@@ -19,7 +19,7 @@ from grader import compare as cmp
 from grader.contract import Item
 from grader.runtime import wire
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
-from grader.submission import find_parts, near_misses
+from grader.submission import did_you_mean, find_parts
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "public" / "expected.json"
@@ -65,8 +65,7 @@ def check(submission: Path, limits: Limits | None = None, items: Iterable[str] |
             mine = [c for c in cases if c["item"] == item.id]
             source = parts.get(item.module)
             if source is None:
-                near = near_misses(sandbox.private, item.module)
-                guess = f" Did you mean {' or '.join(near)}?" if near else ""
+                guess = did_you_mean(sandbox.private, item.module)
                 missing = f"Neither {item.module}.py nor its notebook is in {submission}.{guess}"
                 results.append(PublicResult(item.id, 0, len(mine), missing))
             elif item.module in problems:

@@ -31,7 +31,7 @@ from grader.diagnosis import Observation
 from grader.items import BY_ID, ITEMS, RECORDS
 from grader.runtime import drivers, wire
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
-from grader.submission import PartSource, find_parts, near_misses, part_of
+from grader.submission import PartSource, did_you_mean, find_parts, part_of
 from grader.turns import Turns, machine_folder
 from grader.untrusted import clean_text
 
@@ -398,8 +398,7 @@ def _grade_item(
     """One item's result: missing, unreadable, or graded by its record."""
     if part is None:
         refused = "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module))
-        near = near_misses(sandbox.private, item.module)
-        guess = f" Did you mean {' or '.join(near)}? Keep one, named {item.module}.py." if near else ""
+        guess = did_you_mean(sandbox.private, item.module)
         return ItemResult(
             item.id, 0, item.points, "missing",
             f"Neither {item.module}.py nor a notebook such as {NOTEBOOK_NAMES[item.module]}.ipynb is in the "

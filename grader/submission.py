@@ -38,6 +38,12 @@ def near_misses(copy: Path, part: str) -> list[str]:
     return [p.name for p in sorted(copy.iterdir()) if near_part(p.name) == part and p.is_file() and not p.is_symlink()]
 
 
+def did_you_mean(copy: Path, part: str) -> str:
+    """' Did you mean A or B? Keep one, named <part>.py.' for a missing part's feedback, or '' when no name is near."""
+    near = near_misses(copy, part)
+    return f" Did you mean {' or '.join(near)}? Keep one, named {part}.py." if near else ""
+
+
 def part_of(name: str) -> str | None:
     """The part a file name would be graded as (``mle.py``, ``01_mle.ipynb``), or None."""
     if name.removesuffix(".py") in PARTS:
@@ -56,6 +62,11 @@ class PartSource:
     @property
     def is_notebook(self) -> bool:
         return self.label.lower().endswith((".ipynb", ".ipynb.unreadable"))
+
+    @property
+    def expected_name(self) -> str:
+        """The name the grader expects for this part's file: ``mle.py``, or ``01_mle.ipynb`` for a notebook."""
+        return f"{NOTEBOOK_NAMES[self.part]}.ipynb" if self.is_notebook else f"{self.part}.py"
 
     @property
     def filename(self) -> str:
@@ -86,10 +97,9 @@ def find_parts(copy: Path) -> tuple[dict[str, PartSource], list[str]]:
         if not candidates:
             near = near_misses(copy, part)
             if len(near) == 1:
-                found[part] = PartSource(part, near[0])
-                wanted = f"{part}.py" if not found[part].is_notebook else f"{NOTEBOOK_NAMES[part]}.ipynb"
-                notes.append(f"Graded {near[0]} as {part}'s {'notebook' if found[part].is_notebook else 'module'}: "
-                             f"name it {wanted} next time.")  # fmt: skip
+                source = found[part] = PartSource(part, near[0])
+                notes.append(f"Graded {near[0]} as {part}'s {'notebook' if source.is_notebook else 'module'}: "
+                             f"name it {source.expected_name} next time.")  # fmt: skip
             continue
         path = candidates[0]
         if len(candidates) > 1:

@@ -62,7 +62,6 @@ def submit(args: argparse.Namespace) -> int:
     import zipfile
 
     from grader import public
-    from grader.contract import NOTEBOOK_NAMES
     from grader.submission import find_parts
 
     folder, out = Path(args.path), Path(args.out)
@@ -75,7 +74,7 @@ def submit(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     public.print_results(public.check(folder, items=None))
-    names = {p: f"{NOTEBOOK_NAMES[p]}.ipynb" if s.is_notebook else f"{p}.py" for p, s in parts.items()}
+    names = {part: source.expected_name for part, source in parts.items()}
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for part, source in parts.items():
             archive.write(folder / source.label, names[part])

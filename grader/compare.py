@@ -160,6 +160,20 @@ def not_implemented(error: dict[str, Any]) -> bool:
     return error.get("type") == "NotImplementedError" and error.get("kind") == "raised"
 
 
+NAMES_A_MISTAKE = "known mistake"  # in every line that names one (grader/authoring/audit.py looks for it)
+
+
+def mistake_line(explanations: list[str]) -> str | None:
+    """The feedback line naming the catalogued mistake(s) that explain a failure, or None. The grader and the
+    public checks word it alike."""
+    if not explanations:
+        return None
+    if len(explanations) == 1:
+        return f"This matches a {NAMES_A_MISTAKE}: {explanations[0]}"
+    listed = " Or: ".join(explanations)
+    return f"This matches one of {len(explanations)} {NAMES_A_MISTAKE}s that no graded input tells apart: {listed}"
+
+
 class Expected(Array):
     """A reference array whose values are float64 but whose dtype must be that of the student's inputs."""
 

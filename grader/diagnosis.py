@@ -127,14 +127,6 @@ def _separating_cases(
     return chosen
 
 
-NAMES_A_MISTAKE = "known mistake"  # in every line that names one (grader/audit.py looks for it)
-
-
 def feedback_line(mistakes: list[Mistake]) -> str | None:
     """The line that names what explains the failure, or None."""
-    if not mistakes:
-        return None
-    if len(mistakes) == 1:
-        return f"This matches a {NAMES_A_MISTAKE}: {mistakes[0].explanation}"
-    listed = " Or: ".join(m.explanation for m in mistakes)
-    return f"This matches one of {len(mistakes)} {NAMES_A_MISTAKE}s that no graded input tells apart: {listed}"
+    return cmp.mistake_line([m.explanation for m in mistakes])

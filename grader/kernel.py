@@ -84,7 +84,8 @@ def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
         raise KeyError(f"no graded item is called {item_id!r}")
     public_item = items[item_id][1]  # the timed step is checked by the step's own public cases
     cases = [c for c in public.load() if c["item"] == public_item]
-    result = public.check_item(InKernel(namespace), public_item, cases)
+    mistakes = public.stored_mistakes().get(public_item)
+    result = public.check_item(InKernel(namespace), public_item, cases, mistakes=mistakes)
     if result.passed < result.total:
         raise CheckFailed(f"{item_id}: {result.passed}/{result.total} public checks pass. {result.feedback}")
     print(f"{item_id}: {result.total}/{result.total} public checks pass.")

@@ -23,44 +23,103 @@ from grader.runtime import wire
 
 GENERATED_PER_ITEM = 2  # drawn cases per item, beside up to two pinned ones: a quick look, not the grade
 PINNED_PER_ITEM = 2
+CANDIDATES = 40  # float64 cases drawn per item, derandomized, that the drawn public cases are chosen from
+CANDIDATE_SEED = 20_261_202  # their own stream, so that the choice does not move when other code changes
 
 
 def build_cases() -> list[dict[str, Any]]:
     """The public cases, computed from the reference: float64 cases only, so one run gives value and dtype."""
-    from hypothesis import HealthCheck, Phase, given, settings
-
     from grader.items import CHECKS
-    from grader.run import expected_output
+    from grader.run import expected_output, to_wire
 
     cases: list[dict[str, Any]] = []
     for item_id, check in CHECKS.items():  # a timed item is checked by its step's public cases
-        drawn = _draw(check.cases, given, settings, HealthCheck, Phase)
-        chosen = [c for c in check.examples if c.reference_inputs is None][:PINNED_PER_ITEM] + drawn
-        for case in chosen:
+        answers = _Answers(check, expected_output, to_wire)
+        pinned = [c for c in check.examples if c.reference_inputs is None][:PINNED_PER_ITEM]
+        for case in pinned + _choose(answers, pinned):
             cases.append({
                 "item": item_id,
                 "driver": check.driver,
                 "shown": case.shown,
                 "tol": list(case.tol),
                 "inputs": wire.encode(case.inputs),
-                "expected": wire.encode(_unwire(expected_output(check, case))),
+                "expected": wire.encode(_unwire(answers.expected(case))),
+                **_mistake_outputs(answers, case),
             })  # fmt: skip
     return cases
 
 
-def _draw(strategy: Any, given: Any, settings: Any, health: Any, phase: Any) -> list[Any]:
-    """The first GENERATED_PER_ITEM float64 cases a derandomized run of ``strategy`` draws."""
-    drawn: list[Any] = []
+class _Answers:
+    """The reference's and each catalogued mistake's answer on a case (wire data, or RAISES), computed once."""
 
-    @settings(derandomize=True, database=None, deadline=None, max_examples=25, phases=[phase.generate],
-              suppress_health_check=list(health))  # fmt: skip
-    @given(strategy)
-    def collect(case: Any) -> None:
-        if case.reference_inputs is None and len(drawn) < GENERATED_PER_ITEM:
-            drawn.append(case)
+    def __init__(self, check: Any, expected_output: Any, to_wire: Any) -> None:
+        self.check, self.expected_output, self.to_wire = check, expected_output, to_wire
+        self.cache: dict[tuple[int, str | None], Any] = {}
 
-    collect()
-    return drawn
+    def expected(self, case: Any) -> Any:
+        key = (id(case), None)
+        if key not in self.cache:
+            self.cache[key] = self.expected_output(self.check, case)
+        return self.cache[key]
+
+    def mistake(self, case: Any, mistake: Any) -> Any:
+        from grader.checks import RAISES, what_it_returns
+
+        key = (id(case), mistake.name)
+        if key not in self.cache:
+            wrong = what_it_returns(mistake, case.for_reference())
+            self.cache[key] = RAISES if wrong is RAISES else self.to_wire(wrong)
+        return self.cache[key]
+
+
+def _differ(a: Any, b: Any, tol: tuple[float, float]) -> bool:
+    from grader.checks import RAISES
+
+    if a is RAISES or b is RAISES:
+        return a is not b
+    return cmp.compare(a, b, tol, dtypes=False) is not None
+
+
+def _choose(answers: _Answers, pinned: list[Any]) -> list[Any]:
+    """GENERATED_PER_ITEM of CANDIDATES drawn float64 cases, chosen one after another so that, with the pinned
+    ones, as many catalogued mistakes as possible fail a public case and as many pairs of them as possible
+    answer differently on one (so that the public checks can say which it is); ties go to the shorter input,
+    then to the earlier draw. A strategy's first draws are its simplest (zeros), on which many mistakes give
+    the right answer: taken as they come, they let a quarter of the catalogued mistakes pass every public check."""
+    from grader import strategies as gs
+
+    drawn = gs.derandomized_draws(answers.check.cases, CANDIDATES, CANDIDATE_SEED)
+    drawn = [c for c in drawn if c.reference_inputs is None]
+    mistakes = answers.check.mistakes
+    pairs = [(a, b) for i, a in enumerate(mistakes) for b in mistakes[i + 1 :]]
+
+    def score(chosen: list[Any]) -> tuple[int, int]:
+        caught = sum(any(_differ(answers.mistake(c, m), answers.expected(c), c.tol) for c in chosen) for m in mistakes)
+        told = sum(any(_differ(answers.mistake(c, a), answers.mistake(c, b), c.tol) for c in chosen) for a, b in pairs)
+        return caught, told
+
+    chosen: list[Any] = []
+    for _ in range(min(GENERATED_PER_ITEM, len(drawn))):
+        rest = [(i, c) for i, c in enumerate(drawn) if not any(c is d for d in chosen)]
+        _, best = max(rest, key=lambda ic: (*score([*pinned, *chosen, ic[1]]), -len(ic[1].shown), -ic[0]))
+        chosen.append(best)
+    return chosen
+
+
+def _mistake_outputs(answers: _Answers, case: Any) -> dict[str, Any]:
+    """What each catalogued mistake of the item returns on ``case`` (``mistakes``: name → wire data) or that it
+    raises there (``raise``: names), so that the public checks can name a mistake as the grader does."""
+    from grader.checks import RAISES
+
+    returns: dict[str, Any] = {}
+    raises: list[str] = []
+    for mistake in answers.check.mistakes:
+        wrong = answers.mistake(case, mistake)
+        if wrong is RAISES:
+            raises.append(mistake.name)
+        else:
+            returns[mistake.name] = wire.encode(_unwire(wrong))
+    return {"mistakes": returns, "raise": raises}
 
 
 def _unwire(value: Any) -> Any:
@@ -77,10 +136,15 @@ def _unwire(value: Any) -> Any:
 
 
 def build_items() -> list[dict[str, Any]]:
-    """The graded items as the student's side needs them, from the records: id, points, whose public cases."""
-    from grader.items import RECORDS
+    """The graded items as the student's side needs them, from the records: id, points, whose public cases, and
+    the catalogued mistakes (name → the sentence that names it in feedback)."""
+    from grader.items import CHECKS, RECORDS
 
-    return [{"id": r.item, "points": r.points, "cases_of": r.public_cases_of} for r in RECORDS.values()]
+    return [
+        {"id": r.item, "points": r.points, "cases_of": r.public_cases_of,
+         "mistakes": {m.name: m.explanation for m in getattr(CHECKS.get(r.item), "mistakes", ())}}
+        for r in RECORDS.values()
+    ]  # fmt: skip
 
 
 def _serialise(items: list[dict[str, Any]], cases: list[dict[str, Any]]) -> str:
@@ -137,8 +201,9 @@ def regenerate(retrain_pictures: bool = True) -> tuple[Path, ...]:
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
         "cases": len(data["cases"]),
         "items": len({c["item"] for c in data["cases"]}),
-        "drawn": f"up to {PINNED_PER_ITEM} pinned and {GENERATED_PER_ITEM} drawn float64 cases per item, "
-                 "derandomized Hypothesis (the grading strategies), no example database",
+        "drawn": f"up to {PINNED_PER_ITEM} pinned and {GENERATED_PER_ITEM} drawn float64 cases per item, the "
+                 f"drawn chosen from {CANDIDATES} derandomized Hypothesis draws (the grading strategies, seed "
+                 f"{CANDIDATE_SEED}) to fail and tell apart the catalogued mistakes; no example database",
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
                      "torch": torch.__version__, "hypothesis": hypothesis.__version__},
         "pictures": pictures_entry(),
@@ -169,4 +234,19 @@ def verify() -> list[str]:
         mismatch = cmp.compare(now, expected, tuple(old["tol"]))
         if mismatch:
             problems.append(f"{old['item']} on {old['shown']}: {mismatch.message}")
+        problems += _mistakes_drift(old, new)
+    return problems
+
+
+def _mistakes_drift(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Where the stored outputs of a case's catalogued mistakes differ from what the mistakes return now."""
+    where = f"{old['item']} on {old['shown']}"
+    if (sorted(old.get("mistakes", {})), old.get("raise")) != (sorted(new["mistakes"]), new["raise"]):
+        return [f"{where}: the catalogued mistakes changed"]
+    problems = []
+    for name, stored_output in old["mistakes"].items():
+        now = wire.decode(new["mistakes"][name], tensors=False)
+        mismatch = cmp.compare(now, wire.decode(stored_output, tensors=False), tuple(old["tol"]))
+        if mismatch:
+            problems.append(f"{where}, mistake {name}: {mismatch.message}")
     return problems

@@ -38,6 +38,7 @@ FAST = {
     "test_input_classes",
     "test_mle",
     "test_names",
+    "test_public_mistakes",
     "test_vae",
     "test_validation",
     "test_wire",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, patched
 from grader.authoring.generate import ROOT
-from grader.diagnosis import NAMES_A_MISTAKE
+from grader.compare import NAMES_A_MISTAKE
 from grader.items import RECORDS
 from grader.run import GRADER_FAULT
 from grader.sandbox import Isolation, Limits, Sandbox

@@ -17,9 +17,9 @@ import pytest
 
 from grader import public, regenerate
 from grader.authoring.release import release, shipped_modules
+from tests.answer_key import solution_lines
 
 ROOT = Path(__file__).resolve().parents[1]
-DISTINCTIVE = 20  # characters: shorter solution lines ("else:", "return x") also occur in the grader's own code
 BLOCK = (
     "import sys\nfor name in ('reference', 'solutions', 'grader.checks', 'grader.run'):\n    sys.modules[name] = None\n"
 )
@@ -59,13 +59,8 @@ def test_release_holds_no_solution_or_reference_code(bundle: Path) -> None:
     others = [p for p in files if p.suffix in (".py", ".md", ".json") and p.parent.name != "exercises"]
     text = "\n".join(p.read_text() for p in others)
     assert "import reference" not in text and "from reference" not in text
-    lines = {line.strip() for line in text.splitlines()}
-    for part in ("mle", "divergences", "vae", "gan", "ddpm"):
-        solution = (ROOT / "solutions" / f"{part}.py").read_text()
-        for block in solution.split("### BEGIN SOLUTION")[1:]:
-            for line in block.split("### END SOLUTION")[0].splitlines():
-                if len(line.strip()) >= DISTINCTIVE:
-                    assert line.strip() not in lines, f"a solution line reached the release: {line.strip()}"
+    reached = solution_lines() & {line.strip() for line in text.splitlines()}
+    assert not reached, f"solution lines reached the release: {reached}"
 
 
 def run_check(bundle: Path, folder: str) -> subprocess.CompletedProcess[str]:
@@ -85,6 +80,8 @@ def test_check_in_the_release_on_the_stubs_and_on_the_solutions(bundle: Path) ->
     filled = run_check(bundle, "filled")
     assert filled.returncode == 0, filled.stdout + filled.stderr
     assert f"{checked}/{checked} items pass their public checks" in filled.stdout
+    for said in (stubs.stdout + stubs.stderr, filled.stdout + filled.stderr):  # what a student reads
+        assert str(ROOT) not in said and "hidden_check" not in said and "grader/checks" not in said
 
 
 def test_the_bundle_ships_what_its_entry_points_import_and_every_verb_it_offers_works(bundle: Path) -> None:

@@ -10,13 +10,22 @@ expected results and their manifest), which that code reads; the student's comma
 ``python -m grader``; and a README. Not a line of
 solutions/, reference/ or the hidden checks: a test scans the bundle for every solution line and for
 any import of reference or solutions.
+
+The bundle is also the **student package**: its ``pyproject.toml`` installs ``grader/`` (the public checks,
+their stored results, the notebooks' helpers) as the distribution ``genmath-student``, which is what a
+JupyterHub image needs for the notebooks' check cells to run; ``requirements.txt`` pins the versions the
+release was made with. tests/test_student_package.py installs it, with its declared dependencies and
+nothing else, and runs every notebook there.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import shutil
 from pathlib import Path
+
+from grader import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = ("grader.student.cli", "grader.student.__main__", "grader.kernel")  # the command line, check cells
@@ -33,6 +42,24 @@ REQUIREMENTS = {
     "matplotlib": "matplotlib>=3.8",
     "sklearn": "scikit-learn>=1.3",
 }
+DISTRIBUTION = "genmath-student"
+PYPROJECT = """[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+version = "{version}"
+description = "Public checks of the generative-models exercises and the notebooks' helpers: no solution, no reference."
+requires-python = ">=3.11"
+dependencies = [{dependencies}]
+
+[tool.setuptools.packages.find]
+include = ["grader*"]
+
+[tool.setuptools.package-data]
+grader = ["public/*.json"]
+"""
 README = """# Generative models: exercises
 
 ## Install
@@ -41,7 +68,18 @@ Python 3.11 or newer, then, in this folder:
 
     python3 -m venv .venv && .venv/bin/pip install {requirements} jupyterlab
 
-(On a JupyterHub, the same packages belong on the students' image; this folder needs no install of its own.)
+On your own machine this folder needs no install of its own: run everything from here.
+
+## On a JupyterHub
+
+The notebooks' check cells import `grader`, the public checks this folder holds. Put them on the
+students' image as a package, `{name}`, with the versions this release was checked with:
+
+    pip install -r requirements.txt .        # in this folder, in the image's build (a Dockerfile's RUN)
+
+It holds the public checks, their stored results and the notebooks' helpers, and nothing of the
+solutions or of the grader's reference. It is named `grader` when imported, as the instructor's own
+grader is: install it on students' images only.
 
 ## Work
 
@@ -132,6 +170,22 @@ def release(out: Path) -> list[Path]:
             dirs_exist_ok=True,
         )  # fmt: skip
     shutil.copy2(ROOT / "grader" / "student" / "__main__.py", out / "grader" / "__main__.py")  # the student's CLI
-    (out / "README.md").write_text(README.format(requirements=" ".join(f'"{r}"' for r in REQUIREMENTS.values())))
+    (out / "README.md").write_text(
+        README.format(requirements=" ".join(f'"{r}"' for r in REQUIREMENTS.values()), name=DISTRIBUTION)
+    )
     shutil.copy2(ROOT / "CONTRACT.md", out / "CONTRACT.md")
+    dependencies = ", ".join(f'"{r}"' for r in REQUIREMENTS.values())
+    (out / "pyproject.toml").write_text(PYPROJECT.format(name=DISTRIBUTION, version=__version__,
+                                                         dependencies=dependencies))  # fmt: skip
+    (out / "requirements.txt").write_text(pinned())
     return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def pinned() -> str:
+    """requirements.txt: each dependency at the version installed where the release is made (the versions its
+    stored results were checked with), without a local build tag such as +cpu."""
+    lines = ["# The versions this release was made and checked with (python -m grader release)."]
+    for requirement in REQUIREMENTS.values():
+        name = requirement.split(">")[0].split("=")[0]
+        lines.append(f"{name}=={importlib.metadata.version(name).split('+')[0]}")
+    return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.student import cli as student
@@ -202,8 +203,8 @@ def _nbgrader(args: argparse.Namespace) -> int:
         if _no_clone_here("nbgrader init"):
             return 2
         try:
-            written = course.init(Path(args.course_dir), args.assignment, args.course_id)
-        except FileExistsError as err:
+            written = course.init(Path(args.course_dir), args.assignment, args.course_id, args.due, args.late_percent)
+        except (FileExistsError, ValueError) as err:
             print(f"grader: {err}", file=sys.stderr)
             return 2
         for path in written:
@@ -230,9 +231,9 @@ def _nbgrader(args: argparse.Namespace) -> int:
     try:
         results = course.regrade(
             Path(args.course_dir), args.assignment, args.db, isolation, args.workers,
-            Path(args.out) if args.out else None, args.force,
+            Path(args.out) if args.out else None, args.force, args.student,
         )  # fmt: skip
-    except SandboxUnavailable as err:
+    except (SandboxUnavailable, ValueError) as err:
         print(f"grader: {err}", file=sys.stderr)
         return 2
     course.print_regrade(results)
@@ -240,7 +241,20 @@ def _nbgrader(args: argparse.Namespace) -> int:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"submissions": [r.as_dict() for r in results]}, indent=2) + "\n")
+    if args.csv:
+        print(f"wrote {course.write_csv(Path(args.csv), results)}")
+    if args.use_isolated:
+        left = course.use_isolated(Path(args.course_dir), args.assignment, results, args.db)
+        for line in left:
+            print(f"gradebook unchanged for {line}")
+        print(f"the isolated scores are now the grades of {len(results) - len(left)} submission(s) in the gradebook")
     return 0
+
+
+def _due_date(text: str) -> datetime:
+    """An ISO 8601 date and time; one without a zone is UTC (argparse turns a ValueError into a usage error)."""
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _reference(args: argparse.Namespace) -> int:
@@ -395,6 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("course_dir")
     init.add_argument("--assignment", default="generative_models")
     init.add_argument("--course-id", default="generative-models")
+    init.add_argument(
+        "--due", type=_due_date, metavar="WHEN",
+        help="the assignment's due date, ISO 8601 (2026-12-15T23:59+01:00; without a zone, UTC), in the gradebook",
+    )  # fmt: skip
+    init.add_argument(
+        "--late-percent-per-day", dest="late_percent", type=float, metavar="P",
+        help="late submissions lose P%% of each notebook's score per started day late",
+    )  # fmt: skip
     pre = nb_verbs.add_parser(
         "preflight", help="before autograde: rename submitted notebooks nbgrader cannot read to *.unreadable"
     )
@@ -410,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     regrade.add_argument("--workers", type=int, default=2, help="submissions graded at once (default: 2)")
     regrade.add_argument("--out", metavar="DIR", help="the isolated results (default: COURSE_DIR/isolated/ASSIGNMENT)")
     regrade.add_argument("--force", action="store_true", help="grade again the students that already have a result")
+    regrade.add_argument("--student", action="append", metavar="ID", help="only this student (repeat for more)")
+    regrade.add_argument(
+        "--use-isolated", action="store_true",
+        help="make the isolated scores the grades in the gradebook (manual scores; late penalties computed again)",
+    )  # fmt: skip
+    regrade.add_argument("--csv", metavar="FILE", help="write an upload-ready CSV: student, grade (isolated), ...")
     regrade.add_argument(
         "--no-sandbox", action="store_true", help="grade without bubblewrap (refused by default: it is others' code)"
     )

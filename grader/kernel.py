@@ -89,3 +89,57 @@ def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
     if result.passed < result.total:
         raise CheckFailed(f"{item_id}: {result.passed}/{result.total} public checks pass. {result.feedback}")
     print(f"{item_id}: {result.total}/{result.total} public checks pass.")
+
+
+def install_paths() -> dict[str, str]:
+    """Where this Python's libraries and this package live → the short name a traceback shows instead."""
+    import sysconfig
+    from pathlib import Path
+
+    paths = sysconfig.get_paths()
+    named = {paths["purelib"]: "<site-packages>", paths["platlib"]: "<site-packages>", paths["stdlib"]: "<python>"}
+    named[str(Path(__file__).resolve().parents[1])] = "<course>"  # the folder that holds grader/
+    return dict(sorted(named.items(), key=lambda kv: len(kv[0]), reverse=True))  # longest first: nested ones
+
+
+def hide_install_paths() -> None:
+    """In an IPython kernel, show errors and warnings with the frames of installed libraries (torch, NumPy) kept
+    but the paths of the installation shortened (``<site-packages>/torch/nn/modules/module.py``): what nbgrader's
+    autograde kernel prints becomes the student's feedback page, which must not show the instructor's
+    machine. The course's nbgrader_config.py has the autograde kernel call this when it starts."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    named = install_paths()
+
+    def shorten(line: str) -> str:
+        for path, name in named.items():
+            line = line.replace(path, name)
+        return line
+
+    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        render = getattr(value, "_render_traceback_", None)
+        if callable(render):
+            stb = render()
+        else:
+            stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+        stb = [shorten(line) for line in stb]
+        shell._showtraceback(etype, value, stb)
+        return stb
+
+    shell.set_custom_exc((Exception,), handler)
+
+    import linecache
+    import warnings
+
+    show = warnings.showwarning
+
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        line = linecache.getline(filename, lineno) if line is None else line  # read before the path is shortened
+        show(message, category, shorten(filename), lineno, file, line)
+
+    warnings.showwarning = showwarning  # a warning's first line names the file it comes from

@@ -56,6 +56,7 @@ INTEGRATION = {
     "test_packaging",
     "test_notebooks",
     "test_public_and_release",
+    "test_student_package",
     "test_train",
     "test_wall",
 }
@@ -72,6 +73,7 @@ SHARED_FIXTURE = {
     "test_grade_command",
     "test_gradescope",
     "test_public_and_release",
+    "test_student_package",
     "test_train",
 }
 # The longest single pieces of work (minutes each on 2 cores) go first, so that no process starts one of
@@ -81,6 +83,8 @@ LONGEST_FIRST = (
     "test_hostile.py::test_the_hostile_corpus_through_the_class_batch",
     "test_discrimination.py",
     "test_grade_class.py",
+    "test_student_package.py",
+    "test_nbgrader.py::test_the_jupyterhub_exchange",
 )
 
 

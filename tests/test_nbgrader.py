@@ -19,13 +19,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from grader.authoring.corpus import MUTANTS
 from grader.authoring.notebooks import NOTEBOOK_NAMES
+from grader.items import BY_ID
+from grader.kernel import install_paths
 from grader.nbgrader import course as course_mod
+from tests.answer_key import filled, grade_id
 
 ASSIGNMENT = "generative_models"
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +47,7 @@ CHEAT = (
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 pytestmark = pytest.mark.timeout(1200)
+INSTALL_PATHS = [p for p in install_paths() if p != "/"]  # where Python, its libraries and the course live
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,19 +66,9 @@ def released(course: Path, name: str) -> nbformat.NotebookNode:
     return nbformat.read(course / "release" / ASSIGNMENT / name, as_version=4)
 
 
-def grade_id(cell: nbformat.NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
 def pasted(course: Path, name: str) -> nbformat.NotebookNode:
     """The released notebook with every solution cell filled in as the solution has it (markers dropped)."""
-    source = {grade_id(c): c for c in nbformat.read(course / "source" / ASSIGNMENT / name, as_version=4).cells}
-    nb = released(course, name)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            lines = source[grade_id(cell)].source.splitlines()
-            cell.source = "\n".join(line for line in lines if "### BEGIN" not in line and "### END" not in line)
-    return nb
+    return filled(stub_of=course / "release" / ASSIGNMENT / name, solution=course / "source" / ASSIGNMENT / name)
 
 
 def submit(course: Path, student: str, name: str, nb: nbformat.NotebookNode | str) -> None:
@@ -165,11 +161,11 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
         assert pages == [n.replace(".ipynb", ".html") for n in NAMES]
     bob_page = (course / "feedback" / "bob" / ASSIGNMENT / "01_mle.html").read_text()
     assert "Not implemented yet" in bob_page
-    # what a student reads names no file and no frame of the grader (a student's own error that passes through
-    # torch still shows torch's frames, with the path of the installation: see the README)
+    # what a student reads names no file and no frame of the grader, and no path of this machine
     for page in (course / "feedback").rglob("*.html"):
         text = page.read_text()
         assert str(ROOT / "grader") not in text and "kernel.py" not in text, page
+        assert not any(path in text for path in INSTALL_PATHS), page
 
     nbgrader(course, "export")
     with open(course / "grades.csv") as f:
@@ -184,11 +180,86 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
     assert (rows["bob"]["in_kernel"], rows["bob"]["isolated"]) == (0, 0)
     assert rows["mallory"]["higher_in_kernel"] == [{"id": "mle.binomial_mle", "in_kernel": 2.0, "isolated": 0}]
     assert rows["mallory"]["isolated"] == 18
-    # isolated, carol's reordering is harmless and her unreadable notebook is named; she is not flagged
+    # isolated, carol's reordering is harmless and her unreadable notebook is named: she scores higher isolated
     assert rows["carol"]["higher_in_kernel"] == [] and rows["carol"]["isolated"] > 5
+    assert "divergences.entropy" in {r["id"] for r in rows["carol"]["higher_isolated"]}  # her cell order
+    assert "higher isolated than in the kernel: carol" in " ".join(out.split())
+    assert {i["id"]: i["feedback"] for i in rows["carol"]["items"]}["mle.binomial_mle"]  # per item, with feedback
+
+    # make the isolated scores the grades of two students (the others stay as the kernel graded them)
+    picked = tmp_path / "picked.json"
+    upload = tmp_path / "upload.csv"
+    out = grader_cli(
+        "nbgrader", "regrade", str(course), "--student", "carol", "--student", "mallory", "--use-isolated",
+        "--csv", str(upload), "--json", str(picked),
+    ).stdout  # fmt: skip
+    assert [r["student"] for r in json.loads(picked.read_text())["submissions"]] == ["carol", "mallory"]
+    assert "the isolated scores are now the grades of 2 submission(s)" in " ".join(out.split())
+    after = {student: sum(scores.values()) for student, scores in gradebook(course).items()}
+    assert after == {"alice": 100, "bob": 0, "carol": rows["carol"]["isolated"], "mallory": 18}
+    with open(upload) as f:
+        uploaded = {row["student"]: row for row in csv.DictReader(f)}
+    assert uploaded["mallory"]["grade"] == "18" and uploaded["mallory"]["in_kernel"] == "20"
+    assert "mle.binomial_mle:2->0" in uploaded["mallory"]["differs"]
+    assert uploaded["carol"]["grade"] == str(rows["carol"]["isolated"])
+    again = grader_cli("nbgrader", "regrade", str(course), "--student", "mallory", "--json", str(picked)).stdout
+    assert "score higher in the kernel than isolated: mallory" in " ".join(again.split())  # the kernel's own score
+    unknown = subprocess.run(
+        [sys.executable, "-m", "grader", "nbgrader", "regrade", str(course), "--student", "nobody"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "nobody" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
 
 
 def test_init_refuses_to_overwrite_a_source_folder(tmp_path: Path) -> None:
     course_mod.init(tmp_path)
     with pytest.raises(FileExistsError):
         course_mod.init(tmp_path)
+
+
+def test_the_jupyterhub_exchange_with_a_due_date_and_a_late_penalty(tmp_path: Path) -> None:
+    """The README's exchange walk, with nbgrader's own commands: release, fetch, submit, collect, autograde,
+    feedback, release it and fetch it. The submission comes 36 hours after the due date: two started days at
+    25% each halve every notebook's score. The feedback page names the student's mistake."""
+    exchange, home, course = tmp_path / "exchange", tmp_path / "home", tmp_path / "course"
+    exchange.mkdir(mode=0o777)
+    home.mkdir()
+    due = (datetime.now(UTC) - timedelta(hours=36)).strftime("%Y-%m-%dT%H:%M")
+    grader_cli("nbgrader", "init", str(course), "--due", due, "--late-percent-per-day", "25")
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    nbgrader(course, "release_assignment", ASSIGNMENT)
+
+    as_student = ("--course", "generative-models", f"--Exchange.root={exchange}")
+    nbgrader(home, "fetch_assignment", ASSIGNMENT, *as_student)
+    fetched = home / ASSIGNMENT / "01_mle.ipynb"
+    nb = filled(stub_of=fetched, solution=course / "source" / ASSIGNMENT / "01_mle.ipynb")
+    unbiased = next(p for p in MUTANTS if (p.item, p.name) == ("mle.gaussian_mle", "unbiased"))
+    (cell,) = [c for c in nb.cells if grade_id(c) == "mle-gaussian_mle"]
+    assert unbiased.old in cell.source
+    cell.source = cell.source.replace(unbiased.old, unbiased.new)
+    nb.cells.append(nbformat.v4.new_code_cell("import torch\n\ntorch.nn.Linear(2, 3)(torch.zeros(4))"))  # her own
+    nbformat.write(nb, fetched)
+    nbgrader(home, "submit", ASSIGNMENT, *as_student)
+
+    nbgrader(course, "collect", ASSIGNMENT)
+    (student,) = [p.name for p in (course / "submitted").iterdir()]
+    nbgrader(course, "autograde", ASSIGNMENT)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(ASSIGNMENT, student)
+        assert 24 * 3600 < submission.total_seconds_late < 48 * 3600
+        mle = submission.notebooks[[n.name for n in submission.notebooks].index("01_mle")]
+        kept = 20 - BY_ID["mle.gaussian_mle"].points  # 17: everything but the variance
+        assert (mle.score, mle.late_submission_penalty) == (kept, kept / 2)  # two started days late at 25%
+    nbgrader(course, "generate_feedback", ASSIGNMENT)
+    nbgrader(course, "release_feedback", ASSIGNMENT)
+    nbgrader(home, "fetch_feedback", ASSIGNMENT, *as_student)
+    (page,) = (home / ASSIGNMENT / "feedback").glob("*/01_mle.html")
+    text = page.read_text()
+    assert "This matches a known mistake: dividing by n - 1" in " ".join(text.split())
+    # her own cell's error passed through torch: its frames are shown, this machine's paths are not
+    assert "&lt;site-packages&gt;/torch/nn/modules/linear.py" in text
+    assert str(ROOT) not in text and not any(path in text for path in INSTALL_PATHS)

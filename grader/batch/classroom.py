@@ -12,7 +12,7 @@ the students without a current one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +50,13 @@ def grade_class(
     assignment: str = DEFAULT_ASSIGNMENT,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[str, Result], None] | None = None,
+    students: Collection[str] | None = None,
 ) -> Summary:
-    """Grade every student of ``folder`` into ``out``; ``pool`` is called only when there is work for it."""
+    """Grade every student of ``folder`` (of ``students``, or all) into ``out``; ``pool`` is called only when
+    there is work for it. grades.csv and report.html cover the whole class's stored results."""
     start = time.monotonic()
-    entries = discover(folder, assignment)
+    everyone = discover(folder, assignment)
+    entries = [e for e in everyone if students is None or e.student in students]
     store = Store(out).open()
     summary = Summary(students=len(entries))
     by_student: dict[str, Entry] = {e.student: e for e in entries}
@@ -92,9 +95,9 @@ def grade_class(
                     on_result(student, result)
         finally:
             runner.close()
-    summary.outputs.append(store.write_grades([e.student for e in entries]))
+    summary.outputs.append(store.write_grades([e.student for e in everyone]))
     from grader.batch import page
 
-    summary.outputs.append(page.write(store, [e.student for e in entries], out / "report.html"))
+    summary.outputs.append(page.write(store, [e.student for e in everyone], out / "report.html"))
     summary.seconds = time.monotonic() - start
     return summary

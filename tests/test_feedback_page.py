@@ -143,6 +143,19 @@ def test_a_picture_that_cannot_be_drawn_leaves_the_page() -> None:
     assert shown.png is None and "could not be drawn" in shown.verdict
 
 
+def test_the_verdict_says_nan_where_the_student_has_nan_and_same_infinities_agree() -> None:
+    def picture(student: list[float], reference: list[float]) -> scenes.Picture:
+        return scenes.Picture("schedules", "Schedules", "", [np.array(reference)], [np.array(student)])
+
+    assert page.verdict(picture([1.0, np.inf], [1.0, np.inf])) == "Yours matches the reference's."
+    assert "yours has nan (not a number) where the reference's has numbers" in page.verdict(
+        picture([np.nan, 1.0], [0.5, 1.0])
+    )
+    assert page.verdict(picture([np.nan, 1.0], [np.nan, 1.0])) == "Yours matches the reference's."
+    assert page.verdict(picture([1.0, 3.0], [1.0, 1.0])).endswith("the largest difference is 2.")
+    assert "difference is inf" in page.verdict(picture([1.0, -np.inf], [1.0, np.inf]))
+
+
 def test_the_stored_weights_are_the_ones_the_manifest_records() -> None:
     from grader import regenerate
 

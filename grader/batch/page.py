@@ -9,15 +9,13 @@ grading hit a limit, and the entries that gave nothing to grade.
 
 from __future__ import annotations
 
-import base64
-import io
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
+from grader import __version__, pages
 from grader.batch.store import Store, atomic_write
 from grader.items import ITEMS, RECORDS
 
@@ -49,12 +47,6 @@ class ItemRow:
         return self.statuses["passed"] / self.graded if self.graded else 0.0
 
 
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def _histogram(totals: list[int], maximum: int) -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -67,7 +59,7 @@ def _histogram(totals: list[int], maximum: int) -> str:
     axes.set_ylabel("students")
     axes.set_xlim(0, max(maximum, 1) + 5)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    return _png(figure)
+    return pages.png(figure)
 
 
 def _pass_rates(rows: list[ItemRow]) -> str:
@@ -81,7 +73,7 @@ def _pass_rates(rows: list[ItemRow]) -> str:
     axes.set_xlim(0, 100)
     axes.set_xlabel("students who passed (%)")
     axes.tick_params(axis="y", labelsize=7)
-    return _png(figure)
+    return pages.png(figure)
 
 
 def build(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -134,12 +126,7 @@ def build(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True
-    )
-    return environment.get_template("class_report.html.j2").render(**build(results))
+    return pages.template(TEMPLATES, "class_report.html.j2").render(**build(results))
 
 
 def write(store: Store, students: list[str], target: Path) -> Path:

@@ -9,15 +9,14 @@ sentence, never the page.
 
 from __future__ import annotations
 
-import base64
-import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from grader import __version__
+from grader import __version__, pages
 from grader.pictures.scenes import Picture
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -34,12 +33,6 @@ class Shown:
     caption: str
     png: str | None  # base64
     verdict: str  # matches, or differs by how much, or why the student's side is missing
-
-
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _figure(width: float, height: float) -> Any:
@@ -152,12 +145,20 @@ DRAW = {
 
 
 def difference(picture: Picture) -> float | None:
-    """The largest absolute difference between the student's arrays and the reference's (nan counts as inf)."""
+    """The largest absolute difference between the student's arrays and the reference's: nan where either
+    has nan and the other a number, inf where one is infinite and the other not (nan beside nan counts 0)."""
     if picture.student is None:
         return None
-    gaps = [np.nan_to_num(np.abs(s - r), nan=np.inf).max(initial=0.0) for s, r in zip(picture.student,
-            picture.reference, strict=True)]  # fmt: skip
-    return float(max(gaps, default=0.0))
+    gap = 0.0
+    for s, r in zip(picture.student, picture.reference, strict=True):
+        one_nan = np.isnan(s) != np.isnan(r)
+        if one_nan.any():
+            return math.nan
+        with np.errstate(invalid="ignore"):  # inf - inf: same-sign infinities, counted 0 below
+            apart = np.abs(np.where(np.isnan(s), 0.0, s) - np.where(np.isnan(r), 0.0, r))
+        apart = np.where(np.isinf(s) & np.isinf(r) & (np.sign(s) == np.sign(r)), 0.0, apart)
+        gap = max(gap, float(apart.max(initial=0.0)))
+    return gap
 
 
 def verdict(picture: Picture) -> str:
@@ -166,28 +167,29 @@ def verdict(picture: Picture) -> str:
     gap = difference(picture)
     if gap is not None and gap <= SAME:
         return "Yours matches the reference's."
+    if gap is not None and math.isnan(gap):
+        mine = any(np.isnan(s).any() for s in picture.student or ())
+        where = (
+            "yours has nan (not a number) where the reference's has"
+            if mine
+            else "the reference's has nan where yours has"
+        )
+        return f"Yours differs from the reference's: {where} numbers."
     return f"Yours differs from the reference's: the largest difference is {gap:.3g}."
 
 
 def shown(picture: Picture) -> Shown:
     try:
-        png = _png(DRAW[picture.name](picture))
+        png = pages.png(DRAW[picture.name](picture), dpi=90)
         words = verdict(picture)
     except Exception as exc:  # a drawing that fails costs its picture, never the page
         png, words = None, f"This picture could not be drawn ({type(exc).__name__})."
     return Shown(picture.title, picture.caption, png, words)
 
 
-def _template(name: str) -> Any:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
-    return env.get_template(name)
-
-
 def render(report: Any, pictures: list[Picture], submission: str) -> str:
     """The page for a run.Report and its pictures."""
-    return _template("feedback.html.j2").render(
+    return pages.template(TEMPLATES, "feedback.html.j2").render(
         report=report, pictures=[shown(p) for p in pictures], submission=submission, version=__version__
     )
 
@@ -195,4 +197,6 @@ def render(report: Any, pictures: list[Picture], submission: str) -> str:
 def fragment(report: Any, summary: str) -> str:
     """The pictures as an HTML fragment after ``summary`` (text, escaped): Gradescope's top-level output, whose
     tests already show every item's verdict and feedback."""
-    return _template("fragment.html.j2").render(summary=summary, pictures=[shown(p) for p in report.pictures])
+    return pages.template(TEMPLATES, "fragment.html.j2").render(
+        summary=summary, pictures=[shown(p) for p in report.pictures]
+    )

@@ -254,6 +254,12 @@ def test_the_jupyterhub_exchange_with_a_due_date_and_a_late_penalty(tmp_path: Pa
         mle = submission.notebooks[[n.name for n in submission.notebooks].index("01_mle")]
         kept = 20 - BY_ID["mle.gaussian_mle"].points  # 17: everything but the variance
         assert (mle.score, mle.late_submission_penalty) == (kept, kept / 2)  # two started days late at 25%
+        mle.late_submission_penalty = None  # forgotten: --use-isolated must compute it again, with the plugin
+        gb.db.commit()
+    grader_cli("nbgrader", "regrade", str(course), "--use-isolated")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        notebooks = {n.name: n for n in gb.find_submission(ASSIGNMENT, student).notebooks}
+        assert (notebooks["01_mle"].score, notebooks["01_mle"].late_submission_penalty) == (kept, kept / 2)
     nbgrader(course, "generate_feedback", ASSIGNMENT)
     nbgrader(course, "release_feedback", ASSIGNMENT)
     nbgrader(home, "fetch_feedback", ASSIGNMENT, *as_student)

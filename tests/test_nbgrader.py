@@ -166,6 +166,7 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
         text = page.read_text()
         assert str(ROOT / "grader") not in text and "kernel.py" not in text, page
         assert not any(path in text for path in INSTALL_PATHS), page
+        assert "HIDDEN TESTS" not in text and "hidden_check" not in text, page  # the output, not the source
 
     nbgrader(course, "export")
     with open(course / "grades.csv") as f:

@@ -62,6 +62,13 @@ c.Execute.extra_arguments = [
     "--HistoryManager.hist_file=:memory:",
     "--IPKernelApp.exec_lines=__import__('grader.kernel', fromlist=['kernel']).hide_install_paths()",
 ]
+
+# The feedback pages show each test cell's output (the grader's feedback), not its hidden tests' source.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+]
 {late}'''
 LATE = """
 # Late submissions (after the due date in the gradebook, by the timestamp `nbgrader collect` wrote) lose

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -270,3 +271,18 @@ def test_the_jupyterhub_exchange_with_a_due_date_and_a_late_penalty(tmp_path: Pa
     # her own cell's error passed through torch: its frames are shown, this machine's paths are not
     assert "&lt;site-packages&gt;/torch/nn/modules/linear.py" in text
     assert str(ROOT) not in text and not any(path in text for path in INSTALL_PATHS)
+
+
+def test_the_late_penalty_is_a_share_per_started_day_and_init_will_not_half_configure_it(tmp_path: Path) -> None:
+    from grader.nbgrader.late import PercentPerDay
+
+    plugin = PercentPerDay(percent_per_day=10.0)
+    day = 86_400
+    penalties = [plugin.late_submission_penalty("s", 20.0, late) for late in (0, 1, day, day + 1, 30 * day)]
+    assert penalties == [None, 2.0, 2.0, 4.0, 20.0]
+    course_mod.init(tmp_path)
+    shutil.rmtree(tmp_path / "source")
+    with pytest.raises(FileExistsError, match=r"nbgrader_config\.py exists"):
+        course_mod.init(tmp_path, late_percent_per_day=10)
+    with pytest.raises(ValueError, match="percentage per day"):
+        course_mod.init(tmp_path / "other", late_percent_per_day=0)

@@ -93,6 +93,9 @@ def init(
             f"the late penalty is a percentage per day above 0 and at most 100, not {late_percent_per_day}"
         )
     course = Path(course)
+    if late_percent_per_day is not None and (course / "nbgrader_config.py").exists():
+        raise FileExistsError(f"{course / 'nbgrader_config.py'} exists: add the late penalty to it by hand "
+                              "(grader/nbgrader/late.py says how)")  # fmt: skip
     source = course / "source" / assignment
     if source.exists() and any(source.iterdir()):
         raise FileExistsError(f"{source} exists and is not empty")

@@ -7,6 +7,11 @@ in the gradebook, which ``nbgrader export`` and the feedback pages subtract. nbg
 (``zero``) or nothing (``none``).
 
     penalty = score · min(1, ⌈seconds late / 86400⌉ · P / 100)
+
+In an existing course, the two lines of nbgrader_config.py that name it (with P = 10):
+
+    c.AssignLatePenalties.plugin_class = "grader.nbgrader.late.PercentPerDay"
+    c.PercentPerDay.percent_per_day = 10.0
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from grader import public, regenerate
+from grader.authoring.corpus import MUTANTS, patched
 from grader.authoring.release import release, shipped_modules
 from tests.answer_key import solution_lines
 
@@ -82,6 +83,11 @@ def test_check_in_the_release_on_the_stubs_and_on_the_solutions(bundle: Path) ->
     assert f"{checked}/{checked} items pass their public checks" in filled.stdout
     for said in (stubs.stdout + stubs.stderr, filled.stdout + filled.stderr):  # what a student reads
         assert str(ROOT) not in said and "hidden_check" not in said and "grader/checks" not in said
+    unbiased = next(p for p in MUTANTS if (p.item, p.name) == ("mle.gaussian_mle", "unbiased"))
+    (bundle / "filled" / "mle.py").write_text(patched(unbiased, ROOT / "solutions"))
+    named = run_check(bundle, "filled")  # through the sandbox, as a student's `check` runs
+    assert named.returncode == 1 and f"{checked - 1}/{checked} items pass" in named.stdout, named.stdout
+    assert "FAIL mle.gaussian_mle" in named.stdout and "This matches a known mistake: dividing by n - 1" in named.stdout
 
 
 def test_the_bundle_ships_what_its_entry_points_import_and_every_verb_it_offers_works(bundle: Path) -> None:

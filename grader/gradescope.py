@@ -28,7 +28,7 @@ from typing import Any
 from grader.archive import Unreadable, unpack
 from grader.intake import MAX_TOTAL_BYTES, Refused, open_regular, take_in
 from grader.items import ITEMS
-from grader.submission import find_parts
+from grader.submission import find_parts, unwrap
 
 DEFAULT_ROOT = Path("/autograder")
 VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
@@ -53,7 +53,7 @@ def locate(upload: Path, scratch: Path) -> tuple[Path, list[str]]:
     copy = scratch / "copy"
     intake = take_in(upload, copy)
     notes = list(intake.problems)
-    folder = _descend(copy)
+    folder = unwrap(copy)
     if find_parts(folder)[0]:
         return folder, notes
     zips = [p for p in copy.rglob("*") if p.is_file() and p.name.lower().endswith(".zip")]
@@ -68,18 +68,8 @@ def locate(upload: Path, scratch: Path) -> tuple[Path, list[str]]:
             unpacked = unpack(data, scratch / "unzipped")
         except Unreadable as err:
             return folder, [*notes, f"{zips[0].name} could not be read: {err}."]
-        return _descend(scratch / "unzipped"), [*notes, *unpacked.problems]
+        return unwrap(scratch / "unzipped"), [*notes, *unpacked.problems]
     return folder, notes
-
-
-def _descend(folder: Path) -> Path:
-    """A folder that holds one folder and nothing else is a wrapper: grade what is inside."""
-    while True:
-        inside = list(folder.iterdir())
-        if len(inside) == 1 and inside[0].is_dir() and not find_parts(folder)[0]:
-            folder = inside[0]
-        else:
-            return folder
 
 
 def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible") -> dict[str, Any]:

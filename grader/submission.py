@@ -106,3 +106,14 @@ def find_parts(copy: Path) -> tuple[dict[str, PartSource], list[str]]:
             notes.append(f"Graded {path.name}; {', '.join(p.name for p in candidates[1:])} beside it was not graded.")
         found[part] = PartSource(part, path.name)
     return found, notes
+
+
+def unwrap(folder: Path) -> Path:
+    """The folder to grade in a copied or unpacked upload: a folder that holds one folder and nothing else is a
+    wrapper (``alice.zip`` → ``alice/mle.py``, or a zip of a folder of a folder)."""
+    while True:
+        inside = list(folder.iterdir())
+        if len(inside) == 1 and inside[0].is_dir() and not inside[0].is_symlink():
+            folder = inside[0]
+        else:
+            return folder

@@ -43,3 +43,19 @@ def test_a_notebook_near_miss_is_made_into_the_parts_module(tmp_path: Path) -> N
     assert {p: (s.label, s.filename, s.is_notebook) for p, s in parts.items()} == {
         "gan": ("04_gan-Copy1.ipynb", "gan.py", True)
     }
+
+
+def test_a_folder_that_only_wraps_another_is_unwrapped(tmp_path: Path) -> None:
+    from grader.submission import unwrap
+
+    inner = tmp_path / "alice" / "alice"
+    inner.mkdir(parents=True)
+    (inner / "mle.py").write_text("")
+    assert unwrap(tmp_path) == inner  # a zip of a folder of a folder
+    (tmp_path / "alice" / "notes.txt").write_text("")
+    assert unwrap(tmp_path) == tmp_path / "alice"  # two things inside: not a wrapper
+    (tmp_path / "alice" / "notes.txt").unlink()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "link").symlink_to(inner)
+    assert unwrap(linked) == linked  # a link is not followed (an upload's copy holds none anyway)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from grader.archive import Unreadable, digest, pack, unpack
 from grader.intake import MAX_TOTAL_BYTES, Intake, Refused, open_regular, take_in
-from grader.submission import find_parts
+from grader.submission import find_parts, unwrap
 from grader.untrusted import clean_text
 
 DEFAULT_ASSIGNMENT = "generative_models"
@@ -79,18 +79,12 @@ class Entry:
                 data = handle.read(MAX_TOTAL_BYTES + 1)
             unpacked = scratch / "unpacked"
             intake = unpack(data, unpacked)
-            root = _single_folder(unpacked)  # a zip of the folder, rather than of its files
+            root = unwrap(unpacked)  # a zip of the folder, rather than of its files
             copied = take_in(root, copy)
             copied.problems[:0] = intake.problems
             return copied
         kind = "a link" if self.path.is_symlink() else "a file" if self.path.is_file() else "not a folder"
         raise Unreadable(f"it is {kind}, not a folder of modules or notebooks nor a .zip of one")
-
-
-def _single_folder(folder: Path) -> Path:
-    """The one folder a zip holds, when it holds nothing else (``alice.zip`` → ``alice/mle.py``)."""
-    inside = [p for p in folder.iterdir()]
-    return inside[0] if len(inside) == 1 and inside[0].is_dir() else folder
 
 
 @dataclass

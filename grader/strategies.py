@@ -25,6 +25,26 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+
+def _draw_no_local_constants() -> None:
+    """Hypothesis mixes into its draws numbers it collects from the source of every *local* module the process
+    has loaded (not site-packages, not tests): the same seed then draws other inputs in a process that loaded
+    another module (a test's temporary file, a grade-class pool), after an unrelated edit of the grader, or in
+    an editable install (this project's modules are local) rather than a wheel (Gradescope, Dask nodes: none
+    are). Loading one module of 500 constants changed 36 of 40 derandomized draws. A submission must meet the
+    same inputs wherever it is graded, so the grader gives Hypothesis no local constants (its fixed global
+    ones stay). tests/test_strategies_determinism.py loads such a module and compares the draws."""
+    from hypothesis.internal.conjecture import providers
+
+    if not hasattr(providers, "_get_local_constants"):
+        return  # a Hypothesis without the feature (the test says whether draws stay put)
+    empty = providers.Constants()
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE.cache.clear()  # what earlier draws of this process may have cached
+
+
+_draw_no_local_constants()
+
 MIN_WEIGHT = 1e-6  # smallest positive unnormalised weight of a drawn distribution (see prob_vectors)
 LEADING_SHAPES = ((), (1,), (3,), (2, 2))  # batch dimensions before the last one: ranks 1 to 3 in all
 MAX_OUTCOMES = 8  # K of the discrete distributions: enough for every edge, small enough to read in feedback

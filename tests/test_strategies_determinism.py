@@ -1,0 +1,39 @@
+"""A submission meets the same inputs wherever it is graded: the grader's derandomized draws do not depend on
+which other modules the process has loaded (grader/strategies.py gives Hypothesis no local constants).
+
+Hypothesis collects numbers from the source of every local module in ``sys.modules`` and mixes them into its
+draws; a grade-class pool process, a test worker, an editable install and a wheel each load different ones.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+DRAW = """
+import sys
+if len(sys.argv) > 1:  # first load a local module full of numbers, as another entry point or an edit would
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("noise", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["noise"] = module
+    spec.loader.exec_module(module)
+from grader import strategies as gs
+from grader.items import CHECKS
+for item in ("mle.binomial_log_likelihood", "divergences.kl_divergence", "ddpm.q_sample", "vae.elbo_loss"):
+    print(item, [case.shown for case in gs.derandomized_draws(CHECKS[item].cases, 30, 7)])
+"""
+
+
+def draws(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", DRAW, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_draws_do_not_depend_on_the_modules_the_process_loaded(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.py"
+    numbers = [f"{k / 1000}" for k in range(1, 500)] + [str(k) for k in range(2, 400, 3)] + ["1e4", "-3.25", "0.298"]
+    noise.write_text(f"NUMBERS = [{', '.join(numbers)}]\n")
+    assert draws() == draws(str(noise))

@@ -45,7 +45,7 @@ class Observation:
 Probe = Callable[[Case], Observation | None]  # runs the student's code on one more case; None if it could not
 
 
-class _Outputs:
+class Outputs:
     """Each mistake's output on each case, computed once (wire data, or RAISES)."""
 
     def __init__(self, to_wire: Callable[[Any], Any]) -> None:
@@ -60,7 +60,7 @@ class _Outputs:
         return self.cache[key]
 
 
-def _agree(a: Any, b: Any, case: Case, dtypes: bool) -> bool:
+def agree(a: Any, b: Any, case: Case, dtypes: bool) -> bool:
     if a is RAISES or b is RAISES:
         return a is RAISES and b is RAISES
     return cmp.compare(a, b, case.tol, dtypes=dtypes) is None
@@ -90,10 +90,10 @@ def explain(
         return []
     shown = seen[-1]
     strict = shown.dtype_failure
-    outputs = _Outputs(to_wire)
+    outputs = Outputs(to_wire)
     first_shown = [shown, *seen[:-1]]  # the shown failure first: most mistakes are ruled out there at once
     candidates = [
-        m for m in check.mistakes if all(_agree(outputs.of(m, o.case), o.received, o.case, strict) for o in first_shown)
+        m for m in check.mistakes if all(agree(outputs.of(m, o.case), o.received, o.case, strict) for o in first_shown)
     ]
     failures = sum(1 for o in seen if not o.passed)
     if candidates and (len(candidates) > 1 or failures < 2):
@@ -101,7 +101,7 @@ def explain(
             more = probe(case)
             if more is None:  # the worker could not answer: too little evidence to name anything
                 return []
-            candidates = [m for m in candidates if _agree(outputs.of(m, case), more.received, case, strict)]
+            candidates = [m for m in candidates if agree(outputs.of(m, case), more.received, case, strict)]
             if not candidates:
                 break
     return candidates
@@ -110,7 +110,7 @@ def explain(
 def _separating_cases(
     check: Check,
     candidates: list[Mistake],
-    outputs: _Outputs,
+    outputs: Outputs,
     expected: Callable[[Case], Any],
 ) -> list[Case]:
     """Up to SEPARATING_INPUTS drawn cases on which the candidates' outputs differ from each other, or (one
@@ -120,7 +120,7 @@ def _separating_cases(
         answers = [outputs.of(m, case) for m in candidates]
         if len(candidates) == 1:
             answers.append(expected(case))
-        if any(not _agree(a, b, case, False) for i, a in enumerate(answers) for b in answers[i + 1 :]):
+        if any(not agree(a, b, case, False) for i, a in enumerate(answers) for b in answers[i + 1 :]):
             chosen.append(case)
             if len(chosen) == SEPARATING_INPUTS:
                 break

@@ -50,34 +50,30 @@ def build_cases() -> list[dict[str, Any]]:
 
 
 class _Answers:
-    """The reference's and each catalogued mistake's answer on a case (wire data, or RAISES), computed once."""
+    """The reference's answer on a case and each catalogued mistake's (wire data, or RAISES), computed once;
+    the mistakes' through grader/diagnosis.py's cache, as grading computes them."""
 
     def __init__(self, check: Any, expected_output: Any, to_wire: Any) -> None:
-        self.check, self.expected_output, self.to_wire = check, expected_output, to_wire
-        self.cache: dict[tuple[int, str | None], Any] = {}
+        from grader.diagnosis import Outputs
+
+        self.check, self.expected_output = check, expected_output
+        self.outputs = Outputs(to_wire)
+        self.cache: dict[int, Any] = {}
 
     def expected(self, case: Any) -> Any:
-        key = (id(case), None)
-        if key not in self.cache:
-            self.cache[key] = self.expected_output(self.check, case)
-        return self.cache[key]
+        if id(case) not in self.cache:
+            self.cache[id(case)] = self.expected_output(self.check, case)
+        return self.cache[id(case)]
 
     def mistake(self, case: Any, mistake: Any) -> Any:
-        from grader.checks import RAISES, what_it_returns
-
-        key = (id(case), mistake.name)
-        if key not in self.cache:
-            wrong = what_it_returns(mistake, case.for_reference())
-            self.cache[key] = RAISES if wrong is RAISES else self.to_wire(wrong)
-        return self.cache[key]
+        return self.outputs.of(mistake, case)
 
 
-def _differ(a: Any, b: Any, tol: tuple[float, float]) -> bool:
-    from grader.checks import RAISES
+def _differ(a: Any, b: Any, case: Any) -> bool:
+    """Two answers on ``case`` that the comparison tells apart (numbers only, as diagnosis compares them)."""
+    from grader.diagnosis import agree
 
-    if a is RAISES or b is RAISES:
-        return a is not b
-    return cmp.compare(a, b, tol, dtypes=False) is not None
+    return not agree(a, b, case, dtypes=False)
 
 
 def _choose(answers: _Answers, pinned: list[Any]) -> list[Any]:
@@ -94,8 +90,8 @@ def _choose(answers: _Answers, pinned: list[Any]) -> list[Any]:
     pairs = [(a, b) for i, a in enumerate(mistakes) for b in mistakes[i + 1 :]]
 
     def score(chosen: list[Any]) -> tuple[int, int]:
-        caught = sum(any(_differ(answers.mistake(c, m), answers.expected(c), c.tol) for c in chosen) for m in mistakes)
-        told = sum(any(_differ(answers.mistake(c, a), answers.mistake(c, b), c.tol) for c in chosen) for a, b in pairs)
+        caught = sum(any(_differ(answers.mistake(c, m), answers.expected(c), c) for c in chosen) for m in mistakes)
+        told = sum(any(_differ(answers.mistake(c, a), answers.mistake(c, b), c) for c in chosen) for a, b in pairs)
         return caught, told
 
     chosen: list[Any] = []

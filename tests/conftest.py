@@ -39,6 +39,7 @@ FAST = {
     "test_mle",
     "test_names",
     "test_public_mistakes",
+    "test_public_store",
     "test_strategies_determinism",
     "test_vae",
     "test_validation",

@@ -328,9 +328,12 @@ def grade(
     ):
         parts, notes = find_parts(sandbox.private)
         notes = [*sandbox.intake.problems, *notes]
-        if any(item.module in parts for item in wanted):
-            sandbox.start()  # the zygote imports torch on one core while this process warms its own on the other
-            drivers.warm_up()
+        present = [item for item in wanted if item.module in parts]
+        if present:
+            trains = any(RECORDS[item.id].trains for item in present)  # otherwise no process needs the warm-up
+            sandbox.start(trains)  # the zygote imports torch on one core while this process warms its own on the other
+            if trains:
+                drivers.warm_up()
         problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item in wanted:
             part = parts.get(item.module)

@@ -8,6 +8,7 @@ the ones that call it, directly or through another. Each check must declare exac
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,47 @@ def test_a_correct_js_divergence_beside_a_broken_kl_says_why_it_lost(tmp_path: P
     assert kl.status == "failed" and js.status == "failed"
     assert "`kl_divergence` (as the reference solution does), which failed its own check" in js.feedback
     assert "known mistake: using log base 2" in kl.feedback
+
+
+NO_OPTIMIZER = """
+import sys
+from pathlib import Path
+
+from grader.items import CHECKS
+from grader.kernel import InKernel
+from grader.run import run_check
+
+assert "torch._dynamo" not in sys.modules, "importing the grader imports torch._dynamo"
+root = Path(sys.argv[1])
+namespaces = {}
+for record in sorted(CHECKS.values(), key=lambda r: r.trains):  # every item that does not train first
+    part = record.item.split(".")[0]
+    if part not in namespaces:
+        namespaces[part] = {"__name__": part}
+        exec(compile((root / "solutions" / f"{part}.py").read_text(), f"{part}.py", "exec"), namespaces[part])
+    status, feedback = run_check(record, InKernel(namespaces[part]), (part, part))
+    assert status == "passed", (record.item, feedback)
+    print(record.item, record.trains, "torch._dynamo" in sys.modules, flush=True)
+    if record.trains:
+        break
+"""
+
+
+def test_only_the_items_that_train_need_the_optimizer_warm_up(tmp_path: Path) -> None:
+    """A process's first optimizer imports torch._dynamo (about 1 s), which the grader and the zygote pay in advance
+    (drivers.warm_up) only where an item that trains is graded: grading every other item, the reference's side
+    and the student's alike, must never import it, or its first graded call would pay it inside its time limit."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_optimizer.py"
+    script.write_text(NO_OPTIMIZER)
+    done = subprocess.run(
+        [sys.executable, str(script), str(ROOT)], capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert [item for item, trains, imported in rows if imported == "True"] == [rows[-1][0]], rows
+    assert rows[-1][1] == "True" and sum(trains == "False" for _, trains, _ in rows) == len(rows) - 1
+    assert len(rows) == sum(not r.trains for r in CHECKS.values()) + 1

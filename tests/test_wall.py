@@ -319,6 +319,39 @@ def test_what_one_modules_import_does_does_not_reach_the_next_modules_worker(
     assert len(zygotes) == (2 if killed else 1)
 
 
+def test_the_zygote_warms_up_for_training_only_and_a_cold_one_kept_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An optimizer step (drivers.warm_up, about 1 s) is taken in the zygote only where an item that trains is
+    graded; a kept sandbox whose zygote did not take it gets a new one before a submission that trains."""
+    from grader.sandbox import workers
+
+    warm: list[bool] = []
+    spawn = workers.Sandbox._spawn_zygote
+
+    def spawned(self: workers.Sandbox) -> Any:
+        zygote = spawn(self)
+        warm.append(self.zygote_warm)
+        return zygote
+
+    monkeypatch.setattr(workers.Sandbox, "_spawn_zygote", spawned)
+    for part in ("mle", "vae"):
+        (tmp_path / f"{part}.py").write_text((ROOT / "solutions" / f"{part}.py").read_text())
+    assert [r.status for r in grade(tmp_path, ["mle.bernoulli_mle"], LIMITS).items] == ["passed"]
+    report = grade(tmp_path, ["mle.bernoulli_mle", "vae.vae_train_step"], LIMITS)
+    assert [r.status for r in report.items] == ["passed", "passed"], [r.feedback for r in report.items]
+    assert warm == [False, True]
+    with Sandbox(tmp_path, LIMITS) as sandbox:
+        sandbox.start(trains=False)
+        cold = sandbox.zygote
+        sandbox.start(trains=True)
+        assert sandbox.zygote is not cold and sandbox.zygote_warm
+        kept = sandbox.zygote
+        sandbox.start(trains=False)  # a warm zygote serves items that do not train as well
+        assert sandbox.zygote is kept
+    assert warm == [False, True, False, True]
+
+
 @pytest.mark.parametrize("isolation", ["auto", "off"])
 def test_a_worker_cannot_signal_the_grader(tmp_path: Path, isolation: str) -> None:
     if isolation == "off" and wall("off").unshare is None and wall("off").drop_to is None:

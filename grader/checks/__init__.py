@@ -142,6 +142,11 @@ class Check:
     alone = False  # graded while other graders of the machine grade their own items (grader/turns.py)
 
     @property
+    def trains(self) -> bool:
+        """Whether its driver builds an optimizer (the workers that grade it are warmed up for that)."""
+        return self.driver in drivers.TRAINING
+
+    @property
     def public_cases_of(self) -> str:
         """The item whose public cases check this one: its own."""
         return self.item
@@ -170,6 +175,7 @@ class TimedCheck:
             raise ValueError(f"{self.item}: the timed function {self.step} must be of the same part")
 
     alone = True  # timed while no other grader of the machine is inside an item (grader/turns.py)
+    trains = True  # the timed step trains
 
     @property
     def public_cases_of(self) -> str:

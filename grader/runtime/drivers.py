@@ -224,12 +224,17 @@ DRIVERS: dict[str, Callable[[ModuleType, dict[str, Any]], Any]] = {
     "sample_digits": sample_digits,
     "ddpm_train_step": ddpm_train_step,
 }
+# The drivers that build an optimizer. A process's first optimizer imports torch._dynamo (about 1 s), which
+# ``warm_up`` pays in advance, so that no graded call pays it inside its time limit; a process that will run
+# none of these need not pay it at all (tests/test_dependencies.py measures which drivers import it).
+TRAINING = frozenset({"vae_train_step", "gan_train_step", "ddpm_train_step"})
 
 
 def warm_up() -> None:
     """Take one SGD and one Adam step on a tiny EpsNet: the first optimizer a process builds imports
-    torch._dynamo (about 1.7 s here), which a zygote then pays once for all the workers it forks. The
-    tensors are far below torch's parallel grain, so no thread pool is started before the forks."""
+    torch._dynamo (1 to 1.7 s here), which a zygote then pays once for all the workers it forks. The
+    tensors are far below torch's parallel grain, so no thread pool is started before the forks. Only a
+    process that will run a ``TRAINING`` driver or the timed step needs it."""
     model = EpsNet(2, 4)
     for make in (torch.optim.SGD, torch.optim.Adam):
         warm = make(model.parameters(), lr=0.1)

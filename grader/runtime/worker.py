@@ -1,7 +1,9 @@
 """The worker: the only process that runs a student's code.
 
     python worker.py RESPONSE_FD          one worker, answering on RESPONSE_FD
-    python worker.py --zygote CONTROL_FD  a zygote that forks fresh workers on request (see ``zygote``)
+    python worker.py --zygote CONTROL_FD [--warm-up]
+                                          a zygote that forks fresh workers on request (see ``zygote``),
+                                          after an optimizer step of its own where workers will train
 
 It reads one JSON request a line from stdin and writes one JSON reply a line to
 RESPONSE_FD (stdout and stderr go to /dev/null, so a student's prints cannot reach
@@ -211,7 +213,7 @@ MAX_STATUSES = 64  # exit statuses of forked workers kept for the grader to ask 
 STATUS_WAIT_S = 5.0
 
 
-def zygote(control_fd: int) -> None:
+def zygote(control_fd: int, warm: bool) -> None:
     """Fork fresh workers on request, from a process that has imported torch and the drivers but never runs a
     line of the submission: every module gets a worker of its own without paying the imports again.
 
@@ -226,7 +228,8 @@ def zygote(control_fd: int) -> None:
 
     control = socket.socket(fileno=control_fd)
     statuses: dict[int, int] = {}
-    drivers.warm_up()  # the grader's own tiny model: what every worker would otherwise import on its first step
+    if warm:
+        drivers.warm_up()  # the grader's own tiny model: what every worker would otherwise import on its first step
     _dumpable(False)  # a worker, of the same uid, cannot open this process's /proc/PID/mem and write into it
 
     def reap() -> None:
@@ -280,7 +283,7 @@ def main() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     if sys.argv[1] == "--zygote":
-        zygote(int(sys.argv[2]))
+        zygote(int(sys.argv[2]), warm=sys.argv[3:] == ["--warm-up"])
     else:
         serve(int(sys.argv[1]))
 

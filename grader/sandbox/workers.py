@@ -56,6 +56,8 @@ class Sandbox:
         self.intake = Intake()
         self.process: Process | None = None
         self.zygote: Zygote | None = None
+        self.trains = True  # whether workers may train: the zygote then takes an optimizer step first (``start``)
+        self.zygote_warm = False  # whether the zygote running now did
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
         self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
@@ -186,16 +188,25 @@ class Sandbox:
         """The submission's zygote: a worker that imports once and forks the worker of each module."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            command, fds = self._command("worker.py", "--zygote", str(theirs.fileno()))
+            warm = ("--warm-up",) if self.trains else ()
+            command, fds = self._command("worker.py", "--zygote", str(theirs.fileno()), *warm)
             process = spawn(self.wall, self.limits, command, fds, theirs.detach(), -1, self.private, self._home())
         except BaseException:
             ours.close()
             theirs.close()
             raise
+        self.zygote_warm = self.trains
         return Zygote(process, ours, self.limits)
 
-    def start(self) -> None:
-        """Start the zygote now, without waiting for it to import: the grader can prepare meanwhile."""
+    def start(self, trains: bool = True) -> None:
+        """Start the zygote now, without waiting for it to import: the grader can prepare meanwhile. ``trains``:
+        whether the items to grade include one that trains (a ``drivers.TRAINING`` driver, the timed step), for
+        which the zygote first takes an optimizer step of its own (``drivers.warm_up``, about 1 s) so that no
+        worker's first graded call pays it; a kept zygote that did not is replaced by one that does."""
+        self.trains = trains
+        if self.zygote is not None and trains and not self.zygote_warm:
+            self.zygote.end()
+            self.zygote = None
         if self.zygote is None:
             self.zygote = self._spawn_zygote()
 

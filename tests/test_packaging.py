@@ -3,15 +3,20 @@ not solutions/ nor exercises/, and nothing in it is a solution."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCAL = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")  # not the project's
 
 
 def test_the_wheel_holds_the_grader_and_the_reference_and_no_answer_key(tmp_path: Path) -> None:
+    # built from a copy: setuptools builds in the source's build/, whose stale files would reach the next wheel
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LOCAL))
     subprocess.run(
         [
             sys.executable,
@@ -23,7 +28,7 @@ def test_the_wheel_holds_the_grader_and_the_reference_and_no_answer_key(tmp_path
             "--no-build-isolation",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,

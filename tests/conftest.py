@@ -64,20 +64,21 @@ INTEGRATION = {
 }
 
 
-# Under pytest-xdist (``-n N --dist loadgroup``, as CI runs the suite) each of these modules runs on one
-# process, because its tests share a module-scoped fixture that grades a lot (the discrimination corpus,
-# a class, a release): split across processes, every process would build it again.
-SHARED_FIXTURE = {
-    "test_discrimination",
-    "test_fail_closed",
-    "test_feedback_page",
-    "test_grade_class",
-    "test_grade_command",
-    "test_gradescope",
-    "test_public_and_release",
-    "test_student_package",
-    "test_train",
-}
+# Under pytest-xdist (``-n N --dist loadgroup``, as CI runs the suite) the tests that use a module-scoped fixture
+# of their own module (one that grades a lot: the discrimination corpus, a class, a release) run on one process
+# together, or every process would build it again; the module's other tests go wherever there is room.
+
+
+def _uses_its_modules_fixture(item: pytest.Item) -> bool:
+    module = item.nodeid.split("::")[0]
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        definition.scope == "module" and definition.baseid == module
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
 # The longest single pieces of work (minutes each on 2 cores) go first, so that no process starts one of
 # them when the others have finished: the order of collection is the order xdist deals work out.
 LONGEST_FIRST = (
@@ -103,6 +104,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(
                 f"{module}.py is in neither test tier: add it to FAST or INTEGRATION in conftest.py"
             )
-        if module in SHARED_FIXTURE:
+        if _uses_its_modules_fixture(item):
             item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=_rank)  # stable: within a rank, the order of the files

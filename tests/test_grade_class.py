@@ -193,10 +193,15 @@ def test_bad_arguments_fail_at_once(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ nothing lost
 
 
+def wrong(k: int) -> bool:
+    """Whether the k-th student of a small class answers binomial_mle wrongly (so that grades differ)."""
+    return k % 3 == 1
+
+
 def small_class(folder: Path, n: int) -> Path:
     for k in range(n):
         solutions_into(folder / f"s{k:02d}", ("mle", "divergences"))
-        if k % 3 == 1:  # some wrong answers among them, so that the grades are not all equal
+        if wrong(k):
             module = folder / f"s{k:02d}" / "mle.py"
             module.write_text(module.read_text().replace("return float(k.sum() / n.sum())", "return 0.5"))
     return folder
@@ -208,7 +213,7 @@ def small_class_grades(n: int) -> list[dict[str, str]]:
 
     rows = []
     for k in range(n):
-        scores = {"mle.binomial_mle": "0" if k % 3 == 1 else "2", "divergences.entropy": "2"}
+        scores = {"mle.binomial_mle": "0" if wrong(k) else "2", "divergences.entropy": "2"}
         total = str(sum(map(int, scores.values())))
         rows.append({"student": f"s{k:02d}", "total": total, **{i.id: scores.get(i.id, "") for i in ITEMS},
                      "status": "graded"})  # fmt: skip

@@ -331,7 +331,7 @@ def test_the_zygote_warms_up_for_training_only_and_a_cold_one_kept_is_replaced(
 
     def spawned(self: workers.Sandbox) -> Any:
         zygote = spawn(self)
-        warm.append(self.zygote_warm)
+        warm.append(zygote.warm)
         return zygote
 
     monkeypatch.setattr(workers.Sandbox, "_spawn_zygote", spawned)
@@ -345,7 +345,7 @@ def test_the_zygote_warms_up_for_training_only_and_a_cold_one_kept_is_replaced(
         sandbox.start(trains=False)
         cold = sandbox.zygote
         sandbox.start(trains=True)
-        assert sandbox.zygote is not cold and sandbox.zygote_warm
+        assert sandbox.zygote is not None and sandbox.zygote is not cold and sandbox.zygote.warm
         kept = sandbox.zygote
         sandbox.start(trains=False)  # a warm zygote serves items that do not train as well
         assert sandbox.zygote is kept

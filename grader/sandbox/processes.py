@@ -230,8 +230,9 @@ class Zygote:
     everything it started, as a worker started directly is. The zygote and its workers share the
     submission's sandbox: nothing crosses from one submission to another."""
 
-    def __init__(self, process: Process, control: socket.socket, limits: Limits) -> None:
+    def __init__(self, process: Process, control: socket.socket, limits: Limits, *, warm: bool) -> None:
         self.process, self.control, self.limits = process, control, limits
+        self.warm = warm  # it took an optimizer step before forking (``worker.py --zygote FD --warm-up``)
 
     def _ask(self, message: bytes, fds: list[int], timeout: float) -> bytes:
         """Send one request and read its one-line answer; recv() takes no descriptors, so none can be passed

@@ -57,7 +57,6 @@ class Sandbox:
         self.process: Process | None = None
         self.zygote: Zygote | None = None
         self.trains = True  # whether workers may train: the zygote then takes an optimizer step first (``start``)
-        self.zygote_warm = False  # whether the zygote running now did
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
         self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
@@ -195,8 +194,7 @@ class Sandbox:
             ours.close()
             theirs.close()
             raise
-        self.zygote_warm = self.trains
-        return Zygote(process, ours, self.limits)
+        return Zygote(process, ours, self.limits, warm=self.trains)
 
     def start(self, trains: bool = True) -> None:
         """Start the zygote now, without waiting for it to import: the grader can prepare meanwhile. ``trains``:
@@ -204,7 +202,7 @@ class Sandbox:
         which the zygote first takes an optimizer step of its own (``drivers.warm_up``, about 1 s) so that no
         worker's first graded call pays it; a kept zygote that did not is replaced by one that does."""
         self.trains = trains
-        if self.zygote is not None and trains and not self.zygote_warm:
+        if self.zygote is not None and trains and not self.zygote.warm:
             self.zygote.end()
             self.zygote = None
         if self.zygote is None:

@@ -297,6 +297,26 @@ def test_dask_cluster_with_a_worker_killed_mid_batch(tmp_path: Path) -> None:
     assert grades(tmp_path / "dask") == small_class_grades(6)
 
 
+def test_a_result_lost_with_its_worker_is_computed_again_whatever_client_is_current() -> None:
+    """The race of the test above, made certain: a task finishes on a worker that dies before its result is
+    fetched. The scheduler computes it again elsewhere, and the pool waits for that on its own client's loop,
+    even where another client was entered first (here, the test's own)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as current,
+    ):
+        pool = engine.DaskPool(cluster.scheduler_address)
+        try:
+            first = sorted(current.scheduler_info()["workers"])[0]
+            task = pool.client.submit(time.sleep, 0.5, workers=[first], allow_other_workers=True, pure=False)
+            finished = next(pool.completed([task]))  # waited for while it ran
+            os.kill(current.run(os.getpid, workers=[first])[first], signal.SIGKILL)
+            assert finished.result(timeout=60) is None
+        finally:
+            pool.close()
+
+
 # ------------------------------------------------------------------------------------------ fair under load
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -289,8 +289,6 @@ class DaskPool:
         self.client = Client(address, timeout=connect_timeout_s)
 
     def results(self, tasks: list[Task], settings: Settings) -> Iterator[tuple[str, Result | None, str]]:
-        from distributed import as_completed
-
         futures = {
             self.client.submit(
                 grade_on_worker, student, payload, digest, notes, settings,
@@ -298,7 +296,7 @@ class DaskPool:
             ): student
             for student, payload, digest, notes in tasks
         }  # fmt: skip
-        for future in as_completed(futures):
+        for future in self.completed(futures):
             student = futures[future]
             try:
                 yield student, future.result(), ""
@@ -306,6 +304,16 @@ class DaskPool:
                 yield student, None, f"{type(exc).__name__}: {exc}"
             finally:
                 future.release()
+
+    def completed(self, futures: Iterable[Any]) -> Iterator[Any]:
+        """``futures`` as they finish, waited for on this pool's own client's event loop. Left to itself,
+        ``as_completed`` waits on the loop of the process's current client, which is another one wherever a
+        client was entered before (an instructor's notebook, a test's own): a result lost with its worker is
+        then awaited again on the other loop, and ``result()`` raises "bound to a different event loop"
+        instead of the recomputed result."""
+        from distributed import as_completed
+
+        return iter(as_completed(futures, loop=self.client.loop))
 
     def close(self) -> None:
         self.client.close()

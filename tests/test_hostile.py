@@ -366,9 +366,12 @@ CASES = [
     Hostile(
         "honest forks that share 600 MB",
         "mle",
-        body="    import os, time, numpy\n    shared = numpy.ones(75_000_000)\n    children = []\n    for _ in range(3):\n"
-        "        pid = os.fork()\n        if pid == 0:\n            time.sleep(0.3)\n            os._exit(int(shared[0]) - 1)\n"
-        "        children.append(pid)\n    for pid in children:\n        os.waitpid(pid, 0)\n" + MLE_BODY,
+        prefix="FORKED = []\n",  # on the first call only: once shows what the wall makes of it
+        body="    import os, time, numpy\n    if not FORKED:\n        FORKED.append(True)\n"
+        "        shared = numpy.ones(75_000_000)\n        children = []\n        for _ in range(3):\n"
+        "            pid = os.fork()\n            if pid == 0:\n                time.sleep(0.3)\n"
+        "                os._exit(int(shared[0]) - 1)\n            children.append(pid)\n"
+        "        for pid in children:\n            os.waitpid(pid, 0)\n" + MLE_BODY,
         target_status=("passed",),
         call_timeout_s=20.0,
     ),

@@ -644,19 +644,23 @@ HONEST_FORKS = textwrap.dedent(
     """\
     import os, time, numpy
 
+    FORKED = []
+
 
     def bernoulli_mle(x):
-        shared = numpy.ones(75_000_000)  # 600 MB, touched, then shared with 3 children: 2.4 GB of RSS, 600 MB of PSS
-        children = []
-        for _ in range(3):
-            pid = os.fork()
-            if pid == 0:
-                time.sleep(0.5)
-                os._exit(0)
-            children.append(pid)
-        for pid in children:
-            os.waitpid(pid, 0)
-        return float(numpy.mean(x)) + 0 * float(shared[0])
+        if not FORKED:  # the first call: 600 MB, touched, then shared with 3 children: 2.4 GB of RSS, 600 MB of PSS
+            FORKED.append(True)
+            shared = numpy.ones(75_000_000)
+            children = []
+            for _ in range(3):
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(0.5)  # ten times the memory watch's period
+                    os._exit(0)
+                children.append(pid)
+            for pid in children:
+                os.waitpid(pid, 0)
+        return float(numpy.mean(x))
 
 
     def binomial_mle(successes, trials):

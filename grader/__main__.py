@@ -74,6 +74,13 @@ def _submissions_inside(folder: Path, look_at: int = 10_000) -> str | None:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    submission = Path(args.submission)
+    if not submission.is_dir():  # said before torch is imported (the item list needs it): at once
+        print(
+            f"grader: {submission} is not a folder; give the folder that holds mle.py, divergences.py, ...",
+            file=sys.stderr,
+        )
+        return 2
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -82,13 +89,6 @@ def _grade(args: argparse.Namespace) -> int:
     from grader.run import grade
     from grader.sandbox import Isolation, Limits
 
-    submission = Path(args.submission)
-    if not submission.is_dir():
-        print(
-            f"grader: {submission} is not a folder; give the folder that holds mle.py, divergences.py, ...",
-            file=sys.stderr,
-        )
-        return 2
     unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
     if unknown:
         print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
@@ -136,6 +136,17 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _grade_class(args: argparse.Namespace) -> int:
+    folder = Path(args.submissions)
+    problem = None
+    if not folder.is_dir():
+        problem = f"{folder} is not a folder; give the folder with one entry per student (or an nbgrader course)"
+    elif args.workers < 1:
+        problem = f"--workers must be at least 1, not {args.workers}"
+    elif args.timeout <= 0 or args.memory_mb < 64:
+        problem = "--timeout must be positive and --memory-mb at least 64"
+    if problem:  # said before torch is imported (the item list needs it): at once
+        print(f"grader: {problem}", file=sys.stderr)
+        return 2
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -143,18 +154,9 @@ def _grade_class(args: argparse.Namespace) -> int:
     from grader.batch.classroom import grade_class
     from grader.items import ITEMS
 
-    folder = Path(args.submissions)
-    problem = None
-    if not folder.is_dir():
-        problem = f"{folder} is not a folder; give the folder with one entry per student (or an nbgrader course)"
-    elif args.workers < 1:
-        problem = f"--workers must be at least 1, not {args.workers}"
-    elif sorted(set(args.items or []) - {i.id for i in ITEMS}):
-        problem = f"unknown item(s) {', '.join(sorted(set(args.items) - {i.id for i in ITEMS}))}"
-    elif args.timeout <= 0 or args.memory_mb < 64:
-        problem = "--timeout must be positive and --memory-mb at least 64"
-    if problem:
-        print(f"grader: {problem}", file=sys.stderr)
+    unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
+    if unknown:
+        print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
     isolation = "off" if args.no_sandbox else "required"  # a batch of other people's code: never unsandboxed by default
     if args.dask is None and _no_sandbox_here(isolation):

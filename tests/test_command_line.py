@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +95,22 @@ def test_audit_without_items_audits_every_item(
     assert cli.main(["audit"]) == 1  # nothing graded: no item can be shown to discriminate
     assert asked == [len(audit.corpus())]
     assert f"0/{len(RECORDS)} items discriminate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["grade", "nowhere"], "is not a folder"),
+        (["grade-class", "nowhere", "--out", "out"], "is not a folder"),
+        (["grade-class", ".", "--out", "out", "--workers", "0"], "--workers must be at least 1"),
+        (["grade-class", ".", "--out", "out", "--timeout", "0"], "--timeout must be positive"),
+    ],
+)
+def test_arguments_wrong_on_their_face_are_refused_before_torch_is_imported(
+    argv: list[str], said: str, tmp_path: Path
+) -> None:
+    """A mistyped folder or count is said at once (the item list, which needs torch, is not needed for it)."""
+    code = "import sys\nfrom grader.__main__ import main\nrc = main(sys.argv[1:])\nprint(rc, 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
+    assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -80,7 +80,8 @@ def _uses_its_modules_fixture(item: pytest.Item) -> bool:
 
 
 # The longest single pieces of work (minutes each on 2 cores) go first, so that no process starts one of
-# them when the others have finished: the order of collection is the order xdist deals work out.
+# them when the others have finished, and the fast tier's hundreds of short tests go last, to even out the
+# processes' ends: the order of collection is the order xdist deals work out.
 LONGEST_FIRST = (
     "test_nbgrader.py::test_an_nbgrader_course_from_init_to_gradebook",
     "test_hostile.py::test_the_hostile_corpus_through_the_class_batch",
@@ -91,8 +92,9 @@ LONGEST_FIRST = (
 )
 
 
-def _rank(item: pytest.Item) -> int:
-    return next((k for k, key in enumerate(LONGEST_FIRST) if key in item.nodeid), len(LONGEST_FIRST))
+def _rank(item: pytest.Item) -> tuple[int, bool]:
+    longest = next((k for k, key in enumerate(LONGEST_FIRST) if key in item.nodeid), len(LONGEST_FIRST))
+    return longest, Path(str(item.fspath)).stem in FAST
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -214,6 +214,9 @@ def _nbgrader(args: argparse.Namespace) -> int:
         print(f"next, from {args.course_dir}: nbgrader generate_assignment {args.assignment}")
         return 0
     if args.action == "preflight":
+        unguarded = course.lets_cells_be_skipped(Path(args.course_dir))
+        if unguarded:
+            print(f"grader: warning: {unguarded}", file=sys.stderr)
         moved = course.preflight(Path(args.course_dir), args.assignment)
         for path, reason in moved:
             print(f"unreadable, renamed to {path}: {reason}")

@@ -9,8 +9,9 @@ Four students:
   definition in 03_vae; nothing else submitted.
 - mallory solved part 1 but returns 0.5 from binomial_mle and, in the same cell, replaces the
   grader's comparison inside the kernel: full marks in the kernel, caught by the isolated re-grade.
-  She also empties a locked autograder cell of part 2, which nbgrader restores from its gradebook, and
-  submits nothing else.
+  She also empties a locked autograder cell of part 2, which nbgrader restores from its gradebook, tags
+  the other autograder cells of part 2 "skip-execution" (nbclient's tag for a cell not to run, which
+  would leave them without an error: passed), and submits nothing else.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def make_submissions(course: Path) -> None:
     for cell in nb.cells:
         if grade_id(cell) == "test-divergences-entropy":
             cell.source = "pass"
+        elif (grade_id(cell) or "").startswith("test-"):  # and tags the others for the executor to skip
+            cell.metadata["tags"] = ["skip-execution"]
     submit(course, "mallory", "02_divergences.ipynb", nb)
     # carol's and mallory's other notebooks are not submitted: nbgrader scores a missing notebook 0 without
     # running it (bob shows what an untouched one gets)
@@ -146,7 +149,8 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
     # 03 loses what needs reparameterize and keeps elbo_loss (5); 04 and 05 not submitted
     assert scores["carol"] == {"01_mle": 0, "02_divergences": 0, "03_vae": 5, "04_gan": 0, "05_ddpm": 0}
     assert scores["mallory"]["01_mle"] == 20 and sum(scores["mallory"].values()) == 20  # the kernel was fooled
-    # ... but not by the emptied test cell: nbgrader's checksummed copy ran, and found nothing implemented
+    # ... but not by the emptied test cell: nbgrader's checksummed copy ran, and found nothing implemented;
+    # nor by the tags: every autograder cell ran
     assert scores["mallory"]["02_divergences"] == 0
     # alice's notebooks ran top to bottom, plots and training included, without a single error
     for name in NAMES:
@@ -210,6 +214,31 @@ def test_an_nbgrader_course_from_init_to_gradebook(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert unknown.returncode == 2 and "nobody" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+
+
+def test_no_tag_a_student_can_set_makes_the_executor_skip_a_cell(tmp_path: Path) -> None:
+    """The written configuration names a skip tag drawn anew at each run (the end-to-end test above shows
+    mallory's "skip-execution" cells run); preflight warns about a configuration without one."""
+    course_mod.init(tmp_path / "course")
+    config = (tmp_path / "course" / "nbgrader_config.py").read_text()
+    assert config.count(course_mod.NEVER_SKIP) == 1 and course_mod.lets_cells_be_skipped(tmp_path / "course") is None
+    drawn = set()
+    for _ in range(2):
+        c = type("Config", (), {})()
+        c.Execute = type("Section", (), {})()
+        exec(course_mod.NEVER_SKIP, {"c": c})  # the line as an instructor pastes it into an older configuration
+        drawn.add(c.Execute.skip_cells_with_tag)
+    assert len(drawn) == 2 and "skip-execution" not in drawn
+
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "nbgrader_config.py").write_text(config.replace(course_mod.NEVER_SKIP, ""))
+    done = subprocess.run([sys.executable, "-m", "grader", "nbgrader", "preflight", str(older)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "0 unreadable notebook(s)" in done.stdout
+    assert f"skip-execution (nbgrader then counts it as passed); add this line to it: {course_mod.NEVER_SKIP}" in (
+        " ".join(done.stderr.split())
+    )
 
 
 def test_init_refuses_to_overwrite_a_source_folder(tmp_path: Path) -> None:

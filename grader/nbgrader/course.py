@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ASSIGNMENT = "generative_models"
 CELL_TIMEOUT_S = 600  # a hidden check runs the full grader of an item; the DDPM demo trains for ~30 s
 
+NEVER_SKIP = 'c.Execute.skip_cells_with_tag = "never-skipped-" + __import__("secrets").token_hex(16)'
+
 CONFIG = '''"""nbgrader configuration of the generative-models course (written by `python -m grader nbgrader init`).
 
 Run nbgrader from this folder. The notebooks' autograder cells import `grader` (and, in their
@@ -55,6 +57,11 @@ c.CourseDirectory.course_id = {course_id!r}
 
 # A hidden test runs the full grader of one item, and the DDPM notebook trains a small model.
 c.Execute.timeout = {timeout}
+
+# Every cell runs. The executor skips a cell that carries the tag named here ("skip-execution" unless
+# set), and a student can tag an autograder cell in their copy: skipped, it shows no error, and nbgrader
+# counts a test cell without an error as passed. A name drawn anew at each run is on no student's cell.
+{never_skip}
 
 # The autograded notebooks become the students' feedback pages: their tracebacks keep the frames of torch
 # and NumPy but not the paths of this machine's installation (grader/kernel.py: hide_install_paths).
@@ -108,7 +115,7 @@ def init(
     config = course / "nbgrader_config.py"
     if not config.exists():
         late = "" if late_percent_per_day is None else LATE.format(percent=float(late_percent_per_day))
-        config.write_text(CONFIG.format(course_id=course_id, timeout=CELL_TIMEOUT_S, late=late))
+        config.write_text(CONFIG.format(course_id=course_id, timeout=CELL_TIMEOUT_S, never_skip=NEVER_SKIP, late=late))
         written.append(config)
     if due is not None:
         with gradebook_of(_sqlite(course.resolve())) as gradebook:
@@ -120,6 +127,18 @@ def init(
 # --------------------------------------------------------------------------------------- preflight
 
 UNREADABLE_SUFFIX = ".unreadable"
+
+
+def lets_cells_be_skipped(course: Path) -> str | None:
+    """What to add to the course's nbgrader_config.py, if it leaves the executor's skip tag as nbclient's
+    default ("skip-execution"): a student who tags an autograder cell so has it skipped and counted as
+    passed. The configuration that ``init`` writes names a tag drawn anew at each run."""
+    config = Path(course) / "nbgrader_config.py"
+    text = config.read_text(errors="replace") if config.is_file() else ""
+    if "skip_cells_with_tag" in text:
+        return None
+    return (f"{config} lets a student skip an autograder cell by tagging it skip-execution (nbgrader then "
+            f"counts it as passed); add this line to it: {NEVER_SKIP}")  # fmt: skip
 
 
 def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[Path, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sysconfig
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from grader.archive import pack
 from grader.report import as_json, write
 from grader.run import grade
 from grader.sandbox import Limits, bubblewrap
@@ -662,3 +664,75 @@ def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(tmp_path: Pa
         statuses = {i["id"]: i["status"] for i in result["items"]}
         assert statuses == {"mle.binomial_mle": "passed", "mle.bernoulli_mle": "passed"}, (name, result["items"])
     assert not leftover_workers(since), "a process started by a student outlived the batch"
+
+
+SKELETON_ATTACKS = {  # at import, on the folders bubblewrap made in /tmp to mount the installation there
+    "plants": "open(os.path.join(AT, 'planted'), 'w').close()\nos.makedirs(os.path.join(AT, 'deeper', 'still'))",
+    "locks": "os.chmod(AT, 0)",
+    "moves": "os.rename(AT, '/tmp/moved')\nos.mkdir(AT)",
+}
+
+
+@pytest.mark.skipif(
+    not SANDBOXED, reason="a grading process keeps its sandbox for the next student only behind bubblewrap"
+)
+def test_an_installation_under_tmp_keeps_the_class_sandbox_and_the_folders_made_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python installation that lives under /tmp (a clone's .venv) is mounted there, in the sandbox's own /tmp:
+    bubblewrap makes the folders on the way to it. Wiping between two students keeps exactly those, so the
+    grading process keeps its zygote; a student who plants files among them or locks one leaves the next the
+    sandbox as it was built, and one who moves them away costs a fresh zygote."""
+    import tempfile
+
+    from grader.batch import engine
+    from grader.sandbox import isolation, workers
+
+    outer = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        install = outer / "venv"
+        install.mkdir()
+        real_dirs, spawn = isolation.python_dirs, workers.Sandbox._spawn_zygote
+        monkeypatch.setattr(isolation, "python_dirs", lambda: [*real_dirs(), str(install)])
+        spawned: list[str] = []
+
+        def counted(self: workers.Sandbox) -> Any:
+            spawned.append(current[0])
+            return spawn(self)
+
+        current = [""]
+        monkeypatch.setattr(workers.Sandbox, "_spawn_zygote", counted)
+        source = (ROOT / "solutions" / "mle.py").read_text()
+        header = f"import os, stat\nAT = {str(outer)!r}\n"
+        spy = source.replace(
+            MLE_BODY,
+            "    if os.listdir(AT) != ['venv'] or stat.S_IMODE(os.stat(AT).st_mode) & 0o700 != 0o700:\n"
+            "        return -1.0\n" + MLE_BODY,
+            1,
+        ).replace("from __future__ import annotations\n", "from __future__ import annotations\n" + header, 1)
+        order = [("first", spy)]
+        for name, attack in SKELETON_ATTACKS.items():
+            attacker = source.replace(
+                "from __future__ import annotations\n",
+                "from __future__ import annotations\n" + header + attack + "\n",
+                1,
+            )
+            order += [(name, attacker), (f"after {name}", spy)]
+        settings = engine.Settings(("mle.binomial_mle",), timeout_s=LIMITS.call_timeout_s, isolation="auto")
+        rooms = engine.Rooms()
+        statuses = {}
+        try:
+            for k, (name, text) in enumerate(order):
+                folder = tmp_path / f"s{k}"
+                folder.mkdir()
+                (folder / "mle.py").write_text(text)
+                current[0] = name
+                result = engine.grade_payload(name, pack(folder), "-", [], settings, rooms.get(settings))
+                statuses[name] = result["items"][0]["status"]
+        finally:
+            rooms.close()
+        for name in ("first", *(f"after {attack}" for attack in SKELETON_ATTACKS)):
+            assert statuses[name] == "passed", (name, statuses)
+        assert [name for name in spawned if name != "first"] == ["after moves"], spawned
+    finally:
+        shutil.rmtree(outer, ignore_errors=True)

@@ -177,20 +177,62 @@ def _remove(path: str) -> None:
     shutil.rmtree(path)
 
 
-def wipe() -> bool:
-    """Empty what a submission's workers could write in the sandbox (its /tmp and /dev/shm) and remove the
-    System V IPC objects they made, so that the next submission finds the sandbox as it was; True when all
-    of it is gone. Only in the sandbox (under /opt/grader-runtime): never on the grader's own machine."""
+def skeleton() -> dict[str, tuple[int, int, int, bool]]:
+    """What bubblewrap built inside the writable folders to mount something there (a Python installation that
+    lives under /tmp): each mount point (/proc/self/mountinfo) and every folder on the way to it, with its mode,
+    owner, inode and whether it is the mount point. The zygote takes it before any submission runs; wiping
+    keeps exactly that, as it was, and empties the rest."""
+    import re
+
+    found: dict[str, tuple[int, int, int, bool]] = {}
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:  # the fifth field: where it is mounted (a space, tab, newline or backslash written \ooo)
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            path = point
+            while any(path.startswith(folder + "/") for folder in WRITABLE):
+                try:
+                    info = os.lstat(path)
+                except OSError:  # not to be seen: left out, so that wiping fails closed on it
+                    break
+                mounted = path == point or found.get(path, (0, 0, 0, False))[3]  # nested mounts: in any order
+                found[path] = (info.st_mode, info.st_uid, info.st_ino, mounted)
+                path = os.path.dirname(path)
+    return found
+
+
+def _empty(folder: str, kept: dict[str, tuple[int, int, int, bool]]) -> list[str]:
+    """Remove what ``folder`` holds but the skeleton ``kept``, whose folders get their mode back and are emptied
+    in turn (a mount point is left alone); what could not be removed."""
+    left = []
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if path in kept:
+            mode, _, _, mounted = kept[path]
+            if not mounted:
+                try:
+                    if os.lstat(path).st_mode != mode:  # locked by a worker (bubblewrap's own are not theirs)
+                        os.chmod(path, mode & 0o7777)
+                    left += _empty(path, kept)
+                except OSError:
+                    left.append(path)
+            continue
+        try:
+            _remove(path)
+        except OSError:
+            left.append(path)
+    return left
+
+
+def wipe(kept: dict[str, tuple[int, int, int, bool]]) -> bool:
+    """Empty what a submission's workers could write in the sandbox (its /tmp and /dev/shm) but the skeleton
+    ``kept`` (taken when the sandbox began) and remove the System V IPC objects they made, so that the next
+    submission finds the sandbox as it was; True when all of it is gone and the skeleton is as it was (nothing
+    renamed, moved or locked). Only in the sandbox (under /opt/grader-runtime): never on the grader's machine."""
     import ctypes
 
     if not sys.argv[0].startswith("/opt/grader-runtime/"):
         return False
-    for folder in WRITABLE:
-        for name in os.listdir(folder):
-            try:
-                _remove(os.path.join(folder, name))
-            except OSError:
-                pass
+    left = [path for folder in WRITABLE for path in _empty(folder, kept)]
     libc = ctypes.CDLL(None, use_errno=True)
     for kind, control in SYSV.items():
         try:
@@ -204,9 +246,9 @@ def wipe() -> bool:
                     libc.semctl(int(fields[1]), 0, IPC_RMID)
                 else:
                     getattr(libc, control)(int(fields[1]), IPC_RMID, None)
-    left = [n for folder in WRITABLE for n in os.listdir(folder)]
+    left += [path for folder in WRITABLE for path in _empty(folder, kept)]  # what came back meanwhile
     ipc = [k for k in SYSV if len(Path(f"/proc/sysvipc/{k}").read_text().splitlines()) > 1]
-    return not left and not ipc
+    return not left and not ipc and skeleton() == kept
 
 
 MAX_STATUSES = 64  # exit statuses of forked workers kept for the grader to ask about
@@ -228,6 +270,7 @@ def zygote(control_fd: int, warm: bool) -> None:
 
     control = socket.socket(fileno=control_fd)
     statuses: dict[int, int] = {}
+    kept = skeleton() if sys.argv[0].startswith("/opt/grader-runtime/") else {}
     if warm:
         drivers.warm_up()  # the grader's own tiny model: what every worker would otherwise import on its first step
     _dumpable(False)  # a worker, of the same uid, cannot open this process's /proc/PID/mem and write into it
@@ -271,7 +314,7 @@ def zygote(control_fd: int, warm: bool) -> None:
             control.sendall(b"%d\n" % statuses[wanted] if wanted in statuses else b"none\n")
         elif message == b"W":
             reap()
-            control.sendall(b"ok\n" if wipe() else b"left\n")
+            control.sendall(b"ok\n" if wipe(kept) else b"left\n")
         else:
             control.sendall(b"?\n")
         for fd in fds:

@@ -233,6 +233,7 @@ class Zygote:
     def __init__(self, process: Process, control: socket.socket, limits: Limits, *, warm: bool) -> None:
         self.process, self.control, self.limits = process, control, limits
         self.warm = warm  # it took an optimizer step before forking (``worker.py --zygote FD --warm-up``)
+        self.used = False  # it forked a worker: a submission's code may have run in its sandbox
 
     def _ask(self, message: bytes, fds: list[int], timeout: float) -> bytes:
         """Send one request and read its one-line answer; recv() takes no descriptors, so none can be passed
@@ -246,6 +247,7 @@ class Zygote:
 
     def fork(self) -> Process:
         """A fresh worker, in a cgroup of its own, waiting for its first request; OSError when the zygote fails."""
+        self.used = True
         for proc in self.process.family():  # a module's worker may have stopped it (SIGSTOP): it must answer
             with contextlib.suppress(psutil.Error):
                 proc.resume()

@@ -110,7 +110,9 @@ class Sandbox:
         fresh one. Folders are emptied in place: bubblewrap bound them, not their names."""
         assert self.scratch is not None and self.reusable
         self._kill()
-        if self.zygote is not None and not self.zygote.clear(self.limits.startup_timeout_s):
+        # A zygote that forked nothing yet ran nothing of a submission (it may still be starting: its bwrap
+        # would pass for a process left behind): nothing to clear.
+        if self.zygote is not None and self.zygote.used and not self.zygote.clear(self.limits.startup_timeout_s):
             self.zygote.end()
             self.zygote = None
         for folder in (self.private, self.generated_dir, self.home):

@@ -185,18 +185,25 @@ def skeleton() -> dict[str, tuple[int, int, int, bool]]:
     import re
 
     found: dict[str, tuple[int, int, int, bool]] = {}
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:  # the fifth field: where it is mounted (a space, tab, newline or backslash written \ooo)
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-            path = point
-            while any(path.startswith(folder + "/") for folder in WRITABLE):
-                try:
-                    info = os.lstat(path)
-                except OSError:  # not to be seen: left out, so that wiping fails closed on it
-                    break
-                mounted = path == point or found.get(path, (0, 0, 0, False))[3]  # nested mounts: in any order
-                found[path] = (info.st_mode, info.st_uid, info.st_ino, mounted)
-                path = os.path.dirname(path)
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:  # nothing known to keep: wiping then fails closed on whatever is mounted under /tmp
+        return found
+    for line in lines:
+        fields = line.split()  # the fifth: where it is mounted (a space, tab, newline or backslash written \ooo)
+        if len(fields) < 5:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        path = point
+        while any(path.startswith(folder + "/") for folder in WRITABLE):
+            try:
+                info = os.lstat(path)
+            except OSError:  # not to be seen: left out, so that wiping fails closed on it
+                break
+            mounted = path == point or found.get(path, (0, 0, 0, False))[3]  # nested mounts: in any order
+            found[path] = (info.st_mode, info.st_uid, info.st_ino, mounted)
+            path = os.path.dirname(path)
     return found
 
 

@@ -207,27 +207,20 @@ def skeleton() -> dict[str, tuple[int, int, int, bool]]:
     return found
 
 
-def _empty(folder: str, kept: dict[str, tuple[int, int, int, bool]]) -> list[str]:
-    """Remove what ``folder`` holds but the skeleton ``kept``, whose folders get their mode back and are emptied
-    in turn (a mount point is left alone); what could not be removed."""
-    left = []
+def _beyond(folder: str, kept: dict[str, tuple[int, int, int, bool]]) -> list[str]:
+    """What ``folder`` holds beyond the skeleton ``kept``, looking inside its folders (not its mount points); a
+    folder of it that cannot be listed counts as beyond."""
+    found = []
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if path in kept:
-            mode, _, _, mounted = kept[path]
-            if not mounted:
-                try:
-                    if os.lstat(path).st_mode != mode:  # locked by a worker (bubblewrap's own are not theirs)
-                        os.chmod(path, mode & 0o7777)
-                    left += _empty(path, kept)
-                except OSError:
-                    left.append(path)
-            continue
-        try:
-            _remove(path)
-        except OSError:
-            left.append(path)
-    return left
+        if path not in kept:
+            found.append(path)
+        elif not kept[path][3]:
+            try:
+                found += _beyond(path, kept)
+            except OSError:
+                found.append(path)
+    return found
 
 
 def wipe(kept: dict[str, tuple[int, int, int, bool]]) -> bool:
@@ -239,7 +232,17 @@ def wipe(kept: dict[str, tuple[int, int, int, bool]]) -> bool:
 
     if not sys.argv[0].startswith("/opt/grader-runtime/"):
         return False
-    left = [path for folder in WRITABLE for path in _empty(folder, kept)]
+    for path, (mode, _, _, mounted) in sorted(kept.items()):  # a folder before those in it
+        try:
+            if not mounted and os.lstat(path).st_mode != mode:  # locked by a worker (bubblewrap's own are not theirs)
+                os.chmod(path, mode & 0o7777)
+        except OSError:
+            pass
+    for path in [path for folder in WRITABLE for path in _beyond(folder, kept) if path not in kept]:
+        try:
+            _remove(path)  # (a folder of the skeleton that cannot be listed is left to fail the check below)
+        except OSError:
+            pass
     libc = ctypes.CDLL(None, use_errno=True)
     for kind, control in SYSV.items():
         try:
@@ -253,7 +256,7 @@ def wipe(kept: dict[str, tuple[int, int, int, bool]]) -> bool:
                     libc.semctl(int(fields[1]), 0, IPC_RMID)
                 else:
                     getattr(libc, control)(int(fields[1]), IPC_RMID, None)
-    left += [path for folder in WRITABLE for path in _empty(folder, kept)]  # what came back meanwhile
+    left = [path for folder in WRITABLE for path in _beyond(folder, kept)]
     ipc = [k for k in SYSV if len(Path(f"/proc/sysvipc/{k}").read_text().splitlines()) > 1]
     return not left and not ipc and skeleton() == kept
 

@@ -7,6 +7,8 @@ reads the same list from the stored public results (``grader.public.stored_items
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from grader.checks import Check, Record, records
 from grader.contract import Item
 
@@ -16,4 +18,11 @@ BY_ID: dict[str, Item] = {item.id: item for item in ITEMS}
 MAX_SCORE = sum(item.points for item in ITEMS)
 CHECKS: dict[str, Check] = {i: r for i, r in RECORDS.items() if isinstance(r, Check)}  # graded on cases
 
-__all__ = ["BY_ID", "CHECKS", "ITEMS", "MAX_SCORE", "RECORDS", "Item"]
+
+def any_trains(item_ids: Iterable[str]) -> bool:
+    """Whether grading these items trains a model somewhere: then the zygote, and the grading process, take the
+    optimizer warm-up first (``drivers.warm_up``)."""
+    return any(RECORDS[i].trains for i in item_ids)
+
+
+__all__ = ["BY_ID", "CHECKS", "ITEMS", "MAX_SCORE", "RECORDS", "Item", "any_trains"]

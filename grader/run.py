@@ -28,7 +28,7 @@ from grader import diagnosis
 from grader.checks import RAISES, Case, Check, Record
 from grader.contract import NOTEBOOK_NAMES, Item
 from grader.diagnosis import Observation
-from grader.items import BY_ID, ITEMS, RECORDS
+from grader.items import BY_ID, ITEMS, RECORDS, any_trains
 from grader.runtime import drivers, wire
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
 from grader.submission import PartSource, did_you_mean, find_parts, part_of
@@ -330,7 +330,7 @@ def grade(
         notes = [*sandbox.intake.problems, *notes]
         present = [item for item in wanted if item.module in parts]
         if present:
-            trains = any(RECORDS[item.id].trains for item in present)  # otherwise no process needs the warm-up
+            trains = any_trains(item.id for item in present)  # otherwise no process needs the warm-up
             sandbox.start(trains)  # the zygote imports torch on one core while this process warms its own on the other
             if trains:
                 drivers.warm_up()

@@ -165,13 +165,13 @@ class Rooms:
         if self.room is not None and (self.settings != settings or self.uses >= self.ROOM_USES):
             self.close()
         if self.room is None:
-            from grader.items import RECORDS
+            from grader.items import RECORDS, any_trains
 
             room = Sandbox(None, settings.limits, settings.isolation).__enter__()  # type: ignore[arg-type]
             if not room.reusable:
                 room.close()
                 return
-            room.start(trains=any(RECORDS[item].trains for item in settings.items or RECORDS))  # as grade() would
+            room.start(trains=any_trains(settings.items or RECORDS))  # as grade() would
             self.room, self.settings, self.uses = room, settings, 0
 
     def close(self) -> None:

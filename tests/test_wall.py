@@ -352,6 +352,51 @@ def test_the_zygote_warms_up_for_training_only_and_a_cold_one_kept_is_replaced(
     assert warm == [False, True, False, True]
 
 
+FRESH_ITEMS = ["mle.gaussian_nll", "vae.vae_train_step", "ddpm.ddpm_train_step", "ddpm.ddpm_train_step.speed"]
+
+
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_on_a_gpu_machine_each_worker_is_a_new_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> None:
+    """Where torch sees a GPU, a worker forked from a zygote that imported torch cannot use CUDA, and cannot run
+    autograd once the zygote ran a backward pass: on an H200 the solutions scored 83/100 (gaussian_nll and every
+    training item raised, the timed step could not start CUDA). There the zygote replaces each forked worker
+    with a new Python at once. Here (no GPU) the same path is taken on purpose: the worker is a new program
+    (not the zygote's image), training items and the timed step pass."""
+    from grader.sandbox import workers
+
+    monkeypatch.setattr(workers, "cuda_available", lambda: True)
+    commands: list[list[str]] = []
+    start = workers.Sandbox._start
+
+    def started(self: workers.Sandbox) -> None:
+        start(self)
+        assert self.process is not None
+        command = Path(f"/proc/{self.process.pid}/cmdline").read_bytes().decode().split("\0")
+        commands.append([c for c in command if c])
+
+    monkeypatch.setattr(workers.Sandbox, "_start", started)
+    for part in ("mle", "vae", "ddpm"):
+        (tmp_path / f"{part}.py").write_text((ROOT / "solutions" / f"{part}.py").read_text())
+    report = grade(tmp_path, FRESH_ITEMS, LIMITS, isolation)  # type: ignore[arg-type]
+    assert [r.status for r in report.items] == ["passed"] * len(FRESH_ITEMS), [r.feedback for r in report.items]
+    assert len(commands) == 3  # one worker per module
+    for command in commands:  # a worker started afresh: ``worker.py FD --warm-up``, not ``worker.py --zygote ...``
+        assert command[-3].endswith("worker.py") and command[-1] == "--warm-up" and "--zygote" not in command
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_training_items_and_the_timed_step_pass_on_cuda(tmp_path: Path, isolation: str) -> None:
+    """The solutions' autograd and training items and the timed step (on CUDA) pass through the zygote."""
+    for part in ("mle", "vae", "ddpm"):
+        (tmp_path / f"{part}.py").write_text((ROOT / "solutions" / f"{part}.py").read_text())
+    report = grade(tmp_path, FRESH_ITEMS, LIMITS, isolation)  # type: ignore[arg-type]
+    assert [r.status for r in report.items] == ["passed"] * len(FRESH_ITEMS), [r.feedback for r in report.items]
+
+
 @pytest.mark.parametrize("isolation", ["auto", "off"])
 def test_a_worker_cannot_signal_the_grader(tmp_path: Path, isolation: str) -> None:
     if isolation == "off" and wall("off").unshare is None and wall("off").drop_to is None:

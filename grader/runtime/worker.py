@@ -1,9 +1,12 @@
 """The worker: the only process that runs a student's code.
 
-    python worker.py RESPONSE_FD          one worker, answering on RESPONSE_FD
-    python worker.py --zygote CONTROL_FD [--warm-up]
+    python worker.py RESPONSE_FD [--warm-up]
+                                          one worker, answering on RESPONSE_FD (after an optimizer step
+                                          of its own with --warm-up)
+    python worker.py --zygote CONTROL_FD [--warm-up] [--exec]
                                           a zygote that forks fresh workers on request (see ``zygote``),
-                                          after an optimizer step of its own where workers will train
+                                          after an optimizer step of its own where workers will train;
+                                          with --exec each forked worker starts Python afresh (for CUDA)
 
 It reads one JSON request a line from stdin and writes one JSON reply a line to
 RESPONSE_FD (stdout and stderr go to /dev/null, so a student's prints cannot reach
@@ -265,7 +268,7 @@ MAX_STATUSES = 64  # exit statuses of forked workers kept for the grader to ask 
 STATUS_WAIT_S = 5.0
 
 
-def zygote(control_fd: int, warm: bool) -> None:
+def zygote(control_fd: int, warm: bool, fresh: bool = False) -> None:
     """Fork fresh workers on request, from a process that has imported torch and the drivers but never runs a
     line of the submission: every module gets a worker of its own without paying the imports again.
 
@@ -274,14 +277,20 @@ def zygote(control_fd: int, warm: bool) -> None:
     here; ``S<pid>`` answers how that worker ended (its exit code, negative for a signal), waiting up to
     STATUS_WAIT_S, or ``none``; ``W``, between two submissions of a class (every worker gone), empties the
     sandbox's writable places (``wipe``) and answers ``ok`` or ``left``. The grader moves each new worker
-    into a cgroup of its own before its first request, and ends it with everything it started."""
+    into a cgroup of its own before its first request, and ends it with everything it started.
+
+    ``fresh`` (on a machine with a GPU): each forked worker replaces itself with a new Python at once
+    (``execv``), which imports torch on its own time, as a worker started directly does. Nothing of this
+    process's torch may reach a worker there: once torch has asked the CUDA driver anything (an optimizer
+    step does), a forked process cannot use CUDA ("Cannot re-initialize CUDA in forked subprocess"), and
+    after one backward pass it cannot run autograd. Only the fork, its cgroup and its session are the zygote's."""
     import socket
     import time
 
     control = socket.socket(fileno=control_fd)
     statuses: dict[int, int] = {}
     kept = skeleton() if sys.argv[0].startswith("/opt/grader-runtime/") else {}
-    if warm:
+    if warm and not fresh:
         drivers.warm_up()  # the grader's own tiny model: what every worker would otherwise import on its first step
     _dumpable(False)  # a worker, of the same uid, cannot open this process's /proc/PID/mem and write into it
 
@@ -310,6 +319,11 @@ def zygote(control_fd: int, warm: bool) -> None:
                     os.setsid()  # a process group of its own, which the grader kills whole
                     os.dup2(fds[0], 0)
                     os.close(fds[0])
+                    if fresh:  # a new Python, which warms up on its own where workers train
+                        os.set_inheritable(fds[1], True)
+                        script = os.path.abspath(sys.argv[0])
+                        warm_up = ["--warm-up"] if warm else []
+                        os.execv(sys.executable, [sys.executable, "-I", "-B", script, str(fds[1]), *warm_up])
                     sys.argv[1:] = [str(fds[1])]  # a worker like one started alone: ``worker.py RESPONSE_FD``
                     _dumpable(True)
                     serve(fds[1])
@@ -336,8 +350,10 @@ def main() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     if sys.argv[1] == "--zygote":
-        zygote(int(sys.argv[2]), warm=sys.argv[3:] == ["--warm-up"])
+        zygote(int(sys.argv[2]), warm="--warm-up" in sys.argv[3:], fresh="--exec" in sys.argv[3:])
     else:
+        if sys.argv[2:] == ["--warm-up"]:
+            drivers.warm_up()
         serve(int(sys.argv[1]))
 
 

@@ -22,7 +22,14 @@ from typing import Any, Protocol
 from grader.intake import Intake, take_in
 from grader.sandbox import channel
 from grader.sandbox.channel import WorkerDied
-from grader.sandbox.isolation import Isolation, SandboxUnavailable, bwrap_command, installed_project_packages, wall
+from grader.sandbox.isolation import (
+    Isolation,
+    SandboxUnavailable,
+    bwrap_command,
+    cuda_available,
+    installed_project_packages,
+    wall,
+)
 from grader.sandbox.processes import Limits, Process, Zygote, become_subreaper, spawn
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"  # what a worker sees of the grader, copied whole
@@ -57,6 +64,7 @@ class Sandbox:
         self.process: Process | None = None
         self.zygote: Zygote | None = None
         self.trains = True  # whether workers may train: the zygote then takes an optimizer step first (``start``)
+        self.fresh = False  # each forked worker starts a new Python (a GPU machine: see worker.py, ``zygote``)
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
         self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
@@ -74,6 +82,7 @@ class Sandbox:
                 + "): install bubblewrap, or pass --no-sandbox to grade without one"
             )
         become_subreaper()
+        self.fresh = cuda_available()
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
         try:
             self.scratch.chmod(0o711)  # a worker running as another uid must reach its files
@@ -189,8 +198,8 @@ class Sandbox:
         """The submission's zygote: a worker that imports once and forks the worker of each module."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            warm = ("--warm-up",) if self.trains else ()
-            command, fds = self._command("worker.py", "--zygote", str(theirs.fileno()), *warm)
+            flags = (("--warm-up",) if self.trains else ()) + (("--exec",) if self.fresh else ())
+            command, fds = self._command("worker.py", "--zygote", str(theirs.fileno()), *flags)
             process = spawn(self.wall, self.limits, command, fds, theirs.detach(), -1, self.private, self._home())
         except BaseException:
             ours.close()

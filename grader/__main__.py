@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.student import cli as student
+from grader.untrusted import shown_name
 
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
@@ -148,6 +149,7 @@ def _grade_class(args: argparse.Namespace) -> int:
         print(f"grader: {problem}", file=sys.stderr)
         return 2
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from grader.batch import engine
@@ -188,11 +190,13 @@ def _grade_class(args: argparse.Namespace) -> int:
             force=args.force,
             assignment=args.assignment,
             on_start=lambda n: progress.update(task, total=n),
-            on_result=lambda student, r: progress.update(task, advance=1, description=student),
+            on_result=lambda student, r: progress.update(task, advance=1, description=escape(shown_name(student))),
         )
     if pool is not None:
         pool.close()
     print(summary.line())
+    for warning in summary.warnings:
+        print(f"grader: note: {warning}", file=sys.stderr)
     for path in summary.outputs:
         print(f"wrote {path}")
     return 0
@@ -218,9 +222,11 @@ def _nbgrader(args: argparse.Namespace) -> int:
         if unguarded:
             print(f"grader: warning: {unguarded}", file=sys.stderr)
         moved = course.preflight(Path(args.course_dir), args.assignment)
+        renamed = [(path, reason) for path, reason in moved if path.name.endswith(course.UNREADABLE_SUFFIX)]
         for path, reason in moved:
-            print(f"unreadable, renamed to {path}: {reason}")
-        print(f"{len(moved)} unreadable notebook(s); nbgrader autograde will count them as not submitted")
+            done = "renamed to" if (path, reason) in renamed else "left as it is,"
+            print(f"unreadable, {done} {shown_name(str(path))}: {reason}")
+        print(f"{len(renamed)} unreadable notebook(s) renamed; nbgrader autograde will count them as not submitted")
         return 0
     if not Path(args.course_dir, "submitted").is_dir():
         print(f"grader: {args.course_dir} has no submitted/ folder", file=sys.stderr)
@@ -355,6 +361,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a name that is not UTF-8 (a student's file) prints as its escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = argparse.ArgumentParser(
         prog="python -m grader", description="Generative-models exercises: grade, generate."
     )

@@ -13,6 +13,7 @@ inflates rather than the sizes the zip declares, so a zip bomb stops at the cap.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -38,7 +39,7 @@ def digest(folder: Path) -> str:
     """SHA-256 over each file's relative name and bytes: equal for equal contents, whatever the packing."""
     h = hashlib.sha256()
     for path in files_of(folder):
-        name = path.relative_to(folder).as_posix().encode()
+        name = os.fsencode(path.relative_to(folder).as_posix())
         data = path.read_bytes()
         h.update(b"%d:%s%d:" % (len(name), name, len(data)))
         h.update(data)
@@ -80,32 +81,47 @@ def unpack(data: bytes, into: Path) -> Intake:
     into.mkdir(mode=0o755)
     with archive:
         for info in members:
-            path = _member_path(info)
-            shown = info.filename
-            if path is None:
-                intake.refuse(shown, "has a name that points outside the submission")
-                continue
-            if any(p.startswith(".") or p == "__pycache__" for p in path.parts) or path.parts[0] == "__MACOSX":
-                continue  # hidden entries and macOS resource forks are never graded
-            intake.entries += 1
-            if intake.entries > MAX_ENTRIES:
-                intake.refuse(shown, f"is past the first {MAX_ENTRIES} files and folders")
-                continue
-            if len(path.parts) > MAX_DEPTH + 1:
-                intake.refuse(shown, f"is more than {MAX_DEPTH} folders deep")
-                continue
-            kind = stat.S_IFMT(info.external_attr >> 16)
-            if info.is_dir():
-                _folder(into, path).mkdir(mode=0o755, exist_ok=True)
-                continue
-            if kind not in (0, stat.S_IFREG):
-                intake.refuse(shown, "is a link or a special file")
-                continue
-            if info.flag_bits & 0x1:
-                intake.refuse(shown, "is encrypted")
-                continue
-            _extract(archive, info, into, path, intake)
+            try:
+                _member(archive, info, into, intake)
+            except Exception as err:  # a damaged member is that member's note: the other members are still read
+                intake.refuse(info.filename, f"could not be read from the zip ({_why(err)})")
     return intake
+
+
+def _why(err: BaseException) -> str:
+    """What went wrong, in words that name no path of the grader's (an OSError's message holds its path)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, into: Path, intake: Intake) -> None:
+    """One member written under ``into``, or refused with a note."""
+    path = _member_path(info)
+    shown = info.filename
+    if path is None:
+        intake.refuse(shown, "has a name that points outside the submission")
+        return
+    if any(p.startswith(".") or p == "__pycache__" for p in path.parts) or path.parts[0] == "__MACOSX":
+        return  # hidden entries and macOS resource forks are never graded
+    intake.entries += 1
+    if intake.entries > MAX_ENTRIES:
+        intake.refuse(shown, f"is past the first {MAX_ENTRIES} files and folders")
+        return
+    if len(path.parts) > MAX_DEPTH + 1:
+        intake.refuse(shown, f"is more than {MAX_DEPTH} folders deep")
+        return
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if info.is_dir():
+        _folder(into, path)
+        return
+    if kind not in (0, stat.S_IFREG):
+        intake.refuse(shown, "is a link or a special file")
+        return
+    if info.flag_bits & 0x1:
+        intake.refuse(shown, "is encrypted")
+        return
+    _extract(archive, info, into, path, intake)
 
 
 def _folder(into: Path, path: PurePosixPath) -> Path:
@@ -113,6 +129,8 @@ def _folder(into: Path, path: PurePosixPath) -> Path:
     target = into
     for part in path.parts:
         target = target / part
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(errno.EEXIST, "a file of that name is already in the zip")
         if not target.is_dir():
             target.mkdir(mode=0o755)
     return target
@@ -121,26 +139,27 @@ def _folder(into: Path, path: PurePosixPath) -> Path:
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, into: Path, path: PurePosixPath, intake: Intake) -> None:
     """One member, read through the caps: the bytes counted are those inflated, not those declared."""
     shown = info.filename
-    try:
-        folder = _folder(into, path.parent) if path.parent.parts else into
-        target = folder / path.name
-        if target.exists():
-            intake.refuse(shown, "appears twice in the zip")
-            return
-        written = 0
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        with archive.open(info) as source, open(fd, "wb", closefd=True) as sink:
+    folder = _folder(into, path.parent) if path.parent.parts else into
+    target = folder / path.name
+    if target.exists():
+        intake.refuse(shown, "appears twice in the zip")
+        return
+    written = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:  # from here the file is this member's: a damaged member (zlib, bz2, lzma, the OS) leaves none of it
+        with open(fd, "wb", closefd=True) as sink, archive.open(info) as source:
             while chunk := source.read(CHUNK):
                 written += len(chunk)
                 if written > MAX_FILE_BYTES or intake.bytes + written > MAX_TOTAL_BYTES:
                     break
                 sink.write(chunk)
-        if written > MAX_FILE_BYTES or intake.bytes + written > MAX_TOTAL_BYTES:
-            target.unlink()
-            intake.refuse(shown, f"inflates past {MAX_FILE_BYTES // 2**20} MB, or the submission past "
-                          f"{MAX_TOTAL_BYTES // 2**20} MB in all")  # fmt: skip
-            return
-        intake.files += 1
-        intake.bytes += written
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as err:
-        intake.refuse(shown, f"could not be read from the zip ({err})")
+    except BaseException:
+        target.unlink()
+        raise
+    if written > MAX_FILE_BYTES or intake.bytes + written > MAX_TOTAL_BYTES:
+        target.unlink()
+        intake.refuse(shown, f"inflates past {MAX_FILE_BYTES // 2**20} MB, or the submission past "
+                      f"{MAX_TOTAL_BYTES // 2**20} MB in all")  # fmt: skip
+        return
+    intake.files += 1
+    intake.bytes += written

@@ -29,6 +29,7 @@ from grader.archive import Unreadable, unpack
 from grader.intake import MAX_TOTAL_BYTES, Refused, open_regular, take_in
 from grader.items import ITEMS
 from grader.submission import find_parts, unwrap
+from grader.untrusted import clean_text
 
 DEFAULT_ROOT = Path("/autograder")
 VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
@@ -75,7 +76,7 @@ def locate(upload: Path, scratch: Path) -> tuple[Path, list[str]]:
 def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible") -> dict[str, Any]:
     """results.json for an upload with no module or notebook in it: every item at 0, and what to upload."""
     found = sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())[:10]
-    shown = ", ".join(found) if found else "nothing"
+    shown = ", ".join(clean_text(name, 80) for name in found) if found else "nothing"
     output = (
         "Nothing to grade: upload mle.py, divergences.py, vae.py, gan.py and ddpm.py, or the notebooks "
         f"01_mle.ipynb ... 05_ddpm.ipynb (loose, in one folder, or in a zip). Found: {shown}."
@@ -109,10 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             data = report.as_gradescope(result, settings["feedback_visibility"])
             data["output"] = page.fragment(result, data["output"])  # the feedback page's pictures, inline
             data["output_format"] = "html"
-        else:
-            data = nothing_to_grade(
-                upload if upload.is_dir() else Path(scratch), notes, settings["feedback_visibility"]
-            )
+        else:  # what the intake copied (no link, no name that is not UTF-8), not the upload itself
+            copy = Path(scratch) / "copy"
+            data = nothing_to_grade(copy if copy.is_dir() else Path(scratch), notes, settings["feedback_visibility"])
     data["execution_time"] = round(time.monotonic() - started, 1)
     report.write(target, data)
     print(f"wrote {target}: {data['score']} points")

@@ -37,6 +37,18 @@ KINDS = {
 }
 
 
+NOT_TEXT = "has a name that is not UTF-8 text (as zips made on some systems write them)"
+
+
+def is_text(name: str) -> bool:
+    """Whether a name read from the file system is UTF-8 text: only such names are carried, packed and graded."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass
 class Intake:
     """What was copied, and what was left out and why (in words for the student)."""
@@ -80,6 +92,9 @@ def _copy_folder(source: Path, target: Path, shown: str, depth: int, intake: Int
         intake.entries += 1
         if intake.entries > MAX_ENTRIES:
             intake.refuse(label, f"is past the first {MAX_ENTRIES} files and folders")
+            continue
+        if not is_text(name):
+            intake.refuse(label, NOT_TEXT)
             continue
         try:
             mode = entry.stat(follow_symlinks=False).st_mode

@@ -20,6 +20,7 @@ tests call grader/hidden.py, which needs reference/ and the records, which only 
 from __future__ import annotations
 
 import contextlib
+import os
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -99,6 +100,12 @@ def install_paths() -> dict[str, str]:
     paths = sysconfig.get_paths()
     named = {paths["purelib"]: "<site-packages>", paths["platlib"]: "<site-packages>", paths["stdlib"]: "<python>"}
     named[str(Path(__file__).resolve().parents[1])] = "<course>"  # the folder that holds grader/
+    home = os.path.expanduser("~").rstrip("/")
+    for path, name in list(named.items()):
+        for form in (os.path.realpath(path), path):
+            named.setdefault(form, name)
+            if home and form.startswith(home + "/"):  # IPython writes a path under $HOME as ~/...
+                named.setdefault("~" + form[len(home) :], name)
     return dict(sorted(named.items(), key=lambda kv: len(kv[0]), reverse=True))  # longest first: nested ones
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from grader import __version__
 from grader.run import Report
@@ -38,8 +39,8 @@ def print_text(report: Report, console: Console | None = None) -> None:
             console.print(f"[bold]{r.id}[/] ({r.status}):", highlight=False)
             console.print(r.feedback, highlight=False, markup=False)
             console.print()
-    for note in report.notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False)
+    for note in report.notes:  # a note can quote a submission's file names: text, never markup
+        console.print(Text(f"note: {note}", style="dim"))
     console.print(f"[bold]Total: {report.score}/{report.max_score}[/]")
 
 

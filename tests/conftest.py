@@ -49,6 +49,7 @@ INTEGRATION = {
     "test_feedback_page",
     "test_gradescope",
     "test_grade_class",
+    "test_hostile_class",
     "test_dependencies",
     "test_discrimination",
     "test_fail_closed",

@@ -603,6 +603,18 @@ def _leave_traces():
     libc.shmget(0, 4096, 0o1000 | 0o666)  # IPC_PRIVATE, IPC_CREAT: a segment that outlives its process
     libc.semget(0, 1, 0o1000 | 0o666)
     libc.msgget(0, 0o1000 | 0o666)
+    libc.mq_open(b"/leak", os.O_CREAT | os.O_RDWR, 0o666, None)  # a POSIX message queue
+    os.mkfifo("/tmp/fifo")
+    import socket
+    socket.socket(socket.AF_UNIX).bind("/tmp/sock")
+    site = "/tmp/.local/lib/python%d.%d/site-packages" % __import__("sys").version_info[:2]
+    os.makedirs(site, exist_ok=True)
+    for name, text in (("zz.pth", "import os; os.environ['LEAKED'] = '1'"), ("usercustomize.py", "LEAKED = 1")):
+        with open(f"{site}/{name}", "w") as f:
+            f.write(text)
+    os.makedirs("/tmp/numpy", exist_ok=True)
+    with open("/tmp/numpy/__init__.py", "w") as f:
+        f.write("LEAKED = 1")
     if os.fork() == 0:
         if os.fork() == 0:
             os.setsid()
@@ -613,8 +625,14 @@ def _leave_traces():
 _leave_traces()
 """
 VICTIM_CHECK = """    import os
-    traces = [p for p in ("/tmp/leak", "/dev/shm/leak", "/tmp/locked") if os.path.lexists(p)]
+    import ctypes, sys
+    traces = [p for p in ("/tmp/leak", "/dev/shm/leak", "/tmp/locked", "/tmp/fifo", "/tmp/sock", "/tmp/.local",
+                          "/tmp/numpy") if os.path.lexists(p)]
     traces += [k for k in ("shm", "sem", "msg") if len(open(f"/proc/sysvipc/{k}").read().splitlines()) > 1]
+    if ctypes.CDLL(None).mq_open(b"/leak", os.O_RDONLY) >= 0:
+        traces.append("a POSIX message queue of the last student")
+    if "LEAKED" in os.environ or "usercustomize" in sys.modules or hasattr(sys.modules.get("numpy"), "LEAKED"):
+        traces.append("code of the last student")
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"sleep"):
@@ -631,9 +649,11 @@ VICTIM_CHECK = """    import os
 )
 def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(tmp_path: Path) -> None:
     """One grading process grades students in turn in the sandbox it keeps (its zygote imported once). Students
-    who leave files in /tmp and /dev/shm (one in a folder locked with mode 000), System V IPC objects and a
-    process running behind them, or who kill the zygote, must leave nothing the next student can see: each
-    next student's binomial_mle returns a wrong answer if it finds any trace."""
+    who leave files in /tmp and /dev/shm (one in a folder locked with mode 000), a FIFO and a socket, System V
+    IPC objects, a POSIX message queue (none can be made: RLIMIT_MSGQUEUE is 0), a user-site .pth and
+    usercustomize, a module that would shadow numpy and a process running behind them, or who kill the zygote,
+    must leave nothing the next student can see: each next student's binomial_mle returns a wrong answer if it
+    finds any trace."""
     from grader.batch import engine
     from grader.batch.classroom import grade_class
 
@@ -664,6 +684,41 @@ def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(tmp_path: Pa
         statuses = {i["id"]: i["status"] for i in result["items"]}
         assert statuses == {"mle.binomial_mle": "passed", "mle.bernoulli_mle": "passed"}, (name, result["items"])
     assert not leftover_workers(since), "a process started by a student outlived the batch"
+
+
+MQ_ATTACKER = """    import ctypes, os
+    ctypes.CDLL(None).mq_open(b"/leak", os.O_CREAT | os.O_RDWR, 0o666, None)
+"""
+MQ_VICTIM = """    import ctypes, os
+    if ctypes.CDLL(None).mq_open(b"/leak", os.O_RDONLY) >= 0:
+        return -1.0
+"""
+
+
+@pytest.mark.skipif(
+    not SANDBOXED, reason="a grading process keeps its sandbox for the next student only behind bubblewrap"
+)
+def test_a_posix_message_queue_cannot_carry_a_message_to_the_next_student(tmp_path: Path) -> None:
+    """A POSIX message queue lives in the sandbox's IPC namespace, which a kept sandbox keeps, and the zygote
+    cannot list such queues to remove them: none can be made (RLIMIT_MSGQUEUE 0). Without that limit the student
+    after one who made a queue found it (binomial_mle: -1.0)."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    source = (ROOT / "solutions" / "mle.py").read_text()
+    order = [("a1", source.replace(MLE_BODY, MQ_ATTACKER + MLE_BODY, 1)),
+             ("a2", source.replace(MLE_BODY, MQ_VICTIM + MLE_BODY, 1))]  # fmt: skip
+    for name, text in order:
+        assert text != source
+        (tmp_path / "class" / name).mkdir(parents=True)
+        (tmp_path / "class" / name / "mle.py").write_text(text)
+    grade_class(
+        tmp_path / "class", tmp_path / "out", lambda: engine.LocalPool(1),
+        engine.Settings(("mle.binomial_mle",), timeout_s=LIMITS.call_timeout_s, isolation="auto"),
+    )  # fmt: skip
+    for name, _ in order:
+        result = json.loads((tmp_path / "out" / "results" / f"{name}.json").read_text())
+        assert [i["status"] for i in result["items"]] == ["passed"], (name, result["items"])
 
 
 SKELETON_ATTACKS = {  # at import, on the folders bubblewrap made in /tmp to mount the installation there

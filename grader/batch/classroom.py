@@ -12,12 +12,13 @@ the students without a current one.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.batch.engine import Pool, Result, Settings, Task
-from grader.batch.entries import DEFAULT_ASSIGNMENT, Entry, discover
+from grader.batch.entries import DEFAULT_ASSIGNMENT, Entry, alike, discover
 from grader.batch.store import Store, atomic_write, unread
 
 
@@ -32,13 +33,28 @@ class Summary:
     failed: int = 0
     seconds: float = 0.0
     outputs: list[Path] = field(default_factory=list)
+    regraded: Counter[str] = field(default_factory=Counter)  # why a stored result was not reused → how many
+    warnings: list[str] = field(default_factory=list)  # for the instructor: entries alike but for case, ...
 
     def line(self) -> str:
         rate = f", {60 * self.graded / self.seconds:.1f}/min" if self.graded and self.seconds > 0 else ""
+        again = {k: n for k, n in self.regraded.items() if k != "new"}
+        regraded = (
+            "; graded again: " + ", ".join(f"{n} {REGRADE_REASONS[k]}" for k, n in sorted(again.items()))
+            if again else ""
+        )  # fmt: skip
         return (
             f"{self.students} students: {self.graded} graded, {self.skipped} skipped (already graded), "
-            f"{self.unreadable} with nothing to grade, {self.failed} failed; {self.seconds:.0f} s{rate}"
+            f"{self.unreadable} with nothing to grade, {self.failed} failed; {self.seconds:.0f} s{rate}{regraded}"
         )
+
+
+REGRADE_REASONS = {  # Store.stale's answers, as the summary line says them
+    "unreadable": "whose stored result did not parse",
+    "failed": "whose grading had failed",
+    "changed": "whose submission changed",
+    "settings": "stored with other settings, wall or grader version",
+}
 
 
 def grade_class(
@@ -53,27 +69,32 @@ def grade_class(
     students: Collection[str] | None = None,
 ) -> Summary:
     """Grade every student of ``folder`` (of ``students``, or all) into ``out``; ``pool`` is called only when
-    there is work for it. grades.csv and report.html cover the whole class's stored results."""
+    there is work for it. grades.csv and report.html cover the whole class's stored results, one row per entry."""
     start = time.monotonic()
     everyone = discover(folder, assignment)
     entries = [e for e in everyone if students is None or e.student in students]
     store = Store(out).open()
-    summary = Summary(students=len(entries))
+    summary = Summary(students=len(entries), warnings=alike(everyone))
     by_student: dict[str, Entry] = {e.student: e for e in entries}
     tasks: list[Task] = []
     digests: dict[str, tuple[str, list[str]]] = {}
+    wanted = settings.as_dict()
     for entry in entries:
         payload = entry.read()
         if payload.problem is not None:
             status = "empty" if payload.empty else "unreadable"
-            store.write(entry.key, unread(entry.student, payload.digest, settings.as_dict(), status, payload.problem,
+            store.write(entry.key, unread(entry.student, payload.digest, wanted, status, payload.problem,
                                           payload.notes))  # fmt: skip
             summary.unreadable += 1
-        elif not force and store.is_current(entry.key, payload.digest, settings.as_dict()):
+            continue
+        stale = "forced" if force else store.stale(entry.key, payload.digest, wanted)
+        if stale is None:
             summary.skipped += 1
-        else:
-            tasks.append((entry.student, payload.data, payload.digest, payload.notes))
-            digests[entry.student] = (payload.digest, payload.notes)
+            continue
+        if stale in REGRADE_REASONS:
+            summary.regraded[stale] += 1
+        tasks.append((entry.student, payload.data, payload.digest, payload.notes))
+        digests[entry.student] = (payload.digest, payload.notes)
     if on_start:
         on_start(len(tasks))
     if tasks:
@@ -82,7 +103,7 @@ def grade_class(
             for student, result, problem in runner.results(tasks, settings):
                 if result is None:
                     digest, notes = digests[student]
-                    result = unread(student, digest, settings.as_dict(), "failed", problem, notes)
+                    result = unread(student, digest, wanted, "failed", problem, notes)
                     summary.failed += 1
                 else:
                     summary.graded += 1
@@ -95,9 +116,9 @@ def grade_class(
                     on_result(student, result)
         finally:
             runner.close()
-    summary.outputs.append(store.write_grades([e.student for e in everyone]))
+    summary.outputs.append(store.write_grades(everyone))
     from grader.batch import page
 
-    summary.outputs.append(page.write(store, [e.student for e in everyone], out / "report.html"))
+    summary.outputs.append(page.write(store, everyone, out / "report.html"))
     summary.seconds = time.monotonic() - start
     return summary

@@ -20,6 +20,7 @@ the student, so a task run twice is still counted once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing.connection
 import os
@@ -55,12 +56,29 @@ class Settings:
         return Limits(call_timeout_s=self.timeout_s, memory_mb=self.memory_mb)
 
     def as_dict(self) -> dict[str, Any]:
+        """Everything that can change a verdict, stored with each result: the wall asked for, the limits, the
+        items, and the checksum of the reference and the checks that the expected values come from."""
         return {
             "items": list(self.items) if self.items is not None else None,
             "timeout_s": self.timeout_s,
             "memory_mb": self.memory_mb,
+            "isolation": self.isolation,
             "pages": self.pages,
+            "reference": reference_checksum(),
         }
+
+
+@functools.cache
+def reference_checksum() -> str:
+    """SHA-256 of the sources that decide a verdict: reference/ (the expected values) and grader/checks/ (the
+    cases, tolerances and mistakes). A result graded by other ones is graded again."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for folder in ("reference", "grader/checks"):
+        for path in sorted((root / folder).glob("*.py")):
+            h.update(f"{folder}/{path.name}:{path.stat().st_size}:".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def grade_payload(

@@ -17,18 +17,23 @@ and its digest are all that the batch keeps of it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tempfile
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.archive import Unreadable, digest, pack, unpack
 from grader.intake import MAX_TOTAL_BYTES, Intake, Refused, open_regular, take_in
 from grader.submission import find_parts, unwrap
-from grader.untrusted import clean_text
+from grader.untrusted import clean_text, shown_name
 
 DEFAULT_ASSIGNMENT = "generative_models"
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# An id kept as its own result key: lower case only, so that two keys never name one file on a disk that ignores
+# case (macOS, Windows); and never a "+", which every other key has before its hash (keys are one-to-one).
+SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -40,21 +45,36 @@ class Entry:
 
     @property
     def key(self) -> str:
-        """The name of the student's result file: the id itself where it is a plain name, else a readable
-        version of it and a hash, so that ``Ana María``, ``ana maría`` and ``../x`` stay distinct and safe."""
-        if SAFE_NAME.fullmatch(self.student) and self.student not in (".", ".."):
+        """The name of the student's result file, one-to-one with the id: the id itself where it is a plain
+        lower-case name, else a readable version of it, "+" and a hash of its bytes, so that ``Ana``, ``ana``,
+        ``../x`` and a name that is not UTF-8 each get a file of their own, and no id is another's key."""
+        if SAFE_NAME.fullmatch(self.student):
             return self.student
-        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", self.student).strip("._-")[:60] or "student"
-        return f"{readable}-{hashlib.sha256(self.student.encode()).hexdigest()[:10]}"
+        readable = re.sub(r"[^a-z0-9._-]+", "_", self.student.lower()).strip("._-")[:60] or "student"
+        return f"{readable}+{hashlib.sha256(os.fsencode(self.student)).hexdigest()[:32]}"
+
+    @property
+    def shown(self) -> str:
+        """The id as every output shows it (grader/untrusted.py: escaped, one-to-one)."""
+        return shown_name(self.student)
 
     def read(self) -> Payload:
-        """The entry taken in and packed; a Payload with ``problem`` set when there is nothing to grade."""
+        """The entry taken in and packed; a Payload with ``problem`` set when there is nothing to grade. Never
+        raises for what the entry holds: whatever fails is this student's row, in words that name no path of
+        the grader's."""
+        try:
+            return self._read()
+        except Exception as err:  # one student's entry never ends the class
+            why = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            return Payload(self, problem=f"{shown_name(self.path.name)} could not be read ({why})")
+
+    def _read(self) -> Payload:
         with tempfile.TemporaryDirectory(prefix="grader-entry-") as scratch:
             copy = Path(scratch) / "copy"
             try:
                 intake = self._take_in(Path(scratch), copy)
             except Unreadable as err:
-                return Payload(self, problem=f"{self.path.name} could not be read: {err}")
+                return Payload(self, problem=f"{shown_name(self.path.name)} could not be read: {err}")
             notes = list(intake.problems)
             if not find_parts(copy)[0]:
                 found = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())[:8]
@@ -105,16 +125,29 @@ def is_nbgrader_course(folder: Path) -> bool:
 
 def discover(folder: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[Entry]:
     """Every student's entry, sorted by id: an nbgrader course's submitted/<student>/<assignment>/, else the
-    folder's own entries."""
+    folder's own entries. Two entries whose ids would be one after the grader's normalisation (``bob.zip`` and
+    ``bob.ZIP``) keep their full names: both are graded, and ``alike`` names them for the instructor."""
     folder = Path(folder)
     if is_nbgrader_course(folder):
         students = sorted(p for p in (folder / "submitted").iterdir() if not p.name.startswith("."))
         return [Entry(p.name, p if p.is_symlink() else p / assignment) for p in students]  # a link is not read
     paths = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and p.name != "__pycache__"]
-    names = {p.name for p in paths}
-    entries = []
-    for path in paths:
-        bare = path.name[: -len(".zip")] if path.name.lower().endswith(".zip") else path.name
-        # alice.zip beside a folder alice/ keeps its full name: two rows, never one student graded twice
-        entries.append(Entry(bare if bare == path.name or bare not in names else path.name, path))
-    return entries
+    bare = {p: p.name[: -len(".zip")] if p.name.lower().endswith(".zip") else p.name for p in paths}
+    claims = Counter(bare.values())
+    # alice.zip beside a folder alice/, or bob.zip beside bob.ZIP: full names, two rows, never one student twice
+    return [Entry(bare[p] if claims[bare[p]] == 1 else p.name, p) for p in paths]
+
+
+def alike(entries: list[Entry]) -> list[str]:
+    """A line for each group of entries whose ids differ only in case or Unicode form (``Bob`` and ``bob``,
+    ``José`` written two ways): each is graded on its own, and the instructor should know."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        same = unicodedata.normalize("NFC", entry.student).casefold()
+        groups.setdefault(same, []).append(entry)
+    return [
+        "entries " + ", ".join(repr(e.shown) for e in group) + " differ only in case or Unicode form: each is "
+        "graded as its own student; check that they are not one student's two submissions"
+        for group in groups.values()
+        if len(group) > 1
+    ]

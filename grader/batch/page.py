@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__, pages
+from grader.batch.entries import Entry
 from grader.batch.store import Store, atomic_write
 from grader.items import ITEMS, RECORDS
+from grader.untrusted import shown_name
 
 TEMPLATES = Path(__file__).with_name("templates")
 LIMIT_WORDS = ("of memory", "no answer within", "did not finish")  # channel.WorkerDied and timing's messages
@@ -78,6 +80,7 @@ def _pass_rates(rows: list[ItemRow]) -> str:
 
 def build(results: list[dict[str, Any]]) -> dict[str, Any]:
     """What the page shows, from the results alone."""
+    results = [{**r, "student": shown_name(str(r.get("student")))} for r in results]  # as every output shows ids
     graded = [r for r in results if r.get("status") in ("graded", "grader-fault")]
     selection = {i["id"] for r in graded for i in r.get("items", [])}
     rows = [ItemRow(i.id, i.points) for i in ITEMS if i.id in selection]
@@ -129,8 +132,7 @@ def render(results: list[dict[str, Any]]) -> str:
     return pages.template(TEMPLATES, "class_report.html.j2").render(**build(results))
 
 
-def write(store: Store, students: list[str], target: Path) -> Path:
-    """report.html of the class ``students`` from the results stored in ``store``."""
-    wanted = set(students)
-    atomic_write(target, render([r for r in store.all() if r.get("student") in wanted]))
+def write(store: Store, entries: list[Entry], target: Path) -> Path:
+    """report.html of the class ``entries`` from the results stored in ``store`` (one per entry)."""
+    atomic_write(target, render([r for r in store.of(entries) if r.get("status") != "missing"]))
     return target

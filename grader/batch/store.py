@@ -12,23 +12,27 @@ Statuses of a student's row:
   empty         the entry was read, but holds no module or notebook to grade
   unreadable    the entry could not be read (a corrupt zip, a stray file)
   failed        the process grading it died twice; nothing of the submission was kept
+  missing       (grades.csv only) no result of this student is stored
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader import __version__
 from grader.items import ITEMS
+from grader.sheets import csv_text
 
-ROW_STATUSES = ("graded", "grader-fault", "empty", "unreadable", "failed")
+if TYPE_CHECKING:
+    from grader.batch.entries import Entry
+
+ROW_STATUSES = ("graded", "grader-fault", "empty", "unreadable", "failed", "missing")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -69,50 +73,58 @@ class Store:
             return None
         return data if isinstance(data, dict) else None
 
-    def is_current(self, key: str, digest: str, settings: dict[str, Any]) -> bool:
-        """A stored result of this very submission by this very grader with the same settings (items, limits):
-        a re-run skips it."""
+    def stale(self, key: str, digest: str, settings: dict[str, Any]) -> str | None:
+        """Why the stored result of this student cannot be reused for this submission with these settings
+        (``settings`` holds everything that can change a verdict: engine.Settings.as_dict), or None when it
+        can and a re-run skips the student. A student with no stored result at all: "new"."""
+        if not self.path(key).exists():
+            return "new"
         stored = self.load(key)
-        return (
-            stored is not None
-            and stored.get("digest") == digest
-            and stored.get("grader_version") == __version__
-            and stored.get("settings") == settings
-            and stored.get("status") != "failed"  # a student whose grading died is tried again
-        )
+        if stored is None:
+            return "unreadable"
+        if stored.get("status") == "failed":  # a student whose grading died is tried again
+            return "failed"
+        if stored.get("digest") != digest:
+            return "changed"
+        if stored.get("grader_version") != __version__ or stored.get("settings") != settings:
+            return "settings"
+        if settings.get("isolation") != "off" and stored.get("sandboxed") is not True:
+            return "settings"  # graded without the sandbox: never reused by a sandboxed run
+        return None
 
     def write(self, key: str, result: dict[str, Any]) -> None:
-        atomic_write(self.path(key), json.dumps(result, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        # ASCII JSON: an id or a note that holds a name which is not UTF-8 is written as its escapes
+        atomic_write(self.path(key), json.dumps(result, indent=2, ensure_ascii=True, sort_keys=True) + "\n")
 
     def all(self) -> Iterator[dict[str, Any]]:
         """Every stored result, by student id."""
         loaded = [self.load(p.stem) for p in self.results.glob("*.json")]
         yield from sorted((r for r in loaded if r is not None), key=lambda r: str(r.get("student", "")))
 
-    def write_grades(self, students: list[str] | None = None) -> Path:
-        """grades.csv from results/: student, total, one column per item, status. ``students`` limits the rows
-        to this run's class (a result of a student no longer in the folder is kept on disk, not listed)."""
-        wanted = set(students) if students is not None else None
-        lines = [["student", "total", *(i.id for i in ITEMS), "status"]]
-        for result in self.all():
-            if wanted is not None and result.get("student") not in wanted:
-                continue
-            scores = {i.get("id"): i.get("score", 0) for i in result.get("items", [])}
-            lines.append([
-                result["student"], result.get("score", 0), *(scores.get(i.id, "") for i in ITEMS), result["status"]
-            ])  # fmt: skip
+    def of(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        """The stored result of each entry, in the entries' order: exactly one per entry, read from the entry's
+        own key and only if it is that student's (else a row that says it has none)."""
+        results = []
+        for entry in entries:
+            stored = self.load(entry.key)
+            if stored is None or stored.get("student") != entry.student:
+                stored = unread(entry.student, "", {}, "missing", "no result is stored for this student", [])
+            results.append(stored)
+        return results
+
+    def write_grades(self, entries: list[Entry]) -> Path:
+        """grades.csv from results/: student, total, one column per item, status; one row per entry of the
+        class, every cell safe in a spreadsheet (grader/sheets.py)."""
+        lines: list[list[Any]] = [["student", "total", *(i.id for i in ITEMS), "status"]]
+        for entry, result in zip(entries, self.of(entries), strict=True):
+            items = result.get("items")
+            scores = {i.get("id"): i.get("score", 0) for i in items if isinstance(i, dict)} if isinstance(
+                items, list) else {}  # fmt: skip
+            lines.append([entry.student, result.get("score", 0), *(scores.get(i.id, "") for i in ITEMS),
+                          result.get("status", "missing")])  # fmt: skip
         target = self.out / "grades.csv"
-        buffer = _csv_text(lines)
-        atomic_write(target, buffer)
+        atomic_write(target, csv_text(lines))
         return target
-
-
-def _csv_text(rows: list[list[Any]]) -> str:
-    import io
-
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
 
 
 def unread(

@@ -27,6 +27,8 @@ isolated scores the grades in the gradebook; ``write_csv`` writes them for an up
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ from typing import Any
 from grader.contract import NOTEBOOK_NAMES
 from grader.intake import MAX_FILE_BYTES, Refused, open_regular
 from grader.nbgrader import item_of_test_id
-from grader.untrusted import clean_text
+from grader.untrusted import clean_text, shown_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ASSIGNMENT = "generative_models"
@@ -142,16 +144,25 @@ def lets_cells_be_skipped(course: Path) -> str | None:
 
 
 def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[Path, str]]:
-    """Rename every submitted notebook that nbgrader could not read; (new path, why) for each."""
+    """Rename every submitted notebook that nbgrader could not read; (new path, why) for each. Each notebook is
+    a unit: one that cannot be examined or renamed (a folder already holds the new name) is its own line, with
+    the path it keeps, and every other student's notebooks are still looked at."""
     import nbformat
 
     moved = []
     for path in sorted(Path(course).glob(f"submitted/*/{assignment}/*.ipynb")):
-        reason = _unreadable(path, nbformat)
-        if reason is not None:
+        try:
+            reason = _unreadable(path, nbformat)
+            if reason is None:
+                continue
             target = path.with_name(path.name + UNREADABLE_SUFFIX)
-            path.rename(target)  # renames a link itself, never what it points to
+            if os.path.lexists(target):
+                target = path.with_name(f"{path.name}.{secrets.token_hex(4)}{UNREADABLE_SUFFIX}")
+            os.rename(path, target)  # renames a link itself, never what it points to; never over an entry
             moved.append((target, clean_text(reason, 200)))
+        except Exception as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            moved.append((path, f"could not be renamed ({why}): nbgrader autograde may give up on this student"))
     return moved
 
 
@@ -350,27 +361,29 @@ def _late_plugin(course: Path) -> Any:
 
 def write_csv(path: Path, results: list[Regraded]) -> Path:
     """An upload-ready CSV: student, grade (the isolated total; the in-kernel one where the isolated grader
-    could not grade, with a note), the two totals and the items that differ. Scores before late penalties."""
-    import csv
+    could not grade, with a note), the two totals and the items that differ. Scores before late penalties. Every
+    cell is safe in a spreadsheet (grader/sheets.py)."""
+    from grader.sheets import csv_text
 
-    with open(path, "w", newline="") as f:
-        out = csv.writer(f, lineterminator="\n")
-        out.writerow(["student", "grade", "isolated", "in_kernel", "differs", "note"])
-        for r in results:
-            kernel = sum(r.in_kernel.values())
-            isolated = sum(r.isolated.values())
-            differs = " ".join(f"{i}:{r.in_kernel.get(i, 0):g}->{r.isolated.get(i, 0)}"
-                               for i in sorted({*r.higher_in_kernel, *r.higher_isolated}))  # fmt: skip
-            grade, note = (f"{kernel:g}", f"in-kernel grade: the isolated grader {r.problem}") if r.problem else (
-                str(isolated), "")  # fmt: skip
-            out.writerow([r.student, grade, isolated if not r.problem else "", f"{kernel:g}" if r.in_kernel else "",
-                          differs, note])  # fmt: skip
+    rows: list[list[Any]] = [["student", "grade", "isolated", "in_kernel", "differs", "note"]]
+    for r in results:
+        kernel = sum(r.in_kernel.values())
+        isolated = sum(r.isolated.values())
+        differs = " ".join(f"{i}:{r.in_kernel.get(i, 0):g}->{r.isolated.get(i, 0)}"
+                           for i in sorted({*r.higher_in_kernel, *r.higher_isolated}))  # fmt: skip
+        grade, note = (f"{kernel:g}", f"in-kernel grade: the isolated grader {r.problem}") if r.problem else (
+            str(isolated), "")  # fmt: skip
+        rows.append([r.student, grade, isolated if not r.problem else "", f"{kernel:g}" if r.in_kernel else "",
+                     differs, note])  # fmt: skip
+    path.write_text(csv_text(rows), encoding="utf-8")
     return path
 
 
 def print_regrade(results: list[Regraded]) -> None:
+    """The comparison as a table. Ids and problems are the students' text: shown as text, never as markup."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="in-kernel (nbgrader) against isolated scores")
     for column in ("student", "in kernel", "isolated", "differs (in kernel vs isolated)"):
@@ -380,21 +393,23 @@ def print_regrade(results: list[Regraded]) -> None:
                             for i in [*r.higher_in_kernel, *r.higher_isolated])  # fmt: skip
         kernel = f"{sum(r.in_kernel.values()):g}" if r.in_kernel else "not autograded"
         isolated = r.problem if r.problem else str(sum(r.isolated.values()))
-        table.add_row(r.student, kernel, isolated, differs or "-")
+        table.add_row(Text(shown_name(r.student)), kernel, Text(clean_text(isolated)), differs or "-")
     console = Console()
     console.print(table)
-    higher = [r.student for r in results if r.higher_in_kernel]
+    higher = [shown_name(r.student) for r in results if r.higher_in_kernel]
     if higher:
         console.print(
             f"{len(higher)} submission(s) score higher in the kernel than isolated: "
-            f"{', '.join(higher)}. Their code may have changed the tests' outcome; read it."
-        )
+            f"{', '.join(higher)}. Their code may have changed the tests' outcome; read it.",
+            markup=False, highlight=False,
+        )  # fmt: skip
     else:
         console.print("No submission scores higher in the kernel than isolated.")
-    lower = [r.student for r in results if r.higher_isolated]
+    lower = [shown_name(r.student) for r in results if r.higher_isolated]
     if lower:
         console.print(
             f"{len(lower)} submission(s) score higher isolated than in the kernel: {', '.join(lower)}. What the "
             "kernel ran cost them points (cells out of order, a cell that raised); --use-isolated makes the "
-            "isolated scores the grades."
-        )
+            "isolated scores the grades.",
+            markup=False, highlight=False,
+        )  # fmt: skip

@@ -185,6 +185,9 @@ def spawn(
         # cgroup (or the PSS watch in channel.read_line) is the line that binds. RLIMIT_DATA would stop a CUDA
         # build of torch from making its context, so with a GPU only the cgroup or the watch applies.
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # No POSIX message queue can be made: the zygote cannot list them to empty them between two students
+        # (their file system is not mounted in the sandbox), so none may exist to carry a message across.
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MB * 2**20, FILE_SIZE_MB * 2**20))
         resource.setrlimit(resource.RLIMIT_DATA, (data_cap, data_cap))
         if cgroup is None and worker_uid is not None:  # binds for a uid other than root: the cap without cgroups

@@ -71,10 +71,11 @@ def as_gradescope(report: Report, visibility: str = "visible") -> dict[str, Any]
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
+    """JSON in UTF-8; a byte of a name that is not UTF-8 (only ever inside a string) as its JSON escape."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors="backslashreplace")
 
 
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")

@@ -25,7 +25,7 @@ from hypothesis.errors import Flaky, HypothesisException
 
 from grader import compare as cmp
 from grader import diagnosis
-from grader.checks import RAISES, Case, Check, Record
+from grader.checks import RAISES, Case, Check, Mistake, Outcome, Record
 from grader.contract import NOTEBOOK_NAMES, Item
 from grader.diagnosis import Observation
 from grader.items import BY_ID, ITEMS, RECORDS, any_trains
@@ -63,6 +63,8 @@ class ItemResult:
     max_score: int
     status: str
     feedback: str
+    mistakes: tuple[str, ...] = ()  # named in the feedback (Outcome.mistakes); not in the contract's JSON
+    limit: str | None = None  # "time" or "memory" (Outcome.limit); not in the contract's JSON
 
     @property
     def fault(self) -> bool:
@@ -102,6 +104,10 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"score": self.score, "max_score": self.max_score, "items": [r.as_dict() for r in self.items]}
 
+    def classified(self) -> dict[str, dict[str, Any]]:
+        """item → the fields a class report sorts students by: the mistakes named, the limit hit."""
+        return {r.id: {"mistakes": list(r.mistakes), "limit": r.limit} for r in self.items}
+
 
 class Verdict(Exception):
     """A case the student got wrong: raised inside the Hypothesis test so that it shrinks."""
@@ -114,9 +120,9 @@ class Verdict(Exception):
 class Stop(Exception):
     """The worker is gone (timeout, crash, memory): the item ends without shrinking."""
 
-    def __init__(self, status: str, feedback: str) -> None:
+    def __init__(self, status: str, feedback: str, limit: str | None = None) -> None:
         super().__init__(feedback)
-        self.status, self.feedback = status, feedback
+        self.status, self.feedback, self.limit = status, feedback, limit
 
 
 # --------------------------------------------------------------------------------------- expected
@@ -153,7 +159,8 @@ def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str])
         )
     except WorkerDied as died:
         status = "timeout" if died.kind == "timeout" else "error"
-        raise Stop(status, f"On input {case.shown}: {died}. Grading went on with the next item.") from None
+        feedback = f"On input {case.shown}: {died}. Grading went on with the next item."
+        raise Stop(status, feedback, died.limit) from None
     if "error" in reply:
         error = reply["error"]
         if cmp.not_implemented(error):
@@ -204,18 +211,27 @@ def run_check(
 ) -> tuple[str, str]:
     """(status, feedback) of one item; ``source`` is (module name, file name), by default the part's own;
     ``label`` is the file named in feedback (a notebook the module was made from), by default the file."""
+    outcome = judge(check, sandbox, source, label)
+    return outcome.status, outcome.feedback
+
+
+def judge(check: Check, sandbox: Runner, source: tuple[str, str] | None = None, label: str | None = None) -> Outcome:
+    """One item's Outcome (see ``run_check``), with the mistakes its feedback names and the limit it hit as fields:
+    the class report classifies students by these, never by searching the feedback's words."""
     item: Item = BY_ID[check.item]
     name, filename = source or (item.module, f"{item.module}.py")
     shown = label or filename
     try:
         loaded = sandbox.ensure_loaded(name, filename)
     except WorkerDied as died:
-        return "error", f"The grader could not start a worker for {shown}: {died}."
+        feedback = f"The grader could not start a worker for {shown}: {died}."
+        return Outcome("error", feedback, limit=died.limit)
     if "error" in loaded:
         error = loaded["error"]
         if error.get("kind") == "died":  # the import hung, crashed or sabotaged the worker
-            return ("timeout" if error.get("type") == "timeout" else "error"), f"{shown}: {error['message']}."
-        return "error", f"{shown} could not be imported: {cmp.describe_error(error)}."
+            status = "timeout" if error.get("type") == "timeout" else "error"
+            return Outcome(status, f"{shown}: {error['message']}.", limit=WorkerDied.LIMITS.get(str(error.get("type"))))
+        return Outcome("error", f"{shown} could not be imported: {cmp.describe_error(error)}.")
 
     failures: list[Verdict | Stop] = []
     observations: list[Observation] = []
@@ -243,14 +259,15 @@ def run_check(
         pass
     except (Flaky, HypothesisException, ExceptionGroup) as exc:
         if not failures:  # no verdict at all: the check itself broke (a strategy, a case builder); fail closed
-            return "error", grader_fault(exc)
+            return Outcome("error", grader_fault(exc))
         # else a verdict that did not reproduce: keep the last one
     except Exception as exc:
-        return "error", grader_fault(exc)
+        return Outcome("error", grader_fault(exc))
     if not failures:
-        return "passed", "All checks passed."
+        return Outcome("passed", "All checks passed.")
     last = failures[-1]
     feedback = last.feedback
+    named: list[Mistake] = []
     if isinstance(last, Verdict) and last.seen is not None:
         if observations[-1] is not last.seen:  # a failure seen earlier than the last call: explain that one
             observations.append(last.seen)
@@ -263,11 +280,12 @@ def run_check(
                 to_wire,
             )
         except Exception as exc:  # a catalogued mistake (or the reference) broke: the grader's fault, not a hint
-            return "error", grader_fault(exc)
+            return Outcome("error", grader_fault(exc))
         line = diagnosis.feedback_line(named)
         if line:
             feedback += "\n" + line
-    return last.status, feedback
+    limit = last.limit if isinstance(last, Stop) else None
+    return Outcome(last.status, feedback, mistakes=tuple(m.name for m in named), limit=limit)
 
 
 def dependency_note(check: Record, failed: set[str] | None) -> str:
@@ -413,4 +431,4 @@ def _grade_item(
     if outcome.note:
         notes.append(outcome.note)
     score = item.points if outcome.status == "passed" else 0
-    return ItemResult(item.id, score, item.points, outcome.status, outcome.feedback)
+    return ItemResult(item.id, score, item.points, outcome.status, outcome.feedback, outcome.mistakes, outcome.limit)

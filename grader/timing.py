@@ -81,8 +81,9 @@ def time_speed(
         reply = sandbox.run(name, filename, {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
     except WorkerDied as died:
         return Outcome(
-            "timeout" if died.kind == "timeout" else "error", f"The timed step did not finish its warm-up: {died}.", ""
-        )
+            "timeout" if died.kind == "timeout" else "error", f"The timed step did not finish its warm-up: {died}.", "",
+            limit=died.limit,
+        )  # fmt: skip
     if "error" in reply:
         error = reply["error"]
         if not_implemented(error):
@@ -105,7 +106,8 @@ def time_speed(
                 reply = sandbox.run(name, filename, {"op": "speed_run", "steps": STEPS}, ROUND_TIMEOUT_S)
             except WorkerDied as died:
                 status = "timeout" if died.kind == "timeout" else "error"
-                return Outcome(status, f"The timed step did not finish {STEPS} steps: {died}.", "")
+                feedback = f"The timed step did not finish {STEPS} steps: {died}."
+                return Outcome(status, feedback, "", limit=died.limit)
             theirs.append(time.perf_counter() - start)
             if "error" in reply:
                 return Outcome("error", f"The timed step {describe_error(reply['error'])}.", "")

@@ -127,6 +127,9 @@ def test_names_zips_and_ids_of_a_class_are_data(tmp_path: Path, isolation: str) 
     for student, kind in kinds.items():
         statuses = [i["status"] for i in stored[student]["items"]]
         assert statuses == (["passed"] if kind == "honest" else ["failed"]), (student, stored[student]["items"])
+    assert stored[Entry("ana@uni.edu", Path("x")).key]["classified"] == {
+        "mle.binomial_mle": {"mistakes": [], "limit": None}
+    }
     victim = stored["victim"]
     assert [(i["id"], i["score"], i["feedback"]) for i in victim["items"]] == [
         (i["id"], i["score"], i["feedback"]) for i in alone["items"]
@@ -260,3 +263,28 @@ def test_install_paths_include_the_home_forms(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HOME", str(Path(course).parent))
     named = install_paths()
     assert named["~/" + Path(course).name] == "<course>"
+
+
+def test_the_class_report_reads_fields_not_feedback() -> None:
+    """Feedback is partly the student's text (an exception's message): a message that says "of memory" or quotes a
+    catalogued mistake's explanation puts nobody under a limit or a mistake; the recorded fields do."""
+    from grader.batch.page import build
+    from grader.items import RECORDS
+
+    record = RECORDS["mle.gaussian_mle"]
+    mistake = record.mistakes[0]
+    forged = f"raised RuntimeError: out of memory; no answer within 3 s; {mistake.explanation}"
+
+    def result(student: str, classified: dict[str, Any]) -> dict[str, Any]:
+        item = {"id": "mle.gaussian_mle", "score": 0, "max_score": 3, "status": "failed", "feedback": forged}
+        return {"student": student, "status": "graded", "score": 0, "max_score": 3, "items": [item],
+                "classified": {"mle.gaussian_mle": classified}}  # fmt: skip
+
+    page = build([
+        result("liar", {"mistakes": [], "limit": None}),
+        result("hog", {"mistakes": [], "limit": "memory"}),
+        result("named", {"mistakes": [mistake.name, "not-a-catalogued-name"], "limit": None}),
+        result("old", {}),
+    ])  # fmt: skip
+    assert page["limited"] == [("hog", ["mle.gaussian_mle"])]
+    assert [(m[0], m[1], m[3]) for m in page["mistakes"]] == [("mle.gaussian_mle", mistake.name, ["named"])]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -11,8 +12,10 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import nbformat
+import numpy as np
 import pytest
 
 from grader import public, regenerate
@@ -35,11 +38,64 @@ def test_stored_results_match_the_reference_and_the_manifest() -> None:
     assert set(manifest["versions"]) == {"python", "numpy", "scipy", "torch", "hypothesis"}
 
 
-def test_regenerating_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# torch's CPU build computes matrix products and reductions with oneMKL, which does not promise the same bits
+# from run to run (its vectorised paths depend on how the arrays happen to be aligned in memory, and on the
+# processor): whole-suite runs here gave 1 to 2 ulp of difference in VAE.encode, gaussian_kl and the like, and a
+# byte-for-byte comparison failed. A changed draw, formula or mistake moves values by far more than
+# REGENERATE_ULPS units in the last place of the array's largest element; everything that is not a float must be
+# identical.
+REGENERATE_ULPS = 64
+
+
+def _close(x: np.ndarray, y: np.ndarray) -> bool:
+    finite = np.isfinite(y)
+    scale = float(np.max(np.abs(y[finite]))) if finite.any() else 0.0
+    atol = REGENERATE_ULPS * float(np.finfo(x.dtype).eps) * scale
+    return bool(np.allclose(x, y, rtol=0.0, atol=atol, equal_nan=True))
+
+
+def differences(ours: Any, stored: Any, path: str = "") -> list[str]:
+    """Where two stored-results documents differ: anything but floats must be equal; floats, and float arrays of
+    the same dtype, shape and device, within REGENERATE_ULPS."""
+    if isinstance(ours, dict) and isinstance(stored, dict):
+        if "__array__" in ours and "__array__" in stored:
+            a, b = ours["__array__"], stored["__array__"]
+            if {k: v for k, v in a.items() if k != "data"} != {k: v for k, v in b.items() if k != "data"}:
+                return [f"{path}: {a} != {b}"]
+            x, y = (np.frombuffer(base64.b64decode(d["data"]), dtype=np.dtype(d["dtype"])) for d in (a, b))
+            if x.dtype.kind == "f" and _close(x, y):
+                return []
+            return [] if np.array_equal(x, y) else [f"{path}: {x[:4]} != {y[:4]}"]
+        if set(ours) != set(stored):
+            return [f"{path}: keys {sorted(ours)} != {sorted(stored)}"]
+        return [d for k in ours for d in differences(ours[k], stored[k], f"{path}/{k}")]
+    if isinstance(ours, list) and isinstance(stored, list) and len(ours) == len(stored):
+        return [d for i, (a, b) in enumerate(zip(ours, stored, strict=True)) for d in differences(a, b, f"{path}[{i}]")]
+    if type(ours) is float and type(stored) is float and _close(np.array([ours]), np.array([stored])):
+        return []
+    return [] if ours == stored else [f"{path}: {ours!r:.80} != {stored!r:.80}"]
+
+
+def test_regenerating_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """regenerate draws the same cases and writes the same results (float values within REGENERATE_ULPS)."""
     monkeypatch.setattr(public, "EXPECTED", tmp_path / "expected.json")
     monkeypatch.setattr(public, "MANIFEST", tmp_path / "manifest.json")
     regenerate.regenerate(retrain_pictures=False)
-    assert (tmp_path / "expected.json").read_bytes() == (ROOT / "grader" / "public" / "expected.json").read_bytes()
+    ours = json.loads((tmp_path / "expected.json").read_text())
+    stored = json.loads((ROOT / "grader" / "public" / "expected.json").read_text())
+    assert differences(ours, stored) == []
+    assert differences(json.loads(json.dumps(stored).replace('"seed"', '"Seed"', 1)), stored) != []
+
+
+def test_a_difference_past_the_last_bits_is_one() -> None:
+    def doc(values: list[float]) -> dict[str, Any]:
+        data = base64.b64encode(np.asarray(values, dtype=np.float64).tobytes()).decode()
+        return {"x": {"__array__": {"kind": "numpy", "dtype": "float64", "shape": [2], "device": "cpu", "data": data}}}
+
+    assert differences(doc([0.1, 1e-300]), doc([np.nextafter(0.1, 1.0), 1e-300])) == []
+    assert differences(doc([0.1, 1.0]), doc([0.1, 1.0 + 1e-9])) != []
+    assert differences({"loss": 0.13507361169438079}, {"loss": 0.1350736116943808}) == []
+    assert differences({"loss": 0.135}, {"loss": 0.136}) != [] and differences({"n": 1}, {"n": 2}) != []
 
 
 @pytest.fixture(scope="module")

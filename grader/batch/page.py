@@ -22,19 +22,28 @@ from grader.items import ITEMS, RECORDS
 from grader.untrusted import shown_name
 
 TEMPLATES = Path(__file__).with_name("templates")
-LIMIT_WORDS = ("of memory", "no answer within", "did not finish")  # channel.WorkerDied and timing's messages
 
 
-def mistakes_in(item_id: str, feedback: str) -> list[str]:
-    """The catalogued mistakes the feedback of ``item_id`` names (by their explanation, which it quotes)."""
+def mistakes_in(result: dict[str, Any], item_id: str) -> list[str]:
+    """The catalogued mistakes named in the feedback of ``item_id``, as the grader recorded them (by name)."""
+    named = _classified(result, item_id).get("mistakes")
     record = RECORDS.get(item_id)
-    return [m.name for m in record.mistakes if m.explanation in feedback] if record is not None else []
+    known = {m.name for m in record.mistakes} if record is not None else set()
+    return [str(m) for m in named if m in known] if isinstance(named, list) else []
 
 
-def limit_hit(item: dict[str, Any]) -> bool:
-    """The item ended at a limit of the sandbox: its time, or its memory."""
-    feedback = str(item.get("feedback", ""))
-    return item.get("status") == "timeout" or any(w in feedback for w in LIMIT_WORDS)
+def limit_hit(result: dict[str, Any], item: dict[str, Any]) -> bool:
+    """The item ended at a limit of the sandbox, its time or its memory, as the grader recorded it."""
+    return item.get("status") == "timeout" or _classified(result, str(item.get("id"))).get("limit") in (
+        "time",
+        "memory",
+    )
+
+
+def _classified(result: dict[str, Any], item_id: str) -> dict[str, Any]:
+    classified = result.get("classified")
+    entry = classified.get(item_id) if isinstance(classified, dict) else None
+    return entry if isinstance(entry, dict) else {}
 
 
 @dataclass
@@ -98,10 +107,10 @@ def build(results: list[dict[str, Any]]) -> dict[str, Any]:
             row.statuses[item.get("status", "error")] += 1
             if item.get("status") in ("error", "timeout"):
                 troubled[row.id].append((student, item["status"]))
-            if limit_hit(item):
+            if limit_hit(result, item):
                 limited[student].append(row.id)
             if item.get("status") != "passed":
-                names = mistakes_in(row.id, str(item.get("feedback", "")))
+                names = mistakes_in(result, row.id)
                 if names:
                     mistakes[(row.id, " or ".join(names))].append(student)
     maximum = max((int(r.get("max_score", 0)) for r in graded), default=0)

@@ -104,6 +104,8 @@ class Outcome:
     status: str
     feedback: str
     note: str = ""
+    mistakes: tuple[str, ...] = ()  # the catalogued mistakes the feedback names, by name
+    limit: str | None = None  # "time" or "memory": the worker ended at a limit of the sandbox
 
 
 def _valid_item(item: str, points: int) -> None:
@@ -153,9 +155,9 @@ class Check:
 
     def grade(self, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
         """Grade the function in ``source`` (module name, file name) on ``runner``; ``label`` names the file."""
-        from grader.run import run_check  # grader.run imports the records
+        from grader.run import judge  # grader.run imports the records
 
-        return Outcome(*run_check(self, runner, source, label))
+        return judge(self, runner, source, label)
 
 
 @dataclass(frozen=True)

@@ -278,14 +278,18 @@ def regrade(
             if students is not None and entry.student not in students:
                 continue
             stored = store.load(entry.key) or {}
-            items = stored.get("items", [])
             problem = None
             if stored.get("status") not in ("graded", "grader-fault"):
                 why = clean_text(str(stored.get("message", "no result was stored")), 300)
                 problem = f"could not be graded: {why}"
-            isolated = {str(i["id"]): int(i["score"]) for i in items}
-            feedback = {str(i["id"]): str(i.get("feedback", "")) for i in items}
-            kernel = in_kernel_scores(gradebook, assignment, entry.student)
+            try:  # each student is a unit: a result or a gradebook row that cannot be read is that student's line
+                items = stored.get("items", [])
+                isolated = {str(i["id"]): int(i["score"]) for i in items}
+                feedback = {str(i["id"]): str(i.get("feedback", "")) for i in items}
+                kernel = in_kernel_scores(gradebook, assignment, entry.student)
+            except Exception as err:
+                isolated, feedback, kernel = {}, {}, {}
+                problem = f"could not be read back ({type(err).__name__}): grade this student again with --force"
             results.append(Regraded(entry.student, kernel, isolated, feedback, problem))
     return results
 

@@ -13,7 +13,7 @@ import os
 import select
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from grader.runtime import wire
 from grader.sandbox.processes import Process, how_it_ended
@@ -25,9 +25,18 @@ MEMORY_POLL_S = 0.05
 class WorkerDied(RuntimeError):
     """The worker did not answer: ``kind`` is "timeout", "memory" or "crash"."""
 
+    LIMITS: ClassVar[dict[str, str]] = {
+        "timeout": "time",
+        "memory": "memory",
+    }  # kind → the limit of the sandbox the worker ended at
+
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+    @property
+    def limit(self) -> str | None:
+        return self.LIMITS.get(self.kind)
 
 
 def request(

@@ -647,15 +647,19 @@ VICTIM_CHECK = """    import os
 @pytest.mark.skipif(
     not SANDBOXED, reason="a grading process keeps its sandbox for the next student only behind bubblewrap"
 )
-def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(tmp_path: Path) -> None:
+def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One grading process grades students in turn in the sandbox it keeps (its zygote imported once). Students
     who leave files in /tmp and /dev/shm (one in a folder locked with mode 000), a FIFO and a socket, System V
     IPC objects, a POSIX message queue (none can be made: RLIMIT_MSGQUEUE is 0), a user-site .pth and
     usercustomize, a module that would shadow numpy and a process running behind them, or who kill the zygote,
     must leave nothing the next student can see: each next student's binomial_mle returns a wrong answer if it
-    finds any trace."""
+    finds any trace. The zygote is kept through all of it (wiping removes every trace), but for the one killed:
+    before the locked folder was unlocked ahead of its listing, every attacker cost a fresh zygote."""
+    from grader.archive import pack
     from grader.batch import engine
-    from grader.batch.classroom import grade_class
+    from grader.sandbox import workers
 
     source = (ROOT / "solutions" / "mle.py").read_text()
     attacker = source.replace(
@@ -666,23 +670,27 @@ def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(tmp_path: Pa
     )
     victim = source.replace(MLE_BODY, VICTIM_CHECK + MLE_BODY, 1)
     assert attacker != source and killer != source and victim != source
-    folder = tmp_path / "class"
     order = [("a1", attacker), ("a2", victim), ("b1", killer), ("b2", victim), ("c1", attacker), ("c2", victim)]
-    for name, text in order:
-        (folder / name).mkdir(parents=True)
-        (folder / name / "mle.py").write_text(text)
+    spawned: list[str] = []
+    spawn, current = workers.Sandbox._spawn_zygote, [""]
+    monkeypatch.setattr(workers.Sandbox, "_spawn_zygote", lambda self: spawned.append(current[0]) or spawn(self))
+    settings = engine.Settings(("mle.binomial_mle", "mle.bernoulli_mle"), timeout_s=LIMITS.call_timeout_s,
+                               isolation="auto")  # fmt: skip
     since = time.time()
-    summary = grade_class(
-        folder, tmp_path / "out", lambda: engine.LocalPool(1),
-        engine.Settings(("mle.binomial_mle", "mle.bernoulli_mle"), timeout_s=LIMITS.call_timeout_s, isolation="auto"),
-    )  # fmt: skip
-    assert (summary.graded, summary.failed) == (len(order), 0)
-    for name, text in order:
-        if text is killer:  # it killed its own zygote under its own worker: what it costs it is its own affair
-            continue
-        result = json.loads((tmp_path / "out" / "results" / f"{name}.json").read_text())
-        statuses = {i["id"]: i["status"] for i in result["items"]}
-        assert statuses == {"mle.binomial_mle": "passed", "mle.bernoulli_mle": "passed"}, (name, result["items"])
+    rooms = engine.Rooms()
+    try:
+        for name, text in order:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "mle.py").write_text(text)
+            current[0] = name
+            result = engine.grade_payload(name, pack(tmp_path / name), "-", [], settings, rooms.get(settings))
+            if text is killer:  # it killed its own zygote under its own worker: what it costs it is its own affair
+                continue
+            statuses = {i["id"]: i["status"] for i in result["items"]}
+            assert statuses == {"mle.binomial_mle": "passed", "mle.bernoulli_mle": "passed"}, (name, result["items"])
+    finally:
+        rooms.close()
+    assert spawned == ["a1", "b1"], spawned  # the first, and the one after the killer (without the unlock: a2, c2)
     assert not leftover_workers(since), "a process started by a student outlived the batch"
 
 

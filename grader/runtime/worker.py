@@ -172,9 +172,9 @@ def _remove(path: str) -> None:
     if not stat.S_ISDIR(info.st_mode):
         os.unlink(path)
         return
+    os.chmod(path, 0o700)  # os.walk cannot list a locked folder (and says nothing): unlocked before it looks
     for folder, folders, _ in os.walk(path):  # os.walk does not follow links to folders
-        os.chmod(folder, 0o700)
-        for name in folders:
+        for name in folders:  # unlocked as listed, before os.walk goes into them
             if not os.path.islink(os.path.join(folder, name)):
                 os.chmod(os.path.join(folder, name), 0o700)
     shutil.rmtree(path)

@@ -34,10 +34,8 @@ def mistakes_in(result: dict[str, Any], item_id: str) -> list[str]:
 
 def limit_hit(result: dict[str, Any], item: dict[str, Any]) -> bool:
     """The item ended at a limit of the sandbox, its time or its memory, as the grader recorded it."""
-    return item.get("status") == "timeout" or _classified(result, str(item.get("id"))).get("limit") in (
-        "time",
-        "memory",
-    )
+    limit = _classified(result, str(item.get("id"))).get("limit")
+    return item.get("status") == "timeout" or limit in ("time", "memory")
 
 
 def _classified(result: dict[str, Any], item_id: str) -> dict[str, Any]:

@@ -154,6 +154,7 @@ def _grade_class(args: argparse.Namespace) -> int:
 
     from grader.batch import engine
     from grader.batch.classroom import grade_class
+    from grader.batch.store import Busy
     from grader.items import ITEMS
 
     unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
@@ -182,24 +183,40 @@ def _grade_class(args: argparse.Namespace) -> int:
         TextColumn("{task.description}"), console=console, transient=True, disable=not console.is_terminal,
     ) as progress:  # fmt: skip
         task = progress.add_task("", total=None)
-        summary = grade_class(
-            folder,
-            Path(args.out),
-            (lambda: pool) if pool is not None else (lambda: engine.LocalPool(args.workers)),
-            settings,
-            force=args.force,
-            assignment=args.assignment,
-            on_start=lambda n: progress.update(task, total=n),
-            on_result=lambda student, r: progress.update(task, advance=1, description=escape(shown_name(student))),
-        )
-    if pool is not None:
-        pool.close()
+        try:
+            summary = grade_class(
+                folder,
+                Path(args.out),
+                (lambda: pool) if pool is not None else (lambda: engine.LocalPool(args.workers)),
+                settings,
+                force=args.force,
+                assignment=args.assignment,
+                on_start=lambda n: progress.update(task, total=n),
+                on_result=lambda student, r: progress.update(task, advance=1, description=escape(shown_name(student))),
+            )
+        except Busy as busy:
+            print(f"grader: {busy}", file=sys.stderr)
+            return 2
+        except OSError as err:  # the out folder: full, read-only, not writable, not a folder
+            print(f"grader: {_disk_trouble(err, Path(args.out))}", file=sys.stderr)
+            return 1
+        finally:
+            if pool is not None:
+                pool.close()
     print(summary.line())
     for warning in summary.warnings:
         print(f"grader: note: {warning}", file=sys.stderr)
     for path in summary.outputs:
         print(f"wrote {path}")
     return 0
+
+
+def _disk_trouble(err: OSError, out: Path) -> str:
+    """One sentence for a failure to write the class's results: which path, what, what to do."""
+    where = shown_name(str(err.filename)) if err.filename else shown_name(str(out))
+    what = err.strerror or type(err).__name__
+    return (f"could not write {where} ({what}); every result written before is whole: free space or make "
+            f"{shown_name(str(out))} writable (or give another --out), then run the same command again")  # fmt: skip
 
 
 def _nbgrader(args: argparse.Namespace) -> int:
@@ -231,6 +248,7 @@ def _nbgrader(args: argparse.Namespace) -> int:
     if not Path(args.course_dir, "submitted").is_dir():
         print(f"grader: {args.course_dir} has no submitted/ folder", file=sys.stderr)
         return 2
+    from grader.batch.store import Busy
     from grader.sandbox import SandboxUnavailable
 
     isolation = "off" if args.no_sandbox else "required"  # a batch of other people's code: never unsandboxed by default
@@ -244,9 +262,13 @@ def _nbgrader(args: argparse.Namespace) -> int:
             Path(args.course_dir), args.assignment, args.db, isolation, args.workers,
             Path(args.out) if args.out else None, args.force, args.student,
         )  # fmt: skip
-    except (SandboxUnavailable, ValueError) as err:
+    except (SandboxUnavailable, ValueError, Busy) as err:
         print(f"grader: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        out = Path(args.out) if args.out else Path(args.course_dir) / "isolated" / args.assignment
+        print(f"grader: {_disk_trouble(err, out)}", file=sys.stderr)
+        return 1
     course.print_regrade(results)
     if args.json:
         out = Path(args.json)

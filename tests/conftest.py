@@ -53,6 +53,7 @@ INTEGRATION = {
     "test_dependencies",
     "test_discrimination",
     "test_fail_closed",
+    "test_faults",
     "test_grade_command",
     "test_hostile",
     "test_nbgrader",

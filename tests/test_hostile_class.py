@@ -186,7 +186,8 @@ def test_a_resumed_run_trusts_only_what_it_would_have_produced(tmp_path: Path) -
     walled = grade_class(folder, out, lambda: engine.LocalPool(1), engine.Settings(ITEMS, isolation="required"))
     assert (walled.graded, walled.skipped) == (2, 0)
     assert dict(walled.regraded) == {"settings": 1, "unreadable": 1}, walled.regraded
-    assert "1 whose stored result did not parse" in walled.line()
+    assert "graded again: 1 settings, 1 unreadable" in walled.line(), walled.line()
+    assert walled.warnings == ["s2 was graded again: its stored result did not parse or lacked a field"]
     for name in ("s1", "s2"):
         result = json.loads((out / "results" / f"{name}.json").read_text())
         assert result["sandboxed"] is True and result["settings"]["isolation"] == "required"

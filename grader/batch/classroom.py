@@ -40,7 +40,7 @@ class Summary:
         rate = f", {60 * self.graded / self.seconds:.1f}/min" if self.graded and self.seconds > 0 else ""
         again = {k: n for k, n in self.regraded.items() if k != "new"}
         regraded = (
-            "; graded again: " + ", ".join(f"{n} {REGRADE_REASONS[k]}" for k, n in sorted(again.items()))
+            "; graded again: " + ", ".join(f"{n} {k}" for k, n in sorted(again.items()))
             if again else ""
         )  # fmt: skip
         return (
@@ -49,11 +49,13 @@ class Summary:
         )
 
 
-REGRADE_REASONS = {  # Store.stale's answers, as the summary line says them
-    "unreadable": "whose stored result did not parse",
-    "failed": "whose grading had failed",
-    "changed": "whose submission changed",
-    "settings": "stored with other settings, wall or grader version",
+REGRADE_REASONS = {  # Store.stale's answers (but "new"): why a stored result was not reused
+    "unreadable": "its stored result did not parse or lacked a field",
+    "tampered": "its stored result failed its keyed digest (edited, copied from another student, a link, or "
+    "signed with another key)",
+    "failed": "its grading had failed",
+    "changed": "its submission changed",
+    "settings": "it was stored with other settings, wall or grader version",
 }
 
 
@@ -73,52 +75,54 @@ def grade_class(
     start = time.monotonic()
     everyone = discover(folder, assignment)
     entries = [e for e in everyone if students is None or e.student in students]
-    store = Store(out).open()
-    summary = Summary(students=len(entries), warnings=alike(everyone))
-    by_student: dict[str, Entry] = {e.student: e for e in entries}
-    tasks: list[Task] = []
-    digests: dict[str, tuple[str, list[str]]] = {}
-    wanted = settings.as_dict()
-    for entry in entries:
-        payload = entry.read()
-        if payload.problem is not None:
-            status = "empty" if payload.empty else "unreadable"
-            store.write(entry.key, unread(entry.student, payload.digest, wanted, status, payload.problem,
-                                          payload.notes))  # fmt: skip
-            summary.unreadable += 1
-            continue
-        stale = "forced" if force else store.stale(entry.key, payload.digest, wanted)
-        if stale is None:
-            summary.skipped += 1
-            continue
-        if stale in REGRADE_REASONS:
-            summary.regraded[stale] += 1
-        tasks.append((entry.student, payload.data, payload.digest, payload.notes))
-        digests[entry.student] = (payload.digest, payload.notes)
-    if on_start:
-        on_start(len(tasks))
-    if tasks:
-        runner = pool()
-        try:
-            for student, result, problem in runner.results(tasks, settings):
-                if result is None:
-                    digest, notes = digests[student]
-                    result = unread(student, digest, wanted, "failed", problem, notes)
-                    summary.failed += 1
-                else:
-                    summary.graded += 1
-                page = result.pop("page", None)
-                if isinstance(page, str):  # before the result: a stored result always has its page
-                    (out / "pages").mkdir(exist_ok=True)
-                    atomic_write(out / "pages" / f"{by_student[student].key}.html", page)
-                store.write(by_student[student].key, result)
-                if on_result:
-                    on_result(student, result)
-        finally:
-            runner.close()
-    summary.outputs.append(store.write_grades(everyone))
-    from grader.batch import page
+    with Store(out) as store:  # one run per out folder: Busy while another holds it
+        summary = Summary(students=len(entries), warnings=alike(everyone))
+        by_student: dict[str, Entry] = {e.student: e for e in entries}
+        tasks: list[Task] = []
+        digests: dict[str, tuple[str, list[str]]] = {}
+        wanted = settings.as_dict()
+        for entry in entries:
+            payload = entry.read()
+            if payload.problem is not None:
+                status = "empty" if payload.empty else "unreadable"
+                store.write(entry.key, unread(entry.student, payload.digest, wanted, status, payload.problem,
+                                              payload.notes))  # fmt: skip
+                summary.unreadable += 1
+                continue
+            stale = "forced" if force else store.stale(entry.key, payload.digest, wanted)
+            if stale is None:
+                summary.skipped += 1
+                continue
+            if stale in REGRADE_REASONS:
+                summary.regraded[stale] += 1
+                if stale in ("unreadable", "tampered"):
+                    summary.warnings.append(f"{entry.shown} was graded again: {REGRADE_REASONS[stale]}")
+            tasks.append((entry.student, payload.data, payload.digest, payload.notes))
+            digests[entry.student] = (payload.digest, payload.notes)
+        if on_start:
+            on_start(len(tasks))
+        if tasks:
+            runner = pool()
+            try:
+                for student, result, problem in runner.results(tasks, settings):
+                    if result is None:
+                        digest, notes = digests[student]
+                        result = unread(student, digest, wanted, "failed", problem, notes)
+                        summary.failed += 1
+                    else:
+                        summary.graded += 1
+                    page = result.pop("page", None)
+                    if isinstance(page, str):  # before the result: a stored result always has its page
+                        (out / "pages").mkdir(exist_ok=True)
+                        atomic_write(out / "pages" / f"{by_student[student].key}.html", page)
+                    store.write(by_student[student].key, result)
+                    if on_result:
+                        on_result(student, result)
+            finally:
+                runner.close()
+        summary.outputs.append(store.write_grades(everyone))
+        from grader.batch import page
 
-    summary.outputs.append(page.write(store, everyone, out / "report.html"))
+        summary.outputs.append(page.write(store, everyone, out / "report.html"))
     summary.seconds = time.monotonic() - start
     return summary

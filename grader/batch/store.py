@@ -18,10 +18,16 @@ Statuses of a student's row:
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import hmac
 import json
 import os
+import secrets
+import socket
+import stat
 import tempfile
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from grader.batch.entries import Entry
 
 ROW_STATUSES = ("graded", "grader-fault", "empty", "unreadable", "failed", "missing")
+MAX_RESULT_BYTES = 16 * 2**20  # a stored result is a few KB; a larger file is not one
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -50,38 +57,136 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+class Busy(RuntimeError):
+    """Another run holds the out folder; the message names it (pid, host, since when) and what to do."""
+
+
+SIGNATURE = "signature"  # the field of a stored result that holds its keyed digest
+
+
+def results_key() -> bytes | None:
+    """The key of the results' keyed digests, kept outside every out folder (``$GRADER_RESULTS_KEY``, else
+    ``~/.config/genmath-grader/results.key``, made with mode 0600 on first use); None where it cannot be kept,
+    and then no stored result is ever reused."""
+    configured = os.environ.get("GRADER_RESULTS_KEY")
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = Path(configured) if configured else base / "genmath-grader" / "results.key"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            key = handle.read(64)
+    except OSError:
+        return None
+    return key if len(key) >= 32 else None
+
+
+def signature(key: bytes, name: str, result: dict[str, Any]) -> str:
+    """HMAC-SHA256 of the result (without its signature) bound to the file it is stored under: a result edited,
+    or copied over another student's, no longer verifies."""
+    body = {k: v for k, v in result.items() if k != SIGNATURE}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hmac.new(key, f"{name}\n{text}".encode(), hashlib.sha256).hexdigest()
+
+
+def _well_formed(result: dict[str, Any]) -> bool:
+    """Every field the grades are made from, of the right type, and a total that is the sum of the items."""
+    items = result.get("items")
+    if not (isinstance(result.get("student"), str) and result.get("status") in ROW_STATUSES
+            and isinstance(items, list) and all(isinstance(i, dict) for i in items)):  # fmt: skip
+        return False
+    scores = [i.get("score") for i in items]
+    if not all(type(x) is int and isinstance(i.get("id"), str) for x, i in zip(scores, items, strict=True)):
+        return False
+    return type(result.get("score")) is int and result["score"] == sum(scores)
+
+
 class Store:
-    """The results folder of one class run."""
+    """The results folder of one class run. ``open`` takes the folder's lock: one run at a time."""
 
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         self.results = self.out / "results"
+        self.key = results_key()
+        self._lock: int | None = None
 
     def open(self) -> Store:
+        """Lock the out folder for this run (Busy if another live run holds it; a dead run's lock is free: the
+        kernel drops a flock with its process), then remove what a killed run left half-written."""
         self.results.mkdir(parents=True, exist_ok=True)
-        for stale in self.results.glob(".*.tmp"):  # a run killed while writing: the rename never happened
+        fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another run"
+            os.close(fd)
+            raise Busy(
+                f"{self.out} is being written by {holder}: wait for it to finish, or give another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n".encode())
+        self._lock = fd
+        for stale in self.results.glob(".*.tmp"):  # only the lock's holder: a run killed while writing
             stale.unlink(missing_ok=True)
         return self
+
+    def close(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # the flock goes with the descriptor
+            self._lock = None
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def path(self, key: str) -> Path:
         return self.results / f"{key}.json"
 
     def load(self, key: str) -> dict[str, Any] | None:
+        """The stored result of ``key``, only if it is a regular file (never through a link), parses, has every
+        field of the right type, and its keyed digest verifies; else None (``check`` says why)."""
+        return self.check(key)[0]
+
+    def check(self, key: str) -> tuple[dict[str, Any] | None, str]:
+        """(the stored result or None, why not: "new", "unreadable" or "tampered")."""
+        path = self.path(key)
         try:
-            data = json.loads(self.path(key).read_text(encoding="utf-8"))
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, "new"
+        except OSError:
+            return None, "tampered"  # a link, or what cannot be opened
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, "tampered"
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = json.loads(handle.read(MAX_RESULT_BYTES + 1).decode("utf-8"))
         except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+            return None, "unreadable"
+        finally:
+            os.close(fd)
+        if not isinstance(data, dict) or not _well_formed(data):
+            return None, "unreadable"
+        given = data.get(SIGNATURE)
+        if self.key is None or not isinstance(given, str):
+            return None, "tampered"
+        if not hmac.compare_digest(given, signature(self.key, path.name, data)):
+            return None, "tampered"
+        return data, ""
 
     def stale(self, key: str, digest: str, settings: dict[str, Any]) -> str | None:
         """Why the stored result of this student cannot be reused for this submission with these settings
         (``settings`` holds everything that can change a verdict: engine.Settings.as_dict), or None when it
         can and a re-run skips the student. A student with no stored result at all: "new"."""
-        if not self.path(key).exists():
-            return "new"
-        stored = self.load(key)
+        stored, why = self.check(key)
         if stored is None:
-            return "unreadable"
+            return why
         if stored.get("status") == "failed":  # a student whose grading died is tried again
             return "failed"
         if stored.get("digest") != digest:
@@ -93,13 +198,11 @@ class Store:
         return None
 
     def write(self, key: str, result: dict[str, Any]) -> None:
-        # ASCII JSON: an id or a note that holds a name which is not UTF-8 is written as its escapes
+        """Store the result under ``key``, with its keyed digest. ASCII JSON: an id or a note that holds a name
+        which is not UTF-8 is written as its escapes."""
+        if self.key is not None:
+            result = {**result, SIGNATURE: signature(self.key, self.path(key).name, result)}
         atomic_write(self.path(key), json.dumps(result, indent=2, ensure_ascii=True, sort_keys=True) + "\n")
-
-    def all(self) -> Iterator[dict[str, Any]]:
-        """Every stored result, by student id."""
-        loaded = [self.load(p.stem) for p in self.results.glob("*.json")]
-        yield from sorted((r for r in loaded if r is not None), key=lambda r: str(r.get("student", "")))
 
     def of(self, entries: list[Entry]) -> list[dict[str, Any]]:
         """The stored result of each entry, in the entries' order: exactly one per entry, read from the entry's

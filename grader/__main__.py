@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.student import cli as student
-from grader.untrusted import shown_name
+from grader.untrusted import clean_text, shown_name
 
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
@@ -208,6 +208,12 @@ def _grade_class(args: argparse.Namespace) -> int:
         print(f"grader: note: {warning}", file=sys.stderr)
     for path in summary.outputs:
         print(f"wrote {path}")
+    if summary.ungraded:
+        student, why = summary.ungraded[0]
+        print(f"grader: {len(summary.ungraded)} student(s) not graded through no fault of theirs (the first, "
+              f"{shown_name(student)}: {clean_text(why, 200)}); nothing was stored for them: run the same command "
+              "again to grade them", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -146,3 +146,34 @@ def test_the_results_key_lives_outside_the_out_folder(tmp_path: Path, monkeypatc
     assert key is not None and len(key) == 32
     assert (tmp_path / "keys" / "results.key").stat().st_mode & 0o777 == 0o600
     assert store.results_key() == key  # made once
+
+
+class LostPool:
+    """A pool whose every task is lost as a scheduler's death loses it."""
+
+    def results(self, tasks: list[Any], settings: engine.Settings) -> Any:
+        for task in tasks:
+            yield task[0], None, "FutureCancelledError: scheduler-connection-lost"
+
+    def close(self) -> None:
+        pass
+
+
+def test_infrastructure_is_not_the_student(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """A lost scheduler (every task cancelled) stores nothing: the command says so in one line and exits 1, the
+    rows say no result is stored, and the next run grades every student."""
+    from grader.__main__ import main
+
+    folder = klass(tmp_path / "class")
+    out = tmp_path / "out"
+    monkeypatch.setattr(engine, "LocalPool", lambda workers: LostPool())
+    assert main(["grade-class", str(folder), "--out", str(out), "--items", *ITEMS]) == 1
+    said = capsys.readouterr()
+    assert "3 student(s) not graded through no fault of theirs" in said.err and "scheduler-connection-lost" in said.err
+    assert not list((out / "results").glob("*.json"))
+    rows = (out / "grades.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["s1", "s2", "s3"] and all(r.endswith(",missing") for r in rows)
+    monkeypatch.undo()
+    summary = run(folder, out)
+    assert (summary.graded, summary.failed) == (3, 0)

@@ -30,11 +30,12 @@ class Summary:
     graded: int = 0
     skipped: int = 0
     unreadable: int = 0  # read, nothing to grade, or not readable at all
-    failed: int = 0
+    failed: int = 0  # not graded through the grader's trouble: nothing stored, the next run grades them
     seconds: float = 0.0
     outputs: list[Path] = field(default_factory=list)
     regraded: Counter[str] = field(default_factory=Counter)  # why a stored result was not reused → how many
     warnings: list[str] = field(default_factory=list)  # for the instructor: entries alike but for case, ...
+    ungraded: list[tuple[str, str]] = field(default_factory=list)  # (student, why) the grader could not grade
 
     def line(self) -> str:
         rate = f", {60 * self.graded / self.seconds:.1f}/min" if self.graded and self.seconds > 0 else ""
@@ -79,7 +80,6 @@ def grade_class(
         summary = Summary(students=len(entries), warnings=alike(everyone))
         by_student: dict[str, Entry] = {e.student: e for e in entries}
         tasks: list[Task] = []
-        digests: dict[str, tuple[str, list[str]]] = {}
         wanted = settings.as_dict()
         for entry in entries:
             payload = entry.read()
@@ -98,19 +98,17 @@ def grade_class(
                 if stale in ("unreadable", "tampered"):
                     summary.warnings.append(f"{entry.shown} was graded again: {REGRADE_REASONS[stale]}")
             tasks.append((entry.student, payload.data, payload.digest, payload.notes))
-            digests[entry.student] = (payload.digest, payload.notes)
         if on_start:
             on_start(len(tasks))
         if tasks:
             runner = pool()
             try:
                 for student, result, problem in runner.results(tasks, settings):
-                    if result is None:
-                        digest, notes = digests[student]
-                        result = unread(student, digest, wanted, "failed", problem, notes)
-                        summary.failed += 1
-                    else:
-                        summary.graded += 1
+                    if result is None:  # the grader's trouble (a process lost twice, a worker, the scheduler):
+                        summary.failed += 1  # nothing is stored, so that the next run grades this student
+                        summary.ungraded.append((student, problem))
+                        continue
+                    summary.graded += 1
                     page = result.pop("page", None)
                     if isinstance(page, str):  # before the result: a stored result always has its page
                         (out / "pages").mkdir(exist_ok=True)

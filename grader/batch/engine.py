@@ -10,8 +10,8 @@ The local pool (``LocalPool``) is N processes started once, each of which import
 reference and the checks once and then grades one submission after another: the class pays those
 imports N times, not once per student. Each process dies with the batch (``PR_SET_PDEATHSIG``), and
 with it every sandbox it started. A pool process that dies while grading (killed, out of memory)
-costs nothing but time: it is replaced and the student is graded again; a second death records the
-student as ``failed``, and the batch goes on.
+costs nothing but time: it is replaced and the student is graded again; after a second death the student is
+reported as not graded (nothing stored: the next run grades them), and the batch goes on.
 
 With ``--dask ADDRESS`` (``DaskPool``) each payload travels as bytes to a Dask worker; Dask runs a
 task again elsewhere when its worker dies. Either way a result is written once per student, keyed by

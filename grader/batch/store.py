@@ -11,7 +11,8 @@ Statuses of a student's row:
   grader-fault  graded, but the grader's own code failed on an item: an instructor must look
   empty         the entry was read, but holds no module or notebook to grade
   unreadable    the entry could not be read (a corrupt zip, a stray file)
-  failed        the process grading it died twice; nothing of the submission was kept
+  failed        (before 0.8.0) the process grading it died twice; now such a student is not stored at all,
+                so that the next run grades them (the grader's trouble is never the student's result)
   missing       (grades.csv only) no result of this student is stored
 """
 
@@ -233,8 +234,8 @@ class Store:
 def unread(
     student: str, digest: str, settings: dict[str, Any], status: str, message: str, notes: list[str]
 ) -> dict[str, Any]:
-    """The result of a student whose entry gave nothing to grade (``empty``, ``unreadable``) or whose grading
-    died (``failed``): every item at 0, and why."""
+    """The result of a student whose entry gave nothing to grade (``empty``, ``unreadable``), or the row of one
+    with no result stored (``missing``): every item at 0, and why."""
     items = settings.get("items")
     return {
         "student": student,

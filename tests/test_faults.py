@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from grader.batch import engine, store
 from grader.batch.classroom import grade_class
 from grader.batch.store import Busy, Store
+from grader.sandbox.cgroups import PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = ("mle.binomial_mle",)
@@ -177,3 +179,110 @@ def test_infrastructure_is_not_the_student(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.undo()
     summary = run(folder, out)
     assert (summary.graded, summary.failed) == (3, 0)
+
+
+def test_groups_left_by_a_killed_grader_are_thawed_killed_and_removed(tmp_path: Path) -> None:
+    """kill -9 of a grader while the timed item had its worker frozen left the worker FROZEN for good; the next
+    class run's sweep ends it and removes the group. A live grader's group is left alone."""
+    from grader.sandbox import cgroups
+
+    if cgroups.parents() is None:
+        pytest.skip("no cgroup can be made here")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    version, under = cgroups.parents()  # type: ignore[misc]
+    orphan = cgroups.Cgroup(version, {c: folder / f"{cgroups.PREFIX}-{dead}-0" for c, folder in under.items()})
+    live = cgroups.Cgroup.create(256 * 2**20, 16)  # this process's own
+    assert live is not None
+    sleepers = []
+    try:
+        for folder in orphan.folders.values():
+            folder.mkdir()
+        for group in (orphan, live):
+            sleeper = subprocess.Popen(["sleep", "300"])
+            group.enter(sleeper.pid)
+            sleepers.append(sleeper)
+        assert orphan.freeze(True)
+        removed = cgroups.sweep()
+        assert f"{cgroups.PREFIX}-{dead}-0" in removed, removed  # (with any other dead grader's, of other tests)
+        assert sleepers[0].wait(timeout=10) == -signal.SIGKILL
+        assert not any(folder.exists() for folder in orphan.folders.values())
+        assert sleepers[1].poll() is None and live.pids() == [sleepers[1].pid]
+    finally:
+        live.remove()
+        orphan.remove()
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_scratch_folders_of_a_killed_grader_are_removed(tmp_path: Path) -> None:
+    from grader.sandbox import scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"grader-sandbox-{int(gone.stdout)}-abc"
+    (dead / "submission" / "locked" / "deeper").mkdir(parents=True)
+    (dead / "submission" / "locked" / "deeper" / "x").write_text("a student's file")
+    (dead / "submission" / "link").symlink_to(tmp_path / "keep")
+    (tmp_path / "keep").write_text("not the grader's")
+    for folder in (dead / "submission" / "locked" / "deeper", dead / "submission" / "locked"):
+        folder.chmod(0)
+    live = tmp_path / f"grader-payload-{os.getpid()}-def"
+    live.mkdir()
+    other = tmp_path / "grader-audit-xyz"
+    other.mkdir()
+    assert scratch.sweep(tmp_path) == [dead.name]
+    assert not dead.exists() and live.is_dir() and other.is_dir() and (tmp_path / "keep").is_file()
+    assert scratch.prefix("entry") == f"grader-entry-{os.getpid()}-"
+
+
+def _frozen_group(under: dict[str, Path]) -> bool:
+    for folder in under.values():
+        for group in folder.glob(f"{PREFIX}-*"):
+            for name, frozen in (("freezer.state", "FROZEN"), ("cgroup.freeze", "1")):
+                try:
+                    if (group / name).read_text().strip() == frozen:
+                        return True
+                except OSError:
+                    continue
+    return False
+
+
+def test_kill_9_while_the_timed_item_has_a_worker_frozen_leaves_nothing(tmp_path: Path) -> None:
+    """kill -9 of grade-class while the timed item has the submission's worker frozen (to time the reference): the
+    grading process hears of it (SIGTERM as its parent dies), thaws and kills its sandbox and exits; within
+    seconds no process the command started is left, frozen or not."""
+    import psutil
+
+    from grader.sandbox import cgroups
+
+    found = cgroups.parents()
+    if found is None:
+        pytest.skip("no cgroup freezer here: a stopped worker (SIGSTOP) dies of SIGKILL as it is")
+    _, under = found
+    (tmp_path / "class" / "s1").mkdir(parents=True)
+    (tmp_path / "class" / "s1" / "ddpm.py").write_text((ROOT / "solutions" / "ddpm.py").read_text())
+    command = subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade-class", str(tmp_path / "class"), "--out", str(tmp_path / "out"),
+         "--items", "ddpm.ddpm_train_step.speed", "--workers", "1", "--no-sandbox"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    started: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 240
+        while not _frozen_group(under):
+            assert command.poll() is None and time.monotonic() < deadline, "the timed item never froze a worker"
+            time.sleep(0.002)
+        started = psutil.Process(command.pid).children(recursive=True)
+        command.kill()
+    finally:
+        command.kill()
+        command.wait()
+    assert started, "no process of the command was seen"
+    deadline = time.monotonic() + 30
+    while (alive := [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert not alive, [(p.pid, p.status()) for p in alive]
+    assert not _frozen_group(under)

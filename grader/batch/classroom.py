@@ -20,6 +20,8 @@ from pathlib import Path
 from grader.batch.engine import Pool, Result, Settings, Task
 from grader.batch.entries import DEFAULT_ASSIGNMENT, Entry, alike, discover
 from grader.batch.store import Store, atomic_write, unread
+from grader.sandbox import cgroups
+from grader.sandbox import scratch as scratch_folders
 
 
 @dataclass
@@ -77,6 +79,8 @@ def grade_class(
     everyone = discover(folder, assignment)
     entries = [e for e in everyone if students is None or e.student in students]
     with Store(out) as store:  # one run per out folder: Busy while another holds it
+        cgroups.sweep()  # what a grader killed with -9 left: its workers' groups, frozen ones thawed and killed
+        scratch_folders.sweep()  # ... and its scratch folders (submissions' copies)
         summary = Summary(students=len(entries), warnings=alike(everyone))
         by_student: dict[str, Entry] = {e.student: e for e in entries}
         tasks: list[Task] = []

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import multiprocessing.connection
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 
 from grader import __version__
 from grader.sandbox import Limits, Sandbox
+from grader.sandbox import scratch as scratch_folders
 
 Result = dict[str, Any]
 Task = tuple[str, bytes, str, list[str]]  # student, payload, digest, notes
@@ -89,7 +91,7 @@ def grade_payload(
     from grader.archive import unpack
     from grader.run import grade
 
-    with tempfile.TemporaryDirectory(prefix="grader-payload-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=scratch_folders.prefix("payload")) as scratch:
         folder = Path(scratch) / "submission"
         intake = unpack(payload, folder)
         if room is not None:
@@ -133,7 +135,11 @@ def serve(fd: int) -> None:
 
     connection = multiprocessing.connection.Connection(fd)
 
-    die_with_parent()  # the batch killed (kill -9): this process and the sandboxes it started go too
+    # The batch killed (kill -9): SIGTERM here, which ends this process through its cleanup, so that the sandbox it
+    # keeps is ended by it: a worker the timed item had frozen is thawed and killed (a SIGKILL to this process
+    # would leave it frozen for good), its cgroups and scratch folders removed.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    die_with_parent(signal.SIGTERM)
     become_subreaper()
     from grader.run import grade  # noqa: F401  (torch, the reference and the checks, imported once)
     from grader.runtime import drivers
@@ -160,6 +166,10 @@ def serve(fd: int) -> None:
                 rooms.close()
     finally:
         rooms.close()
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # through every ``finally``: the sandboxes close
 
 
 class Rooms:

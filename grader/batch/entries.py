@@ -27,6 +27,7 @@ from pathlib import Path
 
 from grader.archive import Unreadable, digest, pack, unpack
 from grader.intake import MAX_TOTAL_BYTES, Intake, Refused, open_regular, take_in
+from grader.sandbox import scratch as scratch_folders
 from grader.submission import find_parts, unwrap
 from grader.untrusted import clean_text, shown_name
 
@@ -69,7 +70,7 @@ class Entry:
             return Payload(self, problem=f"{shown_name(self.path.name)} could not be read ({why})")
 
     def _read(self) -> Payload:
-        with tempfile.TemporaryDirectory(prefix="grader-entry-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=scratch_folders.prefix("entry")) as scratch:
             copy = Path(scratch) / "copy"
             try:
                 intake = self._take_in(Path(scratch), copy)

@@ -15,7 +15,9 @@ worker is started inside a new group of its own, a child of the grader's own gro
   double fork), and ``remove`` deletes the group.
 
 The grader only ever touches groups it created: their names start with ``PREFIX`` and the
-grader's process id, and they are removed when the worker ends.
+grader's process id, and they are removed when the worker ends. A grader killed with ``kill -9`` cannot
+remove its groups, and a group it had frozen (the timed item) keeps its processes stopped forever:
+``sweep``, run when a class run starts, thaws, kills and removes every group whose grader is gone.
 """
 
 from __future__ import annotations
@@ -196,3 +198,26 @@ class Cgroup:
                     break
                 except OSError:  # still busy for a moment after its last process was reaped
                     time.sleep(0.02)
+
+
+def sweep() -> list[str]:
+    """Thaw, kill and remove the groups of graders that are gone (named ``PREFIX-<pid>-<n>`` with no process
+    ``pid`` left); the names of those removed. A live grader's groups, and every other group, are left alone."""
+    found = parents()
+    if found is None:
+        return []
+    version, under = found
+    names: set[str] = set()
+    for folder in under.values():
+        try:
+            names |= {p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX + "-")}
+        except OSError:
+            continue
+    removed = []
+    for name in sorted(names):
+        owner = name[len(PREFIX) + 1 :].split("-")[0]
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        Cgroup(version, {c: folder / name for c, folder in under.items()}).remove()  # a missing one: skipped
+        removed.append(name)
+    return removed

@@ -357,9 +357,10 @@ def become_subreaper() -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def die_with_parent() -> None:
-    """In a child before exec: SIGKILL when the grader dies (set after the uid change, which clears it)."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """In a child before exec: ``signum`` (SIGKILL) when the grader dies (set after the uid change, which clears
+    it)."""
+    _prctl(PR_SET_PDEATHSIG, signum)
 
 
 def reap_zombies() -> None:

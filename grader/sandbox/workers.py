@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from grader.intake import Intake, take_in
 from grader.sandbox import channel
+from grader.sandbox import scratch as scratch_folders
 from grader.sandbox.channel import WorkerDied
 from grader.sandbox.isolation import (
     Isolation,
@@ -83,7 +84,7 @@ class Sandbox:
             )
         become_subreaper()
         self.fresh = cuda_available()
-        self.scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix=scratch_folders.prefix("sandbox")))
         try:
             self.scratch.chmod(0o711)  # a worker running as another uid must reach its files
             self.runtime = self.scratch / "runtime"

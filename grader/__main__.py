@@ -177,6 +177,12 @@ def _grade_class(args: argparse.Namespace) -> int:
         except (OSError, TimeoutError) as err:
             print(f"grader: no Dask scheduler answered at {args.dask} ({err})", file=sys.stderr)
             return 2
+        problems = pool.check(isolation)
+        if problems:
+            pool.close()
+            print(f"grader: the cluster at {args.dask} cannot grade, nothing was sent: {'; '.join(problems)}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     console = Console(stderr=True)
     with Progress(
         TextColumn("grading the class"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -302,3 +302,29 @@ def test_kill_9_while_the_timed_item_has_a_worker_frozen_leaves_nothing(tmp_path
         time.sleep(0.1)
     assert not alive, [(p.pid, p.name()) for p in alive]
     assert not _frozen_group(under, {p.pid for p in started})
+
+
+def other_grader(isolation: str) -> tuple[str, str]:
+    return "0.0.1", ""
+
+
+def test_a_cluster_that_cannot_grade_is_refused_before_any_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """Workers with another grader version (or no sandbox where one is required) would have recorded every student
+    as failed: the cluster is asked first, and refused in one line, with nothing sent and nothing stored."""
+    distributed = pytest.importorskip("distributed")
+    from grader.__main__ import main
+
+    folder = klass(tmp_path / "class")
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        pool = engine.DaskPool(cluster.scheduler_address)
+        try:
+            assert pool.check("off") == []
+        finally:
+            pool.close()
+        monkeypatch.setattr(engine, "worker_can_grade", other_grader)
+        code = main(["grade-class", str(folder), "--out", str(tmp_path / "out"), "--items", *ITEMS,
+                     "--dask", cluster.scheduler_address, "--no-sandbox"])  # fmt: skip
+    said = capsys.readouterr().err
+    assert code == 2 and "cannot grade, nothing was sent" in said and "has grader 0.0.1" in said, said
+    assert not (tmp_path / "out").exists()

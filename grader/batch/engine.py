@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from grader import __version__
 from grader.sandbox import Limits, Sandbox
 from grader.sandbox import scratch as scratch_folders
+from grader.untrusted import clean_text
 
 Result = dict[str, Any]
 Task = tuple[str, bytes, str, list[str]]  # student, payload, digest, notes
@@ -319,6 +320,25 @@ class DaskPool:
 
         self.client = Client(address, timeout=connect_timeout_s)
 
+    def check(self, isolation: str) -> list[str]:
+        """Why the cluster's workers cannot grade, one line each (none: they can): each must import this project
+        at this grader's version and, where ``isolation`` requires one, build the sandbox. Asked before any task
+        is sent, so that an environment that cannot grade is never recorded as every student's failure."""
+        try:
+            answers = self.client.run(worker_can_grade, isolation)
+        except Exception as err:  # a worker that cannot even unpickle the question: the project is not there
+            return [f"the Dask workers cannot run the grader ({type(err).__name__}: {clean_text(str(err), 200)}); "
+                    "install this project, at this version, in the workers' environment"]  # fmt: skip
+        if not answers:
+            return ["the Dask scheduler has no worker"]
+        problems = []
+        for worker, (version, problem) in sorted(answers.items()):
+            if version != __version__:
+                problems.append(f"worker {worker} has grader {version}, this is {__version__}")
+            elif problem:
+                problems.append(f"worker {worker} cannot grade: {problem}")
+        return problems
+
     def results(self, tasks: list[Task], settings: Settings) -> Iterator[tuple[str, Result | None, str]]:
         futures = {
             self.client.submit(
@@ -352,6 +372,19 @@ class DaskPool:
 
 _WORKER_POOL: LocalPool | None = None
 _WORKER_LOCK = threading.Lock()
+
+
+def worker_can_grade(isolation: str) -> tuple[str, str]:
+    """On a Dask worker: (its grader's version, why it cannot grade or "")."""
+    from grader.sandbox import SandboxUnavailable
+
+    try:
+        Sandbox(None, Limits(), isolation).__enter__().close()  # type: ignore[arg-type]
+    except SandboxUnavailable as err:
+        return __version__, str(err)
+    except Exception as err:
+        return __version__, f"{type(err).__name__}: {err}"
+    return __version__, ""
 
 
 def grade_on_worker(student: str, payload: bytes, digest: str, notes: list[str], settings: Settings) -> Result:

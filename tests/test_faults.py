@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -252,10 +253,12 @@ def _frozen_group(under: dict[str, Path], owners: set[int]) -> bool:
     return False
 
 
-def test_kill_9_while_the_timed_item_has_a_worker_frozen_leaves_nothing(tmp_path: Path) -> None:
-    """kill -9 of grade-class while the timed item has the submission's worker frozen (to time the reference): the
-    grading process hears of it (SIGTERM as its parent dies), thaws and kills its sandbox and exits; within
-    seconds no process the command started is left, frozen or not."""
+@pytest.mark.parametrize("how", ["kill -9 of the command", "SIGTERM to its process group"])
+def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Path, how: str) -> None:
+    """kill -9 of grade-class, or SIGTERM to its process group, while the timed item has the submission's worker
+    frozen (to time the reference): the grading process hears of it (SIGTERM, as its parent dies or directly),
+    thaws and kills its sandbox and exits; within seconds no process the command started is left, frozen or not,
+    and none of their cgroups or scratch folders."""
     import psutil
 
     from grader.sandbox import cgroups
@@ -282,6 +285,9 @@ def test_kill_9_while_the_timed_item_has_a_worker_frozen_leaves_nothing(tmp_path
                     started = psutil.Process(command.pid).children(recursive=True)
                     caught = _frozen_group(under, {p.pid for p in started})
                 time.sleep(0.002)
+            if caught and how.startswith("SIGTERM"):
+                os.killpg(command.pid, signal.SIGTERM)
+                command.wait(timeout=60)
         finally:
             command.kill()
             command.wait()
@@ -301,7 +307,9 @@ def test_kill_9_while_the_timed_item_has_a_worker_frozen_leaves_nothing(tmp_path
     while (alive := [p for p in started if running(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive, [(p.pid, p.name()) for p in alive]
-    assert not _frozen_group(under, {p.pid for p in started})
+    pids = {p.pid for p in started}
+    assert not [g for folder in under.values() for pid in pids for g in folder.glob(f"{PREFIX}-{pid}-*")]
+    assert not [t for pid in pids for t in Path(tempfile.gettempdir()).glob(f"grader-*-{pid}-*")]
 
 
 def other_grader(isolation: str) -> tuple[str, str]:

@@ -170,7 +170,8 @@ def serve(fd: int) -> None:
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # through every ``finally``: the sandboxes close
+    signal.signal(signum, signal.SIG_IGN)  # once: a second SIGTERM (its group's, then its parent's death) would
+    raise SystemExit(128 + signum)  # cut the clean-up short; through every ``finally``: the sandboxes close
 
 
 class Rooms:

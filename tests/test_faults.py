@@ -336,3 +336,13 @@ def test_a_cluster_that_cannot_grade_is_refused_before_any_task(tmp_path: Path, 
     said = capsys.readouterr().err
     assert code == 2 and "cannot grade, nothing was sent" in said and "has grader 0.0.1" in said, said
     assert not (tmp_path / "out").exists()
+
+
+def test_without_a_key_nothing_is_reused_and_the_run_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("GRADER_RESULTS_KEY", str(tmp_path / "file" / "results.key"))
+    assert store.results_key() is None
+    folder = klass(tmp_path / "class", wrong=())
+    assert run(folder, tmp_path / "out").graded == 3
+    again = run(folder, tmp_path / "out")
+    assert (again.graded, again.skipped) == (3, 0) and any("no key" in w for w in again.warnings)

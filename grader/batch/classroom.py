@@ -52,6 +52,10 @@ class Summary:
         )
 
 
+NO_KEY = (
+    "no key for the results' digests could be kept (set GRADER_RESULTS_KEY to a writable file): no stored result "
+    "can be trusted, so every student is graded"
+)
 REGRADE_REASONS = {  # Store.stale's answers (but "new"): why a stored result was not reused
     "unreadable": "its stored result did not parse or lacked a field",
     "tampered": "its stored result failed its keyed digest (edited, copied from another student, a link, or "
@@ -82,6 +86,8 @@ def grade_class(
         cgroups.sweep()  # what a grader killed with -9 left: its workers' groups, frozen ones thawed and killed
         scratch_folders.sweep()  # ... and its scratch folders (submissions' copies)
         summary = Summary(students=len(entries), warnings=alike(everyone))
+        if store.key is None:
+            summary.warnings.append(NO_KEY)
         by_student: dict[str, Entry] = {e.student: e for e in entries}
         tasks: list[Task] = []
         wanted = settings.as_dict()

@@ -143,6 +143,13 @@ def test_stored_results_are_checked_not_believed(tmp_path: Path) -> None:
     assert not (results / "s3.json").is_symlink()
     assert sorted(w.split(" ")[0] for w in third.warnings) == ["s1", "s2", "s3"]
 
+    old = json.loads((results / "s1.json").read_text())  # as 0.7.0 wrote it: no digest, its own version
+    del old["signature"]
+    old["grader_version"] = "0.7.0"
+    (results / "s1.json").write_text(json.dumps(old))
+    fourth = run(folder, out)
+    assert dict(fourth.regraded) == {"settings": 1} and not fourth.warnings, fourth.line()
+
 
 def test_the_results_key_lives_outside_the_out_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADER_RESULTS_KEY", str(tmp_path / "keys" / "results.key"))

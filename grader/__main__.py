@@ -37,11 +37,12 @@ def _no_sandbox_here(isolation: str) -> bool:
     """True (and the reason on stderr) when a sandbox is required and none can be built on this machine."""
     from grader.sandbox import wall
 
-    if isolation != "required" or wall("required").sandboxed:
+    if isolation != "required" or wall("required").holds:
         return False
     print(
-        f"grader: no sandbox can be built here ({'; '.join(wall('required').problems)}); install bubblewrap, "
-        "or grade without one (--no-sandbox)",
+        f"grader: no wall fit for other people's code can be built here ({'; '.join(wall('required').problems)}); "
+        "install bubblewrap, or run the grader as root with a Python installation every user can read (the "
+        "process wall), or grade without one (--no-sandbox)",
         file=sys.stderr,
     )
     return True

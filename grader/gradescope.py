@@ -9,7 +9,9 @@ submission puts what the student uploaded in ``/autograder/submission`` and runs
 notebooks, either inside one folder, or a zip of any of these), grades it exactly as
 ``python -m grader grade`` does, and writes ``/autograder/results/results.json`` in Gradescope's
 format: one test per item (name, number, score, max_score, status, output, visibility), the
-total, the run's time and an output for the whole submission. ``source/gradescope.json`` (written
+total, the run's time, an output for the whole submission, and in ``extra_data`` the wall that held
+(``bubblewrap`` where the container lets it run, else ``process``). Where neither can be built, nothing
+is graded: results.json says so and the command exits 1. ``source/gradescope.json`` (written
 by the release) says whether the items' feedback is ``visible`` at once or only
 ``after_published``. The root is ``/autograder`` unless ``--root`` or ``GRADER_GRADESCOPE_ROOT``
 says otherwise (the tests lay out a folder like it).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -89,6 +92,20 @@ def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible"
     return {"score": 0, "output": " ".join([output, *notes]), "tests": tests}
 
 
+def no_wall(why: str, visibility: str = "visible") -> dict[str, Any]:
+    """results.json where no wall fit for a student's code can be built in this container: nothing is graded."""
+    output = (
+        "This submission was not graded: the autograder could not wall in a student's code here. Your "
+        f"instructor has been told; nothing you did caused it. ({clean_text(why, 400)})"
+    )
+    tests = [
+        {"name": item.id, "number": str(n), "score": 0, "max_score": item.points, "status": "failed",
+         "output": "[not graded] The autograder could not run here.", "visibility": visibility}
+        for n, item in enumerate(ITEMS, start=1)
+    ]  # fmt: skip
+    return {"score": 0, "output": output, "tests": tests, "extra_data": {"wall": None, "graded": False}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.gradescope", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_GRADESCOPE_ROOT", DEFAULT_ROOT)))
@@ -96,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from grader import report
     from grader.pictures import page
     from grader.run import grade
+    from grader.sandbox import SandboxUnavailable
 
     started = time.monotonic()
     root: Path = args.root
@@ -105,7 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as scratch:
         folder, notes = locate(upload, Path(scratch)) if upload.is_dir() else (Path(scratch), [])
         if find_parts(folder)[0]:
-            result = grade(folder, pictures=True)  # the wall as on any machine: bubblewrap where the container allows
+            try:  # bubblewrap where the container lets it run, else the process wall: never none, it is a student's
+                result = grade(folder, isolation="required", pictures=True)
+            except SandboxUnavailable as err:
+                data = no_wall(str(err), settings["feedback_visibility"])
+                report.write(target, data)
+                print(f"grader: {err}", file=sys.stderr)
+                return 1
             result.notes[:0] = notes
             data = report.as_gradescope(result, settings["feedback_visibility"])
             data["output"] = page.fragment(result, data["output"])  # the feedback page's pictures, inline

@@ -19,14 +19,16 @@ from rich.text import Text
 
 from grader import __version__
 from grader.run import Report
+from grader.sandbox.workers import NO_WALL_NOTE
 
 STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "missing": "dim"}
 
 
 def print_text(report: Report, console: Console | None = None) -> None:
     console = console or Console()
-    if not report.sandboxed:
-        console.print("[bold red]UNSANDBOXED: the submission's code ran without bubblewrap[/]", highlight=False)
+    if report.wall == "none":
+        console.print("[bold red]NO WALL: the submission's code ran without bubblewrap or the process wall[/]",
+                      highlight=False)  # fmt: skip
     table = Table(title="Generative models: autograder", show_lines=False)
     table.add_column("item")
     table.add_column("status")
@@ -40,13 +42,15 @@ def print_text(report: Report, console: Console | None = None) -> None:
             console.print(r.feedback, highlight=False, markup=False)
             console.print()
     for note in report.notes:  # a note can quote a submission's file names: text, never markup
-        console.print(Text(f"note: {note}", style="dim"))
+        alarm = report.wall == "none" and note.startswith(NO_WALL_NOTE)
+        console.print(Text(f"note: {note}", style="bold red" if alarm else "dim"))
+    console.print(f"wall: {report.wall}", highlight=False)
     console.print(f"[bold]Total: {report.score}/{report.max_score}[/]")
 
 
 def as_json(report: Report) -> dict[str, Any]:
     """The contract's JSON, and the version of the grader that wrote it."""
-    return {**report.as_dict(), "grader_version": __version__}
+    return {**report.as_dict(), "grader_version": __version__, "wall": report.wall}
 
 
 def as_gradescope(report: Report, visibility: str = "visible") -> dict[str, Any]:
@@ -64,10 +68,11 @@ def as_gradescope(report: Report, visibility: str = "visible") -> dict[str, Any]
         }
         for n, r in enumerate(report.items, start=1)
     ]
-    output = f"Total: {report.score}/{report.max_score}."
-    if not report.sandboxed:
-        output += " Graded without a filesystem sandbox."
-    return {"score": report.score, "output": output, "tests": tests, "extra_data": {"grader_version": __version__}}
+    output = f"Total: {report.score}/{report.max_score}. Wall: {report.wall}."
+    if report.wall == "none":
+        output += " Graded without a wall for other people's code."
+    extra = {"grader_version": __version__, "wall": report.wall}
+    return {"score": report.score, "output": output, "tests": tests, "extra_data": extra}
 
 
 def write(path: Path, data: dict[str, Any]) -> None:

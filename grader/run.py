@@ -87,6 +87,7 @@ class Report:
     sandboxed: bool
     notes: list[str] = field(default_factory=list)
     pictures: list[Any] = field(default_factory=list)  # grader/pictures/scenes.Picture, when asked for
+    wall: str = "none"  # the wall that held: bubblewrap, process or none (grader/sandbox/isolation.py)
 
     @property
     def score(self) -> int:
@@ -371,10 +372,11 @@ def grade(
         loaded = {p: source.filename for p, source in parts.items() if p not in problems}
         drawn = _take_pictures(sandbox, loaded, results, turns, notes) if pictures else []
         sandboxed = sandbox.sandboxed
+        held = sandbox.wall.kind if hasattr(sandbox, "wall") else "none"  # grader.kernel.InKernel: in the kernel
         notes = sandbox.wall_notes() + notes + sandbox.exposures()
         sandbox.stop()  # nothing of this submission runs on in a sandbox kept open for the next one
     _point_to_failed_dependencies(results)
-    return Report(results, sandboxed, notes, drawn)
+    return Report(results, sandboxed, notes, drawn, held)
 
 
 def _take_pictures(

@@ -58,6 +58,7 @@ INTEGRATION = {
     "test_hostile",
     "test_nbgrader",
     "test_packaging",
+    "test_process_wall",
     "test_notebooks",
     "test_public_and_release",
     "test_student_package",
@@ -86,6 +87,7 @@ def _uses_its_modules_fixture(item: pytest.Item) -> bool:
 # processes' ends: the order of collection is the order xdist deals work out.
 LONGEST_FIRST = (
     "test_nbgrader.py::test_an_nbgrader_course_from_init_to_gradebook",
+    "test_process_wall.py::test_the_hostile_suites_hold_in_a_container_without_namespaces",
     "test_hostile.py::test_the_hostile_corpus_through_the_class_batch",
     "test_discrimination.py",
     "test_grade_class.py",

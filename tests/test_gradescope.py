@@ -18,6 +18,7 @@ import pytest
 
 from grader.authoring import gradescope_zip
 from grader.items import ITEMS, MAX_SCORE
+from grader.sandbox import Wall, wall
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
@@ -123,6 +124,8 @@ def test_the_autograder_runs_the_zips_own_grader(autograder_zip: Path, tmp_path:
 
 @pytest.mark.parametrize("upload", ["modules", "zip of a folder", "notebooks", "stubs", "empty", "hostile"])
 def test_run_autograder_on_what_students_upload(autograder_zip: Path, tmp_path: Path, upload: str) -> None:
+    if not wall("required").holds and upload != "empty":
+        pytest.skip("no wall for a student's code here: run_autograder refuses (tested below)")
     root = lay_out(autograder_zip, tmp_path / "autograder")
     submission = root / "submission"
     if upload == "modules":
@@ -158,6 +161,9 @@ def test_run_autograder_on_what_students_upload(autograder_zip: Path, tmp_path: 
     data = run_autograder(root)
     by_name = {t["name"]: t for t in data["tests"]}
     assert all(t["visibility"] == "after_published" for t in data["tests"])  # as the release asked
+    if upload != "empty":
+        assert data["extra_data"]["wall"] == wall("required").kind in ("bubblewrap", "process")
+        assert f"Wall: {data['extra_data']['wall']}." in data["output"]
     if upload in ("modules", "zip of a folder", "notebooks"):
         assert data["score"] == MAX_SCORE, data["output"]
         # the feedback page's pictures are the top-level output: five, every one matching the reference's
@@ -182,3 +188,90 @@ def test_setup_and_run_scripts_pass_shellcheck(autograder_zip: Path, tmp_path: P
     result = subprocess.run([shellcheck, "--shell=bash", str(tmp_path / "setup.sh"), str(tmp_path / "run_autograder")],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout
+
+
+SHIMS = {  # programs setup.sh runs, standing in for an Ubuntu image's: each writes what it was asked to $LOG
+    "apt-get": 'echo "apt-get $*" >> "$LOG"\ncase "$*" in *bubblewrap*) [ -z "${NO_BWRAP:-}" ];; esac',
+    "id": "exit 1",  # no worker user exists yet
+    "useradd": 'echo "useradd $*" >> "$LOG"',
+    "python3": 'exec "$(dirname "$0")/python-like" "$IMAGE_PYTHON" "$@"',
+    "python3.11": 'exec "$(dirname "$0")/python-like" 3.11 "$@"',
+    "python-like": """version=$1; shift
+case "$*" in
+  *"sys.exit(sys.version_info"*) [ "$version" != 3.10 ];;
+  *print*) echo "$version";;
+  "-m venv "*)
+    echo "venv $3 by python$version" >> "$LOG"
+    mkdir -p "$3/bin" "$3/lib/site/grader" "$3/lib/site/reference"
+    printf '#!/usr/bin/env bash\\necho "pip $*" >> "$LOG"\\n' > "$3/bin/pip"
+    printf '#!/usr/bin/env bash\\necho %s/lib/site\\n' "$3" > "$3/bin/python"
+    chmod 700 "$3/bin/pip" "$3/bin/python" "$3/lib/site/grader";;
+  *) exit 9;;
+esac""",
+}
+
+
+@pytest.mark.parametrize("image", ["3.10", "3.12"], ids=["ubuntu 22.04", "ubuntu 24.04"])
+@pytest.mark.parametrize("bubblewrap", [True, False], ids=["apt has bubblewrap", "no bubblewrap"])
+def test_setup_sh_on_gradescopes_base_images(
+    autograder_zip: Path, tmp_path: Path, image: str, bubblewrap: bool
+) -> None:
+    """setup.sh's own steps, on a scratch root, with apt, useradd and Python standing in for an image's: the
+    image's python3 where it is 3.11 or later, apt's python3.11 where it is older; the worker users made; the
+    venv readable by all, the source, the grader and the reference by root alone; no bubblewrap is no failure."""
+    root = lay_out(autograder_zip, tmp_path / "autograder")
+    shutil.copyfile(root / "source" / "setup.sh", tmp_path / "setup.sh")
+    (root / "source").chmod(0o755)
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    for name, body in SHIMS.items():
+        (shims / name).write_text("#!/usr/bin/env bash\n" + body + "\n")
+        (shims / name).chmod(0o755)
+    log = tmp_path / "log"
+    env = {"PATH": f"{shims}:/usr/bin:/bin", "LOG": str(log), "IMAGE_PYTHON": image,
+           "GRADER_GRADESCOPE_ROOT": str(root), **({} if bubblewrap else {"NO_BWRAP": "1"})}  # fmt: skip
+    done = subprocess.run(["bash", str(tmp_path / "setup.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = log.read_text().splitlines()
+    if image == "3.12":
+        assert "apt-get install -y -qq python3.12-venv" in lines and f"venv {root}/venv by python3.12" in lines
+    else:
+        assert "apt-get install -y -qq python3.11 python3.11-venv" in lines
+        assert f"venv {root}/venv by python3.11" in lines
+    assert ("process wall will hold" in done.stdout) is not bubblewrap
+    users = [line for line in lines if line.startswith("useradd")]
+    assert [line.split("--uid ")[1].split()[0] for line in users] == [str(60100 + k) for k in range(8)]
+    assert all("--shell /usr/sbin/nologin" in line and "grader-worker" in line for line in users)
+    assert any(line.startswith("pip install -q") and line.endswith(f"{root}/source") for line in lines), lines
+
+    def mode(path: Path) -> int:
+        return path.stat().st_mode & 0o777
+
+    assert mode(root) & 0o001, "workers must reach the venv through the root"
+    assert mode(root / "venv" / "bin" / "python") & 0o005 == 0o005, "workers must run the venv's Python"
+    for private in (
+        root / "source",
+        root / "venv" / "lib" / "site" / "grader",
+        root / "venv" / "lib" / "site" / "reference",
+    ):
+        assert mode(private) & 0o077 == 0, (private, oct(mode(private)))
+
+
+def test_where_no_wall_can_be_built_nothing_is_graded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A container where neither bubblewrap nor the process wall can run (the grader not root, say) grades nobody
+    behind no wall: results.json says the submission was not graded and why, every item at 0, and the exit is 1."""
+    from grader import gradescope, sandbox
+    from grader.sandbox import workers
+
+    bare = Wall("none", problems=("bubblewrap (bwrap) is not installed", "the grader is not root"))
+    monkeypatch.setattr(sandbox, "wall", lambda isolation="auto": bare)
+    monkeypatch.setattr(workers, "wall", lambda isolation="auto": bare)
+    copy_parts(ROOT / "solutions", tmp_path / "submission")
+    assert gradescope.main(["--root", str(tmp_path)]) == 1
+    data = json.loads((tmp_path / "results" / "results.json").read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == 0 and len(data["tests"]) == len(ITEMS)
+    assert data["output"].startswith("This submission was not graded") and "the grader is not root" in data["output"]
+    assert "the grader is not root" in capsys.readouterr().err

@@ -24,11 +24,13 @@ import pytest
 from grader.archive import pack
 from grader.report import as_json, write
 from grader.run import grade
-from grader.sandbox import Limits, bubblewrap
+from grader.sandbox import Limits, bubblewrap, wall
+from grader.sandbox.workers import NO_WALL_NOTE
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(call_timeout_s=3.0, memory_mb=1500)
 SANDBOXED = bubblewrap() is not None
+WALL = wall("auto")  # the wall this run grades behind: bubblewrap, or the process wall where bwrap cannot run
 
 MLE_BODY = (
     "    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))\n    return float(k.sum() / n.sum())"
@@ -52,7 +54,8 @@ class Hostile:
     whole_module: bool = False  # the attack breaks every item of the module (import-time)
     feedback: str = ""  # a phrase the target's feedback must contain
     feedback_lacks: str = "\x00"  # a phrase it must not contain
-    sandbox_only: bool = False  # only bubblewrap can stop this one
+    walled_only: bool = False  # only a wall for other people's code (bubblewrap, the process wall) stops this one
+    process_feedback: str | None = None  # the phrase instead of ``feedback`` behind the process wall
     call_timeout_s: float = LIMITS.call_timeout_s  # more for a case whose honest work takes a while on a busy machine
 
 
@@ -179,18 +182,18 @@ CASES = [
         "imports reference",
         "mle",
         body="    import reference.mle as r\n    return r.binomial_mle(successes, trials)",
-        sandbox_only=True,
+        walled_only=True,
     ),
     Hostile(
         "imports solutions",
         "mle",
         body="    import solutions.mle as s\n    return s.binomial_mle(successes, trials)",
-        sandbox_only=True,
+        walled_only=True,
     ),
     Hostile(
         "reads the solution file",
         "mle",
-        sandbox_only=True,
+        walled_only=True,
         body=f"    src = open({str(ROOT / 'solutions' / 'mle.py')!r}).read()\n    namespace = {{}}\n"
         "    exec(src, namespace)\n    return namespace['binomial_mle'](successes, trials)",
     ),
@@ -252,7 +255,7 @@ CASES = [
     Hostile(
         "overwrites instructor files",
         "mle",
-        sandbox_only=True,
+        walled_only=True,
         target_status=("passed",),
         body="    import pathlib\n"
         + "".join(
@@ -265,7 +268,7 @@ CASES = [
     Hostile(
         "remounts the Python installation writable and plants a .pth",
         "mle",
-        sandbox_only=True,
+        walled_only=True,
         target_status=("failed",),
         body="    import ctypes, os, subprocess\n    escaped = False\n"
         f"    for target in ({str(SITE)!r}, '/usr', '/etc'):\n"
@@ -342,16 +345,17 @@ CASES = [
     Hostile(
         "tmpfs hog in /dev/shm and /tmp",
         "mle",
-        sandbox_only=True,
+        walled_only=True,
         body="    chunk = b'x' * 2**24\n    for path in ('/dev/shm/hog', '/tmp/hog'):\n        with open(path, 'wb') as f:\n"
         "            for _ in range(56):\n                f.write(chunk)\n    return 0.123",
         target_status=("error",),
         feedback="No space left",
+        process_feedback="Permission denied",  # Landlock: a worker writes its own scratch folder only
     ),
     Hostile(
         "fills the disk",
         "mle",
-        sandbox_only=True,
+        walled_only=True,
         body="    import os\n    chunk = b'x' * 2**24\n    for path in ('fill', os.path.expanduser('~/fill')):\n"
         "        try:\n            with open(path, 'wb') as f:\n                for _ in range(50):\n"
         "                    f.write(chunk)\n        except OSError:\n            pass\n    return 0.123",
@@ -429,7 +433,8 @@ def assert_costs_only_its_item(case: Hostile, by_id: dict[str, dict[str, Any]]) 
     assert hit["status"] in case.target_status, (case.name, hit["feedback"])
     if case.target_status != ("passed",):
         assert hit["score"] == 0
-    assert case.feedback in hit["feedback"], (case.name, hit["feedback"])
+    feedback = case.process_feedback if WALL.kind == "process" and case.process_feedback is not None else case.feedback
+    assert feedback in hit["feedback"], (case.name, hit["feedback"])
     assert case.feedback_lacks not in hit["feedback"], (case.name, hit["feedback"])
     assert "Internal grader error" not in hit["feedback"]
     if case.whole_module:
@@ -441,8 +446,8 @@ def assert_costs_only_its_item(case: Hostile, by_id: dict[str, dict[str, Any]]) 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_submission_costs_only_its_item(case: Hostile, tmp_path: Path) -> None:
-    if case.sandbox_only and not SANDBOXED:
-        pytest.skip("needs bubblewrap: without a filesystem sandbox a student can read the project's files")
+    if case.walled_only and not WALL.holds:
+        pytest.skip("needs a wall: without one a student can read the project's files")
     target, innocent, other, _ = TARGET[case.part]
     folder = tmp_path / "submission"
     folder.mkdir()
@@ -488,10 +493,12 @@ def test_the_report_says_whether_a_sandbox_was_used(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
     unsandboxed = grade(folder, ["mle.bernoulli_mle"], LIMITS, isolation="off")
-    assert not unsandboxed.sandboxed
-    assert any("without a filesystem sandbox" in note for note in unsandboxed.notes)
+    assert not unsandboxed.sandboxed and unsandboxed.wall in ("process", "none")
+    assert any(note.startswith(("Wall: process", NO_WALL_NOTE)) for note in unsandboxed.notes), unsandboxed.notes
+    assert as_json(unsandboxed)["wall"] == unsandboxed.wall
     if SANDBOXED:
-        assert grade(folder, ["mle.bernoulli_mle"], LIMITS).sandboxed
+        walled = grade(folder, ["mle.bernoulli_mle"], LIMITS)
+        assert walled.sandboxed and walled.wall == as_json(walled)["wall"] == "bubblewrap"
 
 
 @pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap")
@@ -555,7 +562,7 @@ def test_the_hostile_corpus_through_the_class_batch(tmp_path: Path) -> None:
     from grader.batch import engine
     from grader.batch.classroom import grade_class
 
-    cases = [c for c in CASES if c.call_timeout_s == LIMITS.call_timeout_s and (SANDBOXED or not c.sandbox_only)]
+    cases = [c for c in CASES if c.call_timeout_s == LIMITS.call_timeout_s and (WALL.holds or not c.walled_only)]
     folder = tmp_path / "class"
     students = {}
     for k, case in enumerate(cases):

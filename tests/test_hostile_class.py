@@ -98,8 +98,8 @@ ISOLATIONS = ["auto", "off"]
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_names_zips_and_ids_of_a_class_are_data(tmp_path: Path, isolation: str) -> None:
-    if isolation == "auto" and not wall("auto").sandboxed:
-        pytest.skip("needs bubblewrap")
+    if isolation == "auto" and not wall("auto").holds:
+        pytest.skip("needs a wall: bubblewrap, or the process wall")
     settings = engine.Settings(ITEMS, timeout_s=10.0, isolation=isolation)
     control = tmp_path / "control"
     solution(control / "victim")
@@ -172,8 +172,8 @@ def test_ids_built_from_keys_never_share_a_result_file() -> None:
 def test_a_resumed_run_trusts_only_what_it_would_have_produced(tmp_path: Path) -> None:
     """A result graded without the sandbox is never reused by a sandboxed run; one that does not parse is graded
     again, and the summary says how many were and why."""
-    if not wall("auto").sandboxed:
-        pytest.skip("needs bubblewrap")
+    if not wall("auto").holds:
+        pytest.skip("needs a wall: bubblewrap, or the process wall")
     folder = tmp_path / "class"
     for name in ("s1", "s2"):
         solution(folder / name)
@@ -190,7 +190,7 @@ def test_a_resumed_run_trusts_only_what_it_would_have_produced(tmp_path: Path) -
     assert walled.warnings == ["s2 was graded again: its stored result did not parse or lacked a field"]
     for name in ("s1", "s2"):
         result = json.loads((out / "results" / f"{name}.json").read_text())
-        assert result["sandboxed"] is True and result["settings"]["isolation"] == "required"
+        assert result["wall"] == wall("auto").kind and result["settings"]["isolation"] == "required"
 
 
 def test_preflight_takes_each_student_alone(tmp_path: Path) -> None:

@@ -2,11 +2,12 @@
 
 The zip holds, at its root (Gradescope's layout):
 
-- ``setup.sh``: run once, as root, when Gradescope builds the image (Ubuntu): Python 3.11 and
-  bubblewrap from apt, a virtual environment in /autograder/venv, the CPU build of torch, then this
-  project from the zip; the source and the installed grader and reference are then made unreadable
-  to other users, so that a worker that runs without bubblewrap (as an unprivileged user) cannot
-  read them either;
+- ``setup.sh``: run once, as root, when Gradescope builds the image (Ubuntu): the image's Python
+  where it is 3.11 or later, else apt's python3.11; bubblewrap where apt has it; a virtual
+  environment in /autograder/venv, the CPU build of torch, then this project from the zip; the
+  process wall's users (``grader-worker0`` ...); the venv readable by all, the source and the
+  installed grader and reference by root alone, so that a worker that runs without bubblewrap (as
+  one of those users) can run Python and cannot read them;
 - ``run_autograder``: run for each submission; grades /autograder/submission with
   ``python -m grader.gradescope`` into /autograder/results/results.json;
 - ``gradescope.json``: whether the items' feedback is visible at once or after grades are published;
@@ -22,23 +23,47 @@ import zipfile
 from pathlib import Path
 
 from grader.authoring.release import ROOT
+from grader.sandbox.uids import FIRST_UID
+
+WORKER_SLOTS = 8  # users made for the process wall: submissions graded at once in one container, and more
 
 SETUP = """#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder's image.
+# Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu 22.04 or 24.04).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+root="${GRADER_GRADESCOPE_ROOT:-/autograder}"
 apt-get update -qq
-apt-get install -y -qq python3.11 python3.11-venv bubblewrap
-python3.11 -m venv /autograder/venv
-/autograder/venv/bin/pip install -q --upgrade pip
+# The image's python3 where it is 3.11 or later (24.04: 3.12); else apt's python3.11 (22.04 has it, 24.04 not).
+if python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    python=python3
+    version=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    apt-get install -y -qq "python$version-venv"
+else
+    apt-get install -y -qq python3.11 python3.11-venv
+    python=python3.11
+fi
+# bubblewrap where the container lets it run; where it cannot, the grader takes the process wall.
+apt-get install -y -qq bubblewrap || echo "bubblewrap could not be installed: the process wall will hold"
+"$python" -m venv "$root/venv"
+"$root/venv/bin/pip" install -q --upgrade pip
 # The CPU build of torch (Gradescope's graders have no GPU): a fraction of the CUDA build's size.
-/autograder/venv/bin/pip install -q --index-url https://download.pytorch.org/whl/cpu 'torch>=2.4,<2.14'
-/autograder/venv/bin/pip install -q /autograder/source
-# Only the grader (root) reads the grader, the reference and the checks; workers run as another user.
-site=$(/autograder/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-chmod -R go-rwx /autograder/source "$site/grader" "$site/reference"
-chmod +x /autograder/run_autograder
-"""
+"$root/venv/bin/pip" install -q --index-url https://download.pytorch.org/whl/cpu 'torch>=2.4,<2.14'
+"$root/venv/bin/pip" install -q "$root/source"
+# The process wall's users: each submission's workers run as one of them, never as root.
+for slot in $(seq 0 $((WORKER_SLOTS - 1))); do
+    if ! id -u "grader-worker$slot" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \\
+            --uid $((FIRST_UID + slot)) --user-group "grader-worker$slot"
+    fi
+done
+# Workers must run the installation: everyone may read the venv and reach it. Only root reads the grader,
+# the reference and the source, which a worker outside bubblewrap must never see.
+chmod o+x "$root"
+chmod -R a+rX "$root/venv"
+site=$("$root/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+chmod -R go-rwx "$root/source" "$site/grader" "$site/reference"
+chmod +x "$root/run_autograder"
+""".replace("FIRST_UID", str(FIRST_UID)).replace("WORKER_SLOTS", str(WORKER_SLOTS))
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for each submission: /autograder/submission in, /autograder/results/results.json out.

@@ -114,6 +114,7 @@ def grade_payload(
         "grader_version": __version__,
         "notes": [*notes, *intake.problems, *report.notes],
         "sandboxed": report.sandboxed,
+        "wall": report.wall,
         "classified": report.classified(),  # what the class report sorts by (never the feedback's words)
     }
 

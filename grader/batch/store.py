@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from grader.batch.entries import Entry
 
 ROW_STATUSES = ("graded", "grader-fault", "empty", "unreadable", "failed", "missing")
+WALLS = ("bubblewrap", "process")  # the walls fit for other people's code (grader/sandbox/isolation.py)
 MAX_RESULT_BYTES = 16 * 2**20  # a stored result is a few KB; a larger file is not one
 
 
@@ -196,8 +197,8 @@ class Store:
             return "changed"
         if stored.get("grader_version") != __version__ or stored.get("settings") != settings:
             return "settings"
-        if settings.get("isolation") != "off" and stored.get("sandboxed") is not True:
-            return "settings"  # graded without the sandbox: never reused by a sandboxed run
+        if settings.get("isolation") != "off" and stored.get("wall") not in WALLS:
+            return "settings"  # graded without a wall: never reused by a run that requires one
         return None
 
     def write(self, key: str, result: dict[str, Any]) -> None:
@@ -251,4 +252,5 @@ def unread(
         "items": [],
         "notes": notes,
         "sandboxed": None,
+        "wall": None,
     }

@@ -1,12 +1,19 @@
 """Which wall this machine allows, probed once per grader process, and bubblewrap's command line for it.
 
-Strongest first: bubblewrap with a user namespace of its own (uid 65534, no capabilities, no new
-user namespaces, a seccomp filter); the same without ``--disable-userns``; on a GPU machine where
-CUDA fails in a user namespace, the other namespaces without capabilities. Without bubblewrap: a
-PID namespace (util-linux ``unshare``) and, for a root grader, uid 65534 where that user can run the
-Python installation. The mounts show the system, the Python installation, the runtime and the
-private copy of the submission, read-only, files that not everyone may read masked, and a small
-writable /tmp and /dev/shm.
+Three walls, strongest first, and every report names the one that held (``Wall.kind``):
+
+- ``bubblewrap``: a user namespace of its own (uid 65534, no capabilities, no new user namespaces, a seccomp
+  filter); the same without ``--disable-userns``; on a GPU machine where CUDA fails in a user namespace, the
+  other namespaces without capabilities. The mounts show the system, the Python installation, the runtime and
+  the private copy of the submission, read-only, files that not everyone may read masked, and a small writable
+  /tmp and /dev/shm.
+- ``process``: where bubblewrap cannot build its sandbox (Docker's default seccomp profile and most Kubernetes
+  pods refuse namespaces) and the grader is root: each submission's workers run as an unprivileged uid of their
+  own (grader/sandbox/uids.py), with no new privileges, the same seccomp filter, rlimits, and Landlock where the
+  kernel has it (grader/sandbox/landlock.py); every process and file of that uid is removed after each
+  submission. It holds only where the worker cannot read the project: the probe tries, as the worker would.
+- ``none``: neither (a grader that is not root, or a project its workers could read). Workers still run in a
+  session of their own under rlimits, no new privileges, the seccomp filter and Landlock where there is one.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from grader.sandbox import seccomp
+from grader.sandbox import landlock, seccomp, uids
+from grader.sandbox.confine import Confinement
+from grader.sandbox.landlock import Ruleset
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 MASKED_UNDER = ("/etc",)  # where files that not everyone may read are hidden from the worker
-WORKER_ID = 65534  # uid and gid of a worker: "nobody"
+WORKER_ID = 65534  # uid and gid of a worker behind bubblewrap: "nobody"
 TMPFS_MB = 64  # the sandbox's /tmp and /dev/shm, each
 Isolation = Literal["auto", "required", "off"]  # bubblewrap where it works / or refuse to grade / never
 
@@ -35,27 +44,39 @@ class SandboxUnavailable(RuntimeError):
     """Grading other people's code was asked to run sandboxed, and no sandbox can be built here."""
 
 
+WallKind = Literal["bubblewrap", "process", "none"]
+
+
 @dataclass(frozen=True)
 class Wall:
     """How workers are walled in on this machine (probed once per grader process)."""
 
-    bwrap: tuple[str, ...] | None  # bwrap and its privilege flags, when it builds the sandbox here
-    unshare: tuple[str, ...] | None  # without bwrap: unshare and its flags, for a PID namespace
-    drop_to: int | None  # without bwrap, a root grader runs workers as this uid/gid
+    kind: WallKind
+    bwrap: tuple[str, ...] | None = None  # bwrap and its privilege flags, when it builds the sandbox here
+    own_uid: bool = False  # outside bubblewrap: each submission's workers run as a uid of their own (a slot)
+    landlock: int = 0  # outside bubblewrap: the Landlock ABI version in force (0: none)
     masks: tuple[str, ...] = field(default=(), repr=False)
     seccomp: bytes | None = field(default=None, repr=False)
     problems: tuple[str, ...] = ()
 
     @property
     def sandboxed(self) -> bool:
-        return self.bwrap is not None
+        """Behind bubblewrap: the worker's own file system, /tmp and PID namespace."""
+        return self.kind == "bubblewrap"
 
     @property
-    def worker_uid(self) -> int | None:
-        """The uid a worker ends up with outside bubblewrap, where it is not the grader's own."""
-        if self.drop_to is not None:
-            return self.drop_to
-        return WORKER_ID if self.unshare is not None and "--setuid" in self.unshare else None
+    def holds(self) -> bool:
+        """A wall fit for other people's code: bubblewrap, or the process wall."""
+        return self.kind != "none"
+
+    def describe(self) -> str:
+        """The wall in words, for reports: ``bubblewrap``, ``process (Landlock ABI 7)``, ``none``."""
+        if self.kind == "bubblewrap":
+            return "bubblewrap"
+        extras = [f"Landlock ABI {self.landlock}" if self.landlock else "no Landlock"]
+        if self.kind == "none" and self.own_uid:
+            extras.append("own uid")
+        return f"{self.kind} ({', '.join(extras)})"
 
 
 def python_dirs() -> list[str]:
@@ -101,24 +122,57 @@ def _masks() -> tuple[str, ...]:
     return tuple(found)
 
 
-def drop_privileges(uid: int) -> None:
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
+def _closed_on_the_way(path: Path) -> str | None:
+    """The first folder above ``path`` that other users cannot pass through, if any."""
+    for folder in reversed(path.resolve().parents):
+        if not os.stat(folder).st_mode & 0o001:
+            return str(folder)
+    return None
 
 
-def _probe(command: list[str], drop_to: int | None = None, pass_fds: tuple[int, ...] = ()) -> bool:
+def _probe(
+    command: list[str], confinement: Confinement | None = None, pass_fds: tuple[int, ...] = (), cwd: Path | None = None
+) -> int | None:
+    """The probe's exit status (None where it could not start)."""
     try:
         done = subprocess.run(
             command,
             capture_output=True,
             timeout=30,
             pass_fds=pass_fds,
-            preexec_fn=(lambda: drop_privileges(drop_to)) if drop_to is not None else None,
+            preexec_fn=confinement.apply if confinement is not None else None,
+            cwd=cwd or "/",
         )
     except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+        return None
+    return done.returncode
+
+
+EXPOSED = 5  # the probe's status when it could read a file of the project
+
+
+def project_files() -> list[str]:
+    """One file of each of the project's packages that lie outside the Python installation's own folders, or
+    inside them (a wheel install): what a worker must never read."""
+    found = []
+    for package in PROJECT_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            init = Path(location) / "__init__.py"
+            found.append(str(init if init.exists() else next(Path(location).glob("*.py"), init)))
+    return found
+
+
+def landlock_paths(python: list[str]) -> list[str]:
+    """What every worker outside bubblewrap may read: the system and the Python installation, /proc and /sys."""
+    return [*SYSTEM_DIRS, *python, "/proc", "/sys"]
+
+
+def ruleset(readable: list[str], writable: list[str]) -> Ruleset | None:
+    """A Landlock ruleset for a worker, or None where the kernel has no Landlock."""
+    if landlock.abi() < 1:
+        return None
+    return Ruleset.build(landlock_paths(python_dirs()) + readable, writable, [*landlock.DEVICES, *_gpu_devices()])
 
 
 @functools.cache
@@ -128,7 +182,6 @@ def wall(isolation: Isolation = "auto") -> Wall:
     problems: list[str] = []
     program = seccomp.program()
     masks = _masks()
-    root = os.geteuid() == 0
     check = _python_check()
     if isolation != "off":
         path = shutil.which("bwrap") if sys.platform.startswith("linux") else None
@@ -138,50 +191,96 @@ def wall(isolation: Isolation = "auto") -> Wall:
             scratch = Path(tempfile.mkdtemp(prefix="grader-probe-"))
             try:
                 for flags in _bwrap_flag_sets(program is not None):
-                    candidate = Wall(bwrap=(path, *flags), unshare=None, drop_to=None, masks=masks, seccomp=program)
+                    candidate = Wall("bubblewrap", bwrap=(path, *flags), masks=masks, seccomp=program)
                     command, fds = bwrap_command(candidate, scratch, scratch, scratch, [sys.executable, *check])
                     try:
-                        if _probe(command, pass_fds=fds):
+                        if _probe(command, pass_fds=fds) == 0:
                             if "--unshare-user" not in flags:
                                 problems.append(
                                     "CUDA works only outside a user namespace here: workers run as root without "
                                     "capabilities"
                                 )
-                            return Wall(candidate.bwrap, None, None, masks, program, tuple(problems))
+                            return Wall("bubblewrap", candidate.bwrap, masks=masks, seccomp=program,
+                                        problems=tuple(problems))  # fmt: skip
                     finally:
                         for fd in fds:
                             os.close(fd)
                 problems.append("bubblewrap is installed but cannot build the sandbox here")
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-    can_drop = root and _probe([sys.executable, *check], drop_to=WORKER_ID)
-    if root and not can_drop:
-        problems.append(f"uid {WORKER_ID} cannot run this Python installation, so workers run as root")
-    unshare = shutil.which("unshare")
-    pid_namespace = ("--pid", "--fork", "--kill-child")
-    as_worker = ("--setuid", str(WORKER_ID), "--setgid", str(WORKER_ID))
-    candidates: list[tuple[tuple[str, ...] | None, int | None]] = []  # (unshare command, uid to drop to before it)
-    if unshare and can_drop:  # unshare makes the PID namespace as root, then becomes WORKER_ID inside it
-        candidates.append(((unshare, *pid_namespace, *as_worker), None))
-    if can_drop:
-        candidates.append((None, WORKER_ID))
-    if unshare:
-        own = (unshare, *pid_namespace) if root else (unshare, "--user", "--map-current-user", *pid_namespace)
-        candidates.append((own, None))
-    for prefix, drop_to in candidates:
-        if _probe([*(prefix or ()), sys.executable, *check], drop_to):
-            if prefix is None:
-                problems.append("no PID namespace could be made (util-linux unshare)")
-            return Wall(bwrap=None, unshare=prefix, drop_to=drop_to, masks=masks, problems=tuple(problems))
-    problems.append("no PID namespace could be made (util-linux unshare)")
-    return Wall(bwrap=None, unshare=None, drop_to=None, masks=masks, problems=tuple(problems))
+    return _outside_bubblewrap(problems, program, masks, check)
+
+
+def _outside_bubblewrap(problems: list[str], program: bytes | None, masks: tuple[str, ...], check: list[str]) -> Wall:
+    """The process wall where it holds, else none: each tried with the very steps a worker takes (a slot's uid,
+    no new privileges, Landlock, the seccomp filter), and asked to read the project's files."""
+    root = os.geteuid() == 0
+    version = landlock.abi()
+    if not version:
+        problems.append("the kernel has no Landlock (Linux 5.13 or later)")
+    probe = [sys.executable, *check, *project_files()]
+    scratch = Path(tempfile.mkdtemp(prefix="grader-probe-"))
+    scratch.chmod(0o711)  # as a sandbox's scratch folder: the worker's own files are below it
+    closed = _closed_on_the_way(scratch)
+    if root and closed:
+        problems.append(
+            f"other users cannot reach the temporary folder {tempfile.gettempdir()} ({closed} is closed to them): "
+            "set TMPDIR to a folder they can reach, such as /tmp"
+        )
+    slot = uids.acquire() if root and not closed else None
+    if root and not closed and slot is None:
+        problems.append("no worker uid is free (grader/sandbox/uids.py)")
+    try:
+        if slot is not None:
+            os.chown(scratch, slot.uid, slot.uid)
+        tries: list[tuple[uids.Slot | None, int]] = [(slot, version), (slot, 0)] if slot is not None else []
+        tries += [(None, version), (None, 0)]
+        for held, abi in [t for k, t in enumerate(tries) if t not in tries[:k]]:
+            try:
+                rules = ruleset([], [str(scratch)]) if abi else None
+            except OSError:
+                continue
+            try:
+                status = _probe(probe, Confinement(held.uid if held else None, rules, program), cwd=scratch)
+            finally:
+                if rules is not None:
+                    rules.close()
+            if status not in (0, EXPOSED):
+                continue
+            if held is None and root:
+                problems.append("no worker uid can run this Python installation (it must be readable by all)")
+            elif held is None:
+                problems.append("the grader is not root, so workers cannot run as a uid of their own")
+            if status == EXPOSED:
+                problems.append(
+                    "a worker can read the project's files: make grader/ and reference/ readable by root alone, "
+                    "or grade on a kernel with Landlock"
+                )
+            kind: WallKind = "process" if held is not None and status == 0 else "none"
+            return Wall(kind, own_uid=held is not None, landlock=abi, masks=masks, seccomp=program,
+                        problems=tuple(problems))  # fmt: skip
+        problems.append("no worker could start under the process wall's steps")
+        return Wall("none", masks=masks, problems=tuple(problems))
+    finally:
+        if slot is not None:
+            slot.release()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _python_check() -> list[str]:
-    """Arguments for the probes' Python: start, and on a GPU machine, see CUDA (a user namespace can hide it)."""
-    if cuda_available():
-        return ["-I", "-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 4)"]
-    return ["-I", "-c", "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') else 3)"]
+    """Arguments for the probes' Python: start, see torch (on a GPU machine: CUDA, which a user namespace can
+    hide), and fail with ``EXPOSED`` if it can read any of the files named after these arguments."""
+    sees = "torch.cuda.is_available()" if cuda_available() else "importlib.util.find_spec('torch')"
+    code = (
+        "import importlib.util, sys\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        open(path, 'rb').close()\n"
+        f"        sys.exit({EXPOSED})\n"
+        "    except OSError:\n"
+        "        pass\n" + ("import torch\n" if cuda_available() else "") + f"sys.exit(0 if {sees} else 3)\n"
+    )
+    return ["-I", "-c", code]
 
 
 def _bwrap_flag_sets(with_seccomp: bool) -> list[tuple[str, ...]]:

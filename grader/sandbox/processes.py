@@ -25,7 +25,8 @@ from typing import IO
 import psutil
 
 from grader.sandbox.cgroups import Cgroup
-from grader.sandbox.isolation import Wall, cuda_available, drop_privileges
+from grader.sandbox.confine import Confinement
+from grader.sandbox.isolation import Wall, cuda_available
 
 MAX_PIDS = 256  # processes and threads of one worker (torch starts a few threads per core)
 FILE_SIZE_MB = 256
@@ -169,14 +170,16 @@ def spawn(
     read_fd: int,
     cwd: Path,
     home: str,
+    confinement: Confinement | None = None,
 ) -> Process:
     """Start ``command`` (a worker, converter or zygote, which imports on its own time) under the limits;
     ``write_fd`` is the descriptor it inherits to answer on (a pipe, or a zygote's control socket), with
-    ``fds``, and ``read_fd`` the reply pipe's end the grader keeps (-1 for a zygote)."""
+    ``fds``, and ``read_fd`` the reply pipe's end the grader keeps (-1 for a zygote). Outside bubblewrap,
+    ``confinement`` is the process wall's steps (grader/sandbox/confine.py)."""
     cuda = cuda_available()
     data_cap = limits.memory_mb * 2**20 if not cuda else resource.RLIM_INFINITY
     cgroup = Cgroup.create(limits.memory_mb * 2**20, MAX_PIDS)
-    drop_to, worker_uid = wall.drop_to, wall.worker_uid
+    own_uid = confinement is not None and confinement.uid is not None
 
     def limit() -> None:  # in the child, before exec
         if cgroup is not None:
@@ -190,11 +193,12 @@ def spawn(
         resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MB * 2**20, FILE_SIZE_MB * 2**20))
         resource.setrlimit(resource.RLIMIT_DATA, (data_cap, data_cap))
-        if cgroup is None and worker_uid is not None:  # binds for a uid other than root: the cap without cgroups
+        if own_uid:  # processes of the slot's uid, machine-wide: binds for a uid other than root, cgroup or not
             resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PIDS, MAX_PIDS))
-        if drop_to is not None:
-            drop_privileges(drop_to)
-        die_with_parent()
+        if confinement is not None:
+            confinement.apply()
+        else:
+            die_with_parent()
 
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": home, "TMPDIR": home,
            "MPLCONFIGDIR": home}  # fmt: skip

@@ -76,8 +76,9 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)  # struct sock_filter
 
 
-def program(machine: str | None = None) -> bytes | None:
-    """The filter for this machine's architecture, or None where there is no table for it."""
+def program(machine: str | None = None, refused: tuple[str, ...] | list[str] = tuple(REFUSED)) -> bytes | None:
+    """The filter for this machine's architecture, or None where there is no table for it: ``refused`` fail with
+    EPERM, and clone with a namespace flag (clone3 with ENOSYS)."""
     machine = machine or platform.machine()
     if machine not in ARCHES:
         return None
@@ -90,7 +91,7 @@ def program(machine: str | None = None) -> bytes | None:
     ]
     if machine == "x86_64":
         code += [_insn(JGE_K, X32_SYSCALL_BIT, jf=1), _insn(RET_K, RET_KILL_PROCESS)]
-    for name in REFUSED:
+    for name in refused:
         code += [_insn(JEQ_K, numbers[name], jf=1), _insn(RET_K, RET_ERRNO | EPERM)]
     code += [
         _insn(JEQ_K, numbers["clone3"], jf=1),

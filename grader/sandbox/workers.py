@@ -20,19 +20,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from grader.intake import Intake, take_in
-from grader.sandbox import channel
+from grader.sandbox import channel, uids
 from grader.sandbox import scratch as scratch_folders
 from grader.sandbox.channel import WorkerDied
+from grader.sandbox.confine import Confinement
 from grader.sandbox.isolation import (
     Isolation,
     SandboxUnavailable,
     bwrap_command,
     cuda_available,
     installed_project_packages,
+    ruleset,
     wall,
 )
+from grader.sandbox.landlock import Ruleset
 from grader.sandbox.processes import Limits, Process, Zygote, become_subreaper, spawn
 
+NO_WALL_NOTE = "Ran without a wall for other people's code"  # the note that says why, in red on the terminal
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"  # what a worker sees of the grader, copied whole
 
 
@@ -71,14 +75,16 @@ class Sandbox:
         self.notes: dict[str, list[str]] = {}  # module name → what its import reported (notebook cells that raised)
         self.generated: set[str] = set()  # file names of modules made from notebooks
         self.owner: str | None = None  # the module the current worker serves
+        self.slot: uids.Slot | None = None  # outside bubblewrap, for a root grader: the uid its workers run as
+        self.rules: Ruleset | None = None  # outside bubblewrap, where the kernel has Landlock: what they may touch
 
     # -------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> Sandbox:
         self.wall = wall(self.isolation)
-        if self.isolation == "required" and not self.wall.sandboxed:
+        if self.isolation == "required" and not self.wall.holds:
             raise SandboxUnavailable(
-                "no sandbox can be built on this machine ("
+                "no wall fit for other people's code can be built on this machine ("
                 + "; ".join(self.wall.problems)
                 + "): install bubblewrap, or pass --no-sandbox to grade without one"
             )
@@ -98,14 +104,25 @@ class Sandbox:
             self.generated_dir.mkdir(mode=0o755)
             self.home = self.scratch / "home"  # the writable folder of a worker without bubblewrap
             self.home.mkdir(mode=0o700)
-            if self.wall.worker_uid is not None:
-                os.chown(self.home, self.wall.worker_uid, self.wall.worker_uid)
+            if self.wall.own_uid:
+                self.slot = uids.acquire()
+                if self.slot is None:
+                    raise SandboxUnavailable("every worker uid of this machine is in use (grader/sandbox/uids.py)")
+                os.chown(self.home, self.slot.uid, self.slot.uid)
+            if not self.wall.sandboxed and self.wall.landlock:
+                self.rules = ruleset([str(self.runtime), str(self.private), str(self.generated_dir)], [str(self.home)])
             if self.submission is not None:
                 self.intake = take_in(self.submission, self.private, into_existing=True)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _confinement(self) -> Confinement | None:
+        """The process wall's steps for a new worker (None behind bubblewrap, which takes its own)."""
+        if self.wall.sandboxed:
+            return None
+        return Confinement(self.slot.uid if self.slot else None, self.rules, self.wall.seccomp)
 
     @property
     def reusable(self) -> bool:
@@ -143,24 +160,35 @@ class Sandbox:
         if self.zygote is not None:
             self.zygote.end()
             self.zygote = None
-        if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
-            self.scratch = None
+        try:
+            if self.slot is not None:  # every process and file of its uid gone before another submission has it
+                self.slot.release()
+                self.slot = None
+        finally:
+            if self.rules is not None:
+                self.rules.close()
+                self.rules = None
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+                self.scratch = None
 
     @property
     def sandboxed(self) -> bool:
         return self.wall.sandboxed
 
     def wall_notes(self) -> list[str]:
-        """What the report should say about the wall, when it is not the full one."""
+        """What the report should say about the wall, when it is not bubblewrap's."""
         if self.wall.sandboxed:
             return [f"Sandbox: {problem}." for problem in self.wall.problems]
-        return ["Ran without a filesystem sandbox (" + "; ".join(self.wall.problems or ("--no-sandbox",)) + ")."]
+        why = "; ".join(self.wall.problems or ("--no-sandbox",))
+        if self.wall.kind == "process":
+            return [f"Wall: {self.wall.describe()}: each submission's workers ran as a uid of their own ({why})."]
+        return [f"{NO_WALL_NOTE}: {self.wall.describe()} ({why})."]
 
     def exposures(self) -> list[str]:
         """Instructor code that students' code can read: the project's packages installed inside the Python
         installation, which bubblewrap hides (grader/sandbox/isolation.py) and nothing else can."""
-        if self.wall.sandboxed:
+        if self.wall.sandboxed:  # Landlock lets a worker read the whole installation: only bubblewrap hides them
             return []
         return [
             f"{os.path.basename(folder)}/ is installed inside the Python installation ({folder}), which workers "
@@ -184,13 +212,15 @@ class Sandbox:
         python = [sys.executable, "-I", "-B", inside, *arguments]
         if self.wall.sandboxed:
             return bwrap_command(self.wall, self.runtime, self.private, self.generated_dir, python)
-        return [*(self.wall.unshare or ()), *python], ()
+        return python, ()
 
     def _spawn(self, script: str) -> Process:
         """A new converter process and the read end of its reply pipe; it imports on its own time."""
         read_fd, write_fd = os.pipe()
         command, fds = self._command(script, str(write_fd))
-        return spawn(self.wall, self.limits, command, fds, write_fd, read_fd, self.private, self._home())
+        return spawn(
+            self.wall, self.limits, command, fds, write_fd, read_fd, self.private, self._home(), self._confinement()
+        )
 
     def _home(self) -> str:
         return "/tmp" if self.wall.sandboxed else str(self.home)
@@ -201,7 +231,10 @@ class Sandbox:
         try:
             flags = (("--warm-up",) if self.trains else ()) + (("--exec",) if self.fresh else ())
             command, fds = self._command("worker.py", "--zygote", str(theirs.fileno()), *flags)
-            process = spawn(self.wall, self.limits, command, fds, theirs.detach(), -1, self.private, self._home())
+            process = spawn(
+                self.wall, self.limits, command, fds, theirs.detach(), -1, self.private, self._home(),
+                self._confinement(),
+            )  # fmt: skip
         except BaseException:
             ours.close()
             theirs.close()

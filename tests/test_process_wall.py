@@ -1,0 +1,279 @@
+"""The process wall: where bubblewrap cannot run (a Docker container, a Kubernetes pod), what holds instead.
+
+Three layers of tests:
+
+- its parts, on any Linux machine where the tests run as root: worker uids that no two submissions share,
+  cleared of every process and file after each; Landlock confining a worker to what it may read and write;
+- the same attacks as tests/test_hostile.py, run in a container as Docker makes one (tests/container.py: no
+  namespaces, no CAP_SYS_ADMIN, read-only cgroups, no bwrap or unshare on PATH): the whole hostile suite, and
+  the class attacks below, must hold there as they hold under bubblewrap
+  (``test_the_hostile_suites_hold_in_a_container_without_namespaces``);
+- the class attacks themselves, which run only behind the process wall (inside that container): a student who
+  leaves a ``setsid`` double-forked process behind to kill, trace and read the next students' workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.sandbox import landlock, uids, wall
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the process wall needs a root grader")
+OWN_UID = pytest.mark.skipif(
+    not wall("off").own_uid, reason="no worker uid can run this Python installation here (in tests/container.py it can)"
+)
+INSIDE = os.environ.get("GRADER_TEST_WALL")  # set by the container test for the run inside the container
+BEHIND_THE_PROCESS_WALL = pytest.mark.skipif(
+    wall("auto").kind != "process", reason="runs behind the process wall (in tests/container.py)"
+)
+MLE_BODY = (
+    "    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))\n    return float(k.sum() / n.sum())"
+)
+ITEMS = ("mle.binomial_mle", "mle.bernoulli_mle", "divergences.entropy")
+
+
+def as_uid(uid: int, code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-I", "-S", "-c", code], user=uid, group=uid, extra_groups=[], cwd="/")
+
+
+@ROOT_ONLY
+def test_no_two_submissions_share_a_uid(tmp_path: Path) -> None:
+    """A slot is held with a lock: a second holder, in this process or another, gets another uid."""
+    first = uids.acquire()
+    second = uids.acquire()
+    assert first is not None and second is not None
+    try:
+        other = subprocess.run(
+            [sys.executable, "-c", "from grader.sandbox import uids; s = uids.acquire(); print(s.uid); s.release()"],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        )  # fmt: skip
+        assert len({first.uid, second.uid, int(other.stdout)}) == 3
+    finally:
+        first.release()
+        second.release()
+    again = uids.acquire()
+    assert again is not None and again.uid == first.uid  # released: the first free slot again
+    again.release()
+
+
+@ROOT_ONLY
+def test_an_account_of_somebody_else_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    monkeypatch.setenv("GRADER_WORKER_UIDS", "60200-60202")
+    accounts = {60200: "alice", 60201: "grader-worker1"}
+
+    def getpwuid(uid: int) -> pwd.struct_passwd:
+        if uid not in accounts:
+            raise KeyError(uid)
+        return pwd.struct_passwd((accounts[uid], "x", uid, uid, "", "/", "/bin/sh"))
+
+    monkeypatch.setattr(pwd, "getpwuid", getpwuid)
+    assert [uid for uid in uids.candidates() if uids.usable(uid)] == [60201, 60202]
+    monkeypatch.setenv("GRADER_WORKER_UIDS", "0-10")
+    with pytest.raises(ValueError, match="above 0"):
+        uids.candidates()
+
+
+LEAVER = """
+import ctypes, os, signal, time
+for path in ("/tmp/left-behind", "/dev/shm/left-behind"):
+    open(path, "w").write("x")
+os.makedirs("/tmp/left-locked/deeper")
+os.chmod("/tmp/left-locked/deeper", 0)
+os.chmod("/tmp/left-locked", 0)
+ctypes.CDLL(None).shmget(0, 4096, 0o1000 | 0o600)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if os.fork() == 0:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        time.sleep(300)
+    os._exit(0)
+os.wait()
+"""
+
+
+@OWN_UID
+def test_releasing_a_slot_ends_every_process_and_removes_every_file_of_its_uid() -> None:
+    slot = uids.acquire()
+    assert slot is not None
+    try:
+        as_uid(slot.uid, LEAVER).wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while len(uids.processes_of(slot.uid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(uids.processes_of(slot.uid)) == 2  # the sleeper and the stopped one, in a session of their own
+        assert any(line.split()[7] == str(slot.uid) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:])
+    finally:
+        slot.release()
+    assert uids.processes_of(slot.uid) == []
+    for path in ("/tmp/left-behind", "/dev/shm/left-behind", "/tmp/left-locked"):
+        assert not os.path.lexists(path), path
+    assert not any(line.split()[7] == str(slot.uid) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:])
+
+
+CONFINED = """
+import json, os, signal, socket, sys
+readable, writable, secret, parent = sys.argv[1:5]
+seen = {}
+def attempt(name, action):
+    try:
+        action()
+        seen[name] = True
+    except OSError:
+        seen[name] = False
+attempt("reads its submission", lambda: open(os.path.join(readable, "mle.py")).read())
+attempt("writes its scratch", lambda: open(os.path.join(writable, "x"), "w").write("x"))
+attempt("reads the project", lambda: open(secret).read())
+attempt("writes /tmp", lambda: open("/tmp/confined-" + str(os.getpid()), "w").write("x"))
+attempt("writes its submission", lambda: open(os.path.join(readable, "y"), "w").write("x"))
+attempt("signals the grader", lambda: os.kill(int(parent), 0))
+attempt("connects over TCP", lambda: socket.create_connection(("127.0.0.1", 9), timeout=1))
+attempt("imports torch", lambda: __import__("torch"))
+open(os.path.join(writable, "seen.json"), "w").write(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(landlock.abi() < 1, reason="the kernel has no Landlock")
+def test_landlock_confines_a_worker_to_its_own_files(tmp_path: Path) -> None:
+    """Under the process wall's steps a worker reads its submission and the installation, writes its scratch
+    folder only, cannot read the project whatever the files' modes say, and (ABI 4, 6) neither connects over TCP
+    nor signals a process outside its domain."""
+    from grader.sandbox import isolation, seccomp
+    from grader.sandbox.confine import Confinement
+
+    readable, writable = tmp_path / "submission", tmp_path / "home"
+    readable.mkdir()
+    writable.mkdir()
+    (readable / "mle.py").write_text("x = 1\n")
+    rules = isolation.ruleset([str(readable)], [str(writable)])
+    assert rules is not None
+    try:
+        code = [sys.executable, "-I", "-c", CONFINED, str(readable), str(writable),
+                str(ROOT / "reference" / "mle.py"), str(os.getpid())]  # fmt: skip
+        confinement = Confinement(None, rules, seccomp.program())
+        subprocess.run(code, preexec_fn=confinement.apply, check=True, timeout=120, cwd="/")
+    finally:
+        rules.close()
+    seen = json.loads((writable / "seen.json").read_text())
+    expected = {"reads its submission": True, "writes its scratch": True, "reads the project": False,
+                "writes /tmp": False, "writes its submission": False, "imports torch": True}  # fmt: skip
+    if landlock.abi() >= 6:
+        expected["signals the grader"] = False
+    if landlock.abi() >= 4:
+        expected["connects over TCP"] = False
+    assert {k: seen[k] for k in expected} == expected
+
+
+# ------------------------------------------------------------------ in a container, as Docker makes one
+
+HOSTILE_SUITES = ("tests/test_hostile.py", "tests/test_hostile_class.py", "tests/test_process_wall.py")
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(INSIDE is not None, reason="this is the run inside the container")
+@pytest.mark.skipif(landlock.abi() < 1, reason="the kernel has no Landlock: the project would be readable")
+def test_the_hostile_suites_hold_in_a_container_without_namespaces(tmp_path: Path) -> None:
+    """The hostile suites, run again where bubblewrap cannot build its sandbox: every test passes behind the
+    process wall, and none that the process wall is for is skipped."""
+    env = {**os.environ, "GRADER_TEST_WALL": "process", "OMP_NUM_THREADS": "1"}
+    env.pop("TMPDIR", None)  # the workers' scratch folders go to /tmp, which every uid can reach
+    env.pop("PYTEST_XDIST_WORKER", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.container", "--work", str(tmp_path / "container"), "--",
+         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "--basetemp", str(tmp_path / "inner"),
+         *HOSTILE_SUITES],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=1800,
+    )  # fmt: skip
+    tail = done.stdout[-6000:] + done.stderr[-3000:]
+    assert done.returncode == 0, tail
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert not [line for line in skipped if "process wall" in line or "needs a wall" in line], skipped
+    assert " passed" in done.stdout.splitlines()[-1], tail
+
+
+def test_the_wall_is_the_one_this_run_is_for() -> None:
+    """Inside the container the grader must have taken the process wall, not fallen through to none."""
+    if INSIDE is None:
+        pytest.skip("outside the container: whatever this machine allows")
+    held = wall("auto")
+    assert held.kind == INSIDE, held
+    assert held.own_uid and held.landlock >= 1, held
+
+
+SPY = """
+import ctypes, os, signal, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        found = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            for name in os.listdir("/proc"):
+                if not name.isdigit() or int(name) == os.getpid():
+                    continue
+                pid = int(name)
+                for attempt in (lambda: os.kill(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGSTOP),
+                                lambda: open(f"/proc/{pid}/environ", "rb").read(),
+                                lambda: open(f"/proc/{pid}/mem", "rb").read(1)):
+                    try:
+                        attempt()
+                    except (OSError, ValueError):
+                        pass
+                if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+                    libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
+            for top in ("/tmp", "/dev/shm"):
+                try:
+                    for name in os.listdir(top):
+                        try:
+                            os.unlink(os.path.join(top, name))
+                        except OSError:
+                            pass
+                except OSError:
+                    pass
+            time.sleep(0.05)
+    os._exit(0)
+"""
+
+
+@BEHIND_THE_PROCESS_WALL
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_process_left_behind_cannot_touch_the_next_students(tmp_path: Path, workers: int) -> None:
+    """A student leaves a setsid double-forked process that, for two minutes, kills and stops every process it
+    sees, reads their environment and memory, traces them, and deletes what it can in /tmp and /dev/shm. The
+    students graded after it (one at a time, and two at a time) get exactly what they get alone, and no process
+    or file of any worker uid is left when the class is done. Without a uid of its own per submission the next
+    student scored 0 of 3."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    source = {part: (ROOT / "solutions" / f"{part}.py").read_text() for part in ("mle", "divergences")}
+    spy = source["mle"].replace("from __future__ import annotations\n", "from __future__ import annotations\n" + SPY)
+    assert spy != source["mle"]
+    folder = tmp_path / "class"
+    for student, mle in (("a_spy", spy), ("b_victim", source["mle"]), ("c_victim", source["mle"]),
+                         ("d_victim", source["mle"])):  # fmt: skip
+        (folder / student).mkdir(parents=True)
+        (folder / student / "mle.py").write_text(mle)
+        (folder / student / "divergences.py").write_text(source["divergences"])
+    settings = engine.Settings(ITEMS, timeout_s=10.0, isolation="required")
+    summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(workers), settings)
+    assert (summary.graded, summary.failed) == (4, 0), summary.line()
+    for student in ("b_victim", "c_victim", "d_victim"):
+        result = json.loads((tmp_path / "out" / "results" / f"{student}.json").read_text())
+        assert result["wall"] == "process"
+        assert [(i["id"], i["status"]) for i in result["items"]] == [(i, "passed") for i in ITEMS], result["items"]
+    assert not [uid for uid in uids.candidates() if uids.processes_of(uid)], "a worker uid still runs a process"
+    owned = [p for top in ("/tmp", "/dev/shm") for p in Path(top).iterdir() if p.lstat().st_uid in uids.candidates()]
+    assert not owned, owned

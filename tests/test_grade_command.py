@@ -43,7 +43,8 @@ def test_solutions_score_100(solutions: tuple) -> None:
 
 def test_json_has_the_contracts_shape(solutions: tuple) -> None:
     _, data, _ = solutions
-    assert set(data) == {"score", "max_score", "items", "grader_version"}
+    assert set(data) == {"score", "max_score", "items", "grader_version", "wall"}
+    assert data["wall"] in ("bubblewrap", "process", "none")
     assert data["grader_version"] == grader.__version__
     for item in data["items"]:
         assert set(item) == {"id", "score", "max_score", "status", "feedback"}
@@ -53,7 +54,8 @@ def test_json_has_the_contracts_shape(solutions: tuple) -> None:
 def test_gradescope_results(solutions: tuple) -> None:
     _, _, gs = solutions
     assert gs["score"] == 100 and len(gs["tests"]) == len(ITEMS)
-    assert gs["extra_data"] == {"grader_version": grader.__version__}
+    assert gs["extra_data"] == {"grader_version": grader.__version__, "wall": gs["extra_data"]["wall"]}
+    assert gs["extra_data"]["wall"] in ("bubblewrap", "process", "none")
     for test in gs["tests"]:
         assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility"}
         assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"

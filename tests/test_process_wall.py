@@ -277,3 +277,39 @@ def test_a_process_left_behind_cannot_touch_the_next_students(tmp_path: Path, wo
     assert not [uid for uid in uids.candidates() if uids.processes_of(uid)], "a worker uid still runs a process"
     owned = [p for top in ("/tmp", "/dev/shm") for p in Path(top).iterdir() if p.lstat().st_uid in uids.candidates()]
     assert not owned, owned
+
+
+ESCAPED_BURNERS = """\
+    import os, time
+    if "_escaped" not in globals():  # burners that leave the worker's tree: setsid, then their parent exits
+        globals()["_escaped"] = True
+        if os.fork() == 0:
+            os.setsid()
+            for _ in range(3):
+                if os.fork() == 0:
+                    end = time.time() + 120
+                    while time.time() < end:
+                        sum(range(10_000))
+                    os._exit(0)
+            os._exit(0)
+        os.wait()
+    with torch.no_grad():
+        for _ in range(16):
+            model(x_0, t)
+"""
+
+
+@BEHIND_THE_PROCESS_WALL
+def test_a_timed_step_with_burners_outside_its_tree_does_not_run_alone(tmp_path: Path) -> None:
+    """Processes that double-fork away from the worker are no longer its descendants: behind the process wall
+    (no PID namespace, here no cgroup) they are found by uid, so the step-runs-alone rule sees them, and the
+    freezer stops them with the worker while the reference is timed."""
+    from grader import timing
+    from grader.run import grade
+    from tests.test_wall import LIMITS, TIMED, ddpm_with_step
+
+    folder = ddpm_with_step(tmp_path, ESCAPED_BURNERS + TIMED)
+    report = grade(folder, ["ddpm.ddpm_train_step.speed"], LIMITS, "required")
+    result = report.items[0]
+    assert result.status == "failed" and result.feedback == timing.ALONE, result.feedback
+    assert not [uid for uid in uids.candidates() if uids.processes_of(uid)], "a worker uid still runs a process"

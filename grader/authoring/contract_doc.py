@@ -49,7 +49,8 @@ TAIL = """## The grading command
 `python -m grader grade SUBMISSION [--json FILE] [--gradescope FILE] [--html FILE]` grades a folder
 holding any of the five modules, or the notebooks `01_mle.ipynb` ... `05_ddpm.ipynb`. It exits 0 once
 grading completes, whatever the score. `--json` writes `{{"score", "max_score", "items": [{{"id", "score",
-"max_score", "status", "feedback"}}], "grader_version"}}` with status one of {statuses}. The same
+"max_score", "status", "feedback"}}], "grader_version", "wall"}}` with status one of {statuses}, and
+`wall` the one that held: `bubblewrap`, `process` or `none`. The same
 submission always gets the same score and feedback.
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -283,18 +284,38 @@ class Sandbox:
             process.end()
 
     def helpers(self) -> int:
-        """Live processes the current worker started (see Process.helpers)."""
-        return self.process.helpers() if self.process is not None else 0
+        """Live processes the current worker started (see Process.helpers). Behind the process wall, every live
+        process of the slot's uid but the worker and the zygote: one that double-forked away from the worker's
+        tree (there is no PID namespace to keep it there) is still the submission's."""
+        if self.process is None:
+            return 0
+        if self.slot is not None:
+            own = {self.process.pid, *((self.zygote.process.pid,) if self.zygote else ())}
+            return sum(1 for pid in uids.processes_of(self.slot.uid) if pid not in own)
+        return self.process.helpers()
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
-        """Every process of this sandbox stopped (cgroup freezer, else SIGSTOP), for the timed item."""
+        """Every process of this sandbox stopped (cgroup freezer, else SIGSTOP), for the timed item; behind the
+        process wall also every other process of the slot's uid (SIGSTOP, twice over, to catch a fork)."""
         processes = [p for p in (self.process, self.zygote.process if self.zygote else None) if p is not None]
         for p in processes:
             p.freeze(True)
+        stopped: list[int] = []
+        if self.slot is not None:
+            families = {proc.pid for p in processes for proc in p.family()}
+            for _ in range(2):
+                for pid in uids.processes_of(self.slot.uid):
+                    if pid not in families and pid not in stopped:
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGSTOP)
+                            stopped.append(pid)
         try:
             yield
         finally:
+            for pid in stopped:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGCONT)
             for p in processes:
                 p.freeze(False)
 

@@ -84,12 +84,17 @@ def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible"
         "Nothing to grade: upload mle.py, divergences.py, vae.py, gan.py and ddpm.py, or the notebooks "
         f"01_mle.ipynb ... 05_ddpm.ipynb (loose, in one folder, or in a zip). Found: {shown}."
     )
-    tests = [
+    return {"score": 0, "output": " ".join([output, *notes]), "tests": zero_tests("[missing] Not in the submission.",
+                                                                              visibility)}  # fmt: skip
+
+
+def zero_tests(output: str, visibility: str) -> list[dict[str, Any]]:
+    """Every item as a test at 0 points, each with ``output``."""
+    return [
         {"name": item.id, "number": str(n), "score": 0, "max_score": item.points, "status": "failed",
-         "output": "[missing] Not in the submission.", "visibility": visibility}
+         "output": output, "visibility": visibility}
         for n, item in enumerate(ITEMS, start=1)
     ]  # fmt: skip
-    return {"score": 0, "output": " ".join([output, *notes]), "tests": tests}
 
 
 def no_wall(why: str, visibility: str = "visible") -> dict[str, Any]:
@@ -98,11 +103,7 @@ def no_wall(why: str, visibility: str = "visible") -> dict[str, Any]:
         "This submission was not graded: the autograder could not wall in a student's code here. Your "
         f"instructor has been told; nothing you did caused it. ({clean_text(why, 400)})"
     )
-    tests = [
-        {"name": item.id, "number": str(n), "score": 0, "max_score": item.points, "status": "failed",
-         "output": "[not graded] The autograder could not run here.", "visibility": visibility}
-        for n, item in enumerate(ITEMS, start=1)
-    ]  # fmt: skip
+    tests = zero_tests("[not graded] The autograder could not run here.", visibility)
     return {"score": 0, "output": output, "tests": tests, "extra_data": {"wall": None, "graded": False}}
 
 

@@ -313,3 +313,20 @@ def test_a_timed_step_with_burners_outside_its_tree_does_not_run_alone(tmp_path:
     result = report.items[0]
     assert result.status == "failed" and result.feedback == timing.ALONE, result.feedback
     assert not [uid for uid in uids.candidates() if uids.processes_of(uid)], "a worker uid still runs a process"
+
+
+@BEHIND_THE_PROCESS_WALL
+def test_without_landlock_a_project_the_worker_can_read_is_no_wall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a kernel without Landlock the process wall holds only where the worker cannot read the project: here
+    the clone is readable by all, so the probe, which tries as a worker would, calls the wall none and says why."""
+    from grader.sandbox import isolation
+
+    monkeypatch.setattr(landlock, "abi", lambda: 0)
+    isolation.wall.cache_clear()
+    try:
+        held = isolation.wall("auto")
+    finally:
+        isolation.wall.cache_clear()
+    assert held.kind == "none" and not held.holds and held.own_uid and held.landlock == 0, held
+    assert any("a worker can read the project's files" in p for p in held.problems), held.problems
+    assert any("no Landlock" in p for p in held.problems), held.problems

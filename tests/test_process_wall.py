@@ -331,3 +331,20 @@ def test_without_landlock_a_project_the_worker_can_read_is_no_wall(monkeypatch: 
     assert held.kind == "none" and not held.holds and held.own_uid and held.landlock == 0, held
     assert any("a worker can read the project's files" in p for p in held.problems), held.problems
     assert any("no Landlock" in p for p in held.problems), held.problems
+
+
+@BEHIND_THE_PROCESS_WALL
+def test_a_submissions_copy_is_its_own_workers_alone(tmp_path: Path) -> None:
+    """Scratch folders live in /tmp: the copy of a submission and the modules made from its notebooks belong to
+    root and the slot's group, mode 0750, so that where Landlock is missing another slot's workers (another
+    student graded at the same time) cannot read them; the scratch HOME is the slot uid's alone."""
+    from grader.sandbox import Sandbox
+
+    (tmp_path / "mle.py").write_text("x = 1\n")
+    with Sandbox(tmp_path, isolation="required") as sandbox:
+        assert sandbox.slot is not None
+        for folder in (sandbox.private, sandbox.generated_dir):
+            info = folder.stat()
+            assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, sandbox.slot.uid, 0o750), folder
+        info = sandbox.home.stat()
+        assert (info.st_uid, info.st_mode & 0o777) == (sandbox.slot.uid, 0o700)

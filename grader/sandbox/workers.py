@@ -110,6 +110,9 @@ class Sandbox:
                 if self.slot is None:
                     raise SandboxUnavailable("every worker uid of this machine is in use (grader/sandbox/uids.py)")
                 os.chown(self.home, self.slot.uid, self.slot.uid)
+                for folder in (self.private, self.generated_dir):  # its own group only: not another slot's workers,
+                    os.chown(folder, 0, self.slot.uid)  # which, without Landlock, could read /tmp's scratch folders
+                    folder.chmod(0o750)
             if not self.wall.sandboxed and self.wall.landlock:
                 self.rules = ruleset([str(self.runtime), str(self.private), str(self.generated_dir)], [str(self.home)])
             if self.submission is not None:

@@ -322,6 +322,8 @@ MUTANTS = [
         "        if False:\n            if eps is None:",
     ),
     M("vae.VAE", "heads swapped", "return self.fc_mu(h), self.fc_logvar(h)", "return self.fc_logvar(h), self.fc_mu(h)"),
+    M("vae.VAE", "uniform eps", "eps = torch.randn_like(mu)", "eps = torch.rand_like(mu)"),
+    M("vae.VAE", "eps of ones", "eps = torch.randn_like(mu)", "eps = torch.ones_like(mu)"),
     M(
         "vae.vae_train_step",
         "no zero_grad",
@@ -846,6 +848,13 @@ ALTERNATES = [
         "return mu + torch.exp(0.5 * logvar) * eps",
         "return mu + torch.sqrt(torch.exp(logvar)) * eps",
     ),
+    A(
+        "vae.VAE",
+        "randn of the shape",
+        "eps = torch.randn_like(mu)",
+        "eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)",
+    ),
+    A("vae.VAE", "normal_ in place", "eps = torch.randn_like(mu)", "eps = torch.empty_like(logvar).normal_()"),
     A(
         "vae.VAE",
         "inline sample",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,7 @@ def _reference_state(seed: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
 
 @st.composite
 def model_cases(draw: st.DrawFn) -> Case:
+    # at most 4 x 3 = 12 latent numbers: below 16, torch's draws in float32 are its float64 draws, rounded
     seed, batch = draw(st.integers(0, 2**16)), draw(st.integers(1, 4))
     dtype = draw(dtypes)
     x = draw(gs.probabilities_open((batch, DIMS[0])))
@@ -100,7 +102,10 @@ def model_cases(draw: st.DrawFn) -> Case:
         "eps": as_tensor(eps, dtype),
         "z": as_tensor(z, dtype),
     }
-    shown = f"VAE{DIMS} with the reference's weights (seed {seed}), x={fmt(x)}, eps={fmt(eps)}, z={fmt(z)}"
+    shown = (
+        f"VAE{DIMS} with the reference's weights (seed {seed}), x={fmt(x)}, eps={fmt(eps)}, z={fmt(z)}; "
+        f"forward(x) without eps after torch.manual_seed({drivers.DRAW_SEED})"
+    )
     if dtype == torch.float64:
         return Case(inputs, shown, FLOAT64)
     return Case(inputs, shown + " (float32)", FLOAT32, {**promote(inputs), "dtype": "float64"})
@@ -131,9 +136,16 @@ def train_step_cases(draw: st.DrawFn) -> Case:
 
 
 def _vae_variant(
-    i: dict[str, Any], heads_swapped: bool = False, sample_in_train: bool = True, sample_in_eval: bool = False
+    i: dict[str, Any],
+    heads_swapped: bool = False,
+    sample_in_train: bool = True,
+    sample_in_eval: bool = False,
+    draw: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
 ) -> dict[str, Any]:
-    """What the vae_model driver returns for a VAE with one classic change, from the reference's layers."""
+    """What the vae_model driver returns for a VAE with one classic change, from the reference's layers.
+    ``draw`` makes eps where forward is not given one (the driver seeds torch's generator first); for fewer
+    than 16 numbers torch draws the same values in float32 as in float64, rounded, so a float32 model's draw
+    is compared with the reference's in float64."""
     model = vae.VAE(*i["dims"]).to(torch.float64)
     model.load_state_dict(i["state"])
     x, eps, z = i["x"], i["eps"], i["z"]
@@ -143,14 +155,17 @@ def _vae_variant(
         if heads_swapped:
             mu, logvar = logvar, mu
         train_z = vae.reparameterize(mu, logvar, eps) if sample_in_train else mu
+        torch.manual_seed(drivers.DRAW_SEED)
+        drawn_z = vae.reparameterize(mu, logvar, draw(mu)) if sample_in_train else mu
         eval_z = mu
-        if sample_in_eval:  # torch.randn_like(mu) after the driver's seed; for fewer than 16 numbers torch
-            torch.manual_seed(drivers.EVAL_SEED)  # draws the same normals in float32 as in float64, rounded
+        if sample_in_eval:  # torch.randn_like(mu) after the driver's seed
+            torch.manual_seed(drivers.EVAL_SEED)
             eval_z = vae.reparameterize(mu, logvar, torch.randn_like(mu))
         return {
             "encode": (mu, logvar),
             "decode": model.decoder(z),
             "train": (model.decoder(train_z), mu, logvar),
+            drivers.DRAWN: (model.decoder(drawn_z), mu, logvar),
             "eval": (model.decoder(eval_z), mu, logvar),
         }
 
@@ -247,6 +262,12 @@ CHECKS = [
                 "heads swapped",
                 "swapping the heads: mu comes from fc_mu and logvar from fc_logvar.",
                 lambda i: _vae_variant(i, heads_swapped=True),
+            ),
+            Mistake(
+                "uniform eps",
+                "drawing eps from the uniform distribution on [0, 1) (torch.rand_like) when forward is not given "
+                "one; eps ~ N(0, I): torch.randn_like(mu).",
+                lambda i: _vae_variant(i, draw=torch.rand_like),
             ),
         ),
         depends_on=("reparameterize",),

@@ -27,6 +27,8 @@ from torch import nn
 
 STALE_GRAD = 7.0  # every parameter starts a training step with this gradient: a missing zero_grad shows
 EVAL_SEED = 0  # torch's generator before the VAE's eval-mode forward (which must not sample at all)
+DRAW_SEED = 1  # torch's generator before the VAE's training-mode forward without eps (which draws randn_like(mu))
+DRAWN = "train, eps drawn"  # the vae_model result of forward(x) in training mode with no eps given
 
 
 class EpsNet(nn.Module):
@@ -115,9 +117,10 @@ def gaussian_nll(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def vae_model(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
-    """encode, decode, forward in training mode with eps, forward in eval mode, with given weights. torch's
-    generator is seeded (EVAL_SEED) before the eval forward, so a model that samples there does so the same
-    way every run, and the grader can recognise it."""
+    """encode, decode, forward in training mode with eps and without it, forward in eval mode, with given
+    weights. torch's generator is seeded before each forward that may draw (DRAW_SEED, EVAL_SEED): the draw
+    of eps = randn_like(mu) is then the reference's own, and a model that draws otherwise, or samples in eval
+    mode, does so the same way every run, so the grader can recognise it."""
     model: Any = _load(module.VAE(*inputs["dims"]), inputs["state"], inputs["dtype"])
     x, eps, z = inputs["x"], inputs["eps"], inputs["z"]
     with torch.no_grad():
@@ -125,10 +128,12 @@ def vae_model(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:
         decoded = model.decode(z)
         model.train()
         train_out = model(x, eps)
+        torch.manual_seed(DRAW_SEED)
+        drawn_out = model(x)
         model.eval()
         torch.manual_seed(EVAL_SEED)
         eval_out = model(x)
-    return {"encode": (mu, logvar), "decode": decoded, "train": train_out, "eval": eval_out}
+    return {"encode": (mu, logvar), "decode": decoded, "train": train_out, DRAWN: drawn_out, "eval": eval_out}
 
 
 def vae_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -503,7 +504,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     gen.set_defaults(run=_generate)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGINT to the command's process group: a sentence, not a traceback
+        resumable = args.verb == "grade-class" or getattr(args, "action", None) == "regrade"
+        print("grader: interrupted" + (RESUME if resumable else ""), file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+RESUME = "; every result stored before is whole and kept: run the same command again to grade the rest"
 
 
 if __name__ == "__main__":

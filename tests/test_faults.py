@@ -267,12 +267,19 @@ def _frozen_group(under: dict[str, Path], owners: set[int]) -> bool:
     return False
 
 
-@pytest.mark.parametrize("how", ["kill -9 of the command", "SIGTERM to its process group"])
+def _heard_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a terminal's command hears Ctrl-C (a test runner may ignore it)
+
+
+GROUP_SIGNALS = {"SIGTERM to its process group": signal.SIGTERM, "Ctrl-C (SIGINT to its process group)": signal.SIGINT}
+
+
+@pytest.mark.parametrize("how", ["kill -9 of the command", *GROUP_SIGNALS])
 def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Path, how: str) -> None:
-    """kill -9 of grade-class, or SIGTERM to its process group, while the timed item has the submission's worker
-    frozen (to time the reference): the grading process hears of it (SIGTERM, as its parent dies or directly),
-    thaws and kills its sandbox and exits; within seconds no process the command started is left, frozen or not,
-    and none of their cgroups or scratch folders."""
+    """kill -9 of grade-class, or SIGTERM or Ctrl-C to its process group, while the timed item has the submission's
+    worker frozen (to time the reference): the grading process hears of it (SIGTERM, as its parent dies, or the
+    group's signal), thaws and kills its sandbox and exits; within seconds no process the command started is left,
+    frozen or not, and none of their cgroups or scratch folders. Ctrl-C is one sentence, not a traceback."""
     import psutil
 
     from grader.sandbox import cgroups
@@ -290,7 +297,8 @@ def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Pa
             [sys.executable, "-m", "grader", "grade-class", str(tmp_path / "class"), "--out",
              str(tmp_path / f"out{attempt}"), "--items", "ddpm.ddpm_train_step.speed", "--workers", "1",
              "--no-sandbox"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp_path / "said").open("w"), start_new_session=True,
+            preexec_fn=_heard_sigint,
         )  # fmt: skip
         try:
             caught = False
@@ -299,8 +307,8 @@ def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Pa
                     started = psutil.Process(command.pid).children(recursive=True)
                     caught = _frozen_group(under, {p.pid for p in started})
                 time.sleep(0.002)
-            if caught and how.startswith("SIGTERM"):
-                os.killpg(command.pid, signal.SIGTERM)
+            if caught and how in GROUP_SIGNALS:
+                os.killpg(command.pid, GROUP_SIGNALS[how])
                 command.wait(timeout=60)
         finally:
             command.kill()
@@ -309,6 +317,11 @@ def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Pa
             break
     else:
         pytest.fail("in three runs the timed item was never seen with a worker frozen")
+    said = (tmp_path / "said").read_text()
+    if how in GROUP_SIGNALS:
+        assert "Traceback" not in said, said
+    if GROUP_SIGNALS.get(how) == signal.SIGINT:
+        assert command.returncode == 130 and "grader: interrupted; every result stored before" in said, said
     assert started, "no process of the command was seen"
     deadline = time.monotonic() + 30
 

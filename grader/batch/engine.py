@@ -140,7 +140,10 @@ def serve(fd: int) -> None:
     # The batch killed (kill -9): SIGTERM here, which ends this process through its cleanup, so that the sandbox it
     # keeps is ended by it: a worker the timed item had frozen is thawed and killed (a SIGKILL to this process
     # would leave it frozen for good), its cgroups and scratch folders removed.
+    # Ctrl-C reaches the whole process group: the same, quietly (the batch says the one sentence).
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    sys.unraisablehook = _unless_ending
     die_with_parent(signal.SIGTERM)
     become_subreaper()
     from grader.run import grade  # noqa: F401  (torch, the reference and the checks, imported once)
@@ -150,18 +153,24 @@ def serve(fd: int) -> None:
     connection.send(("ready", None))
     rooms = Rooms()
     try:
-        while True:
+        while not _ENDING:
             try:
                 task = connection.recv()
-            except EOFError:
+            except (EOFError, OSError):  # the batch is done, or gone
                 return
             student, payload, digest, notes, settings = task
             try:
-                result = grade_payload(student, payload, digest, notes, settings, rooms.get(settings))
-                connection.send(("done", result))
+                answer: tuple[str, Any] = ("done", grade_payload(student, payload, digest, notes, settings,
+                                                                 rooms.get(settings)))  # fmt: skip
             except Exception as exc:  # the grader's own fault on this student: recorded, the pool goes on
                 rooms.close()
-                connection.send(("fault", f"{type(exc).__name__}: {exc}"))
+                answer = ("fault", f"{type(exc).__name__}: {exc}")
+            if _ENDING:  # told to end while grading, where the exit was swallowed (a gc callback's): no answer
+                return
+            try:
+                connection.send(answer)
+            except OSError:  # the batch is gone
+                return
             try:
                 rooms.prepare(settings)  # the next student's zygote imports torch while this result travels
             except Exception:  # no sandbox to keep here: the next student's grade says why, as their own fault row
@@ -170,9 +179,22 @@ def serve(fd: int) -> None:
         rooms.close()
 
 
+_ENDING = False  # a pool process told to end (SIGTERM, SIGINT) grades nothing more and answers nothing
+
+
 def _exit_cleanly(signum: int, frame: Any) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # once: a second SIGTERM (its group's, then its parent's death) would
-    raise SystemExit(128 + signum)  # cut the clean-up short; through every ``finally``: the sandboxes close
+    global _ENDING
+    _ENDING = True
+    for heard in (signal.SIGTERM, signal.SIGINT):  # once: a second signal (its group's, then its parent's death)
+        signal.signal(heard, signal.SIG_IGN)  # would cut the clean-up short
+    raise SystemExit(128 + signum)  # through every ``finally``: the sandboxes close
+
+
+def _unless_ending(unraisable: Any) -> None:
+    """Python's report of an exception it had to drop (raised in a gc callback or a finaliser), except the exit
+    that ``_exit_cleanly`` raised there: the serve loop ends on its own at its next step."""
+    if not (_ENDING and isinstance(unraisable.exc_value, SystemExit)):
+        sys.__unraisablehook__(unraisable)
 
 
 class Rooms:

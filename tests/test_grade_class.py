@@ -244,9 +244,23 @@ def test_resumes_after_kill_9_with_every_student_once(tmp_path: Path) -> None:
     assert not list((resumed / "results").glob(".*.tmp"))
 
 
-def test_a_pool_process_that_dies_costs_a_retry_only(tmp_path: Path) -> None:
+def _oom_kill(process: psutil.Process) -> Any:
+    """Put ``process`` alone in a new memory cgroup of 16 MiB: its next allocations past that (it charges only
+    what it allocates from now on) wake the kernel's OOM killer, which kills it. The group, to remove after."""
+    from grader.sandbox import cgroups
+
+    group = cgroups.Cgroup.create(16 * 2**20, 64)
+    if group is None:
+        pytest.skip("no cgroup can be made here")
+    group.enter(process.pid)
+    return group
+
+
+@pytest.mark.parametrize("death", ["kill -9", "the OOM killer"])
+def test_a_pool_process_that_dies_costs_a_retry_only(tmp_path: Path, death: str) -> None:
     folder = small_class(tmp_path / "class", 4)
     killed: list[int] = []
+    groups: list[Any] = []
 
     def kill_one_pool_process() -> None:
         deadline = time.monotonic() + 120
@@ -258,18 +272,29 @@ def test_a_pool_process_that_dies_costs_a_retry_only(tmp_path: Path) -> None:
                 except psutil.Error:  # gone meanwhile
                     continue
                 if pool and grading:  # a pool process in the middle of grading
-                    child.kill()
+                    if death == "kill -9":
+                        child.kill()
+                    else:
+                        groups.append(_oom_kill(child))
                     killed.append(child.pid)
                     return
             time.sleep(0.02)
 
     killer = threading.Thread(target=kill_one_pool_process)
     killer.start()
-    summary = grade_class(
-        folder, tmp_path / "out", lambda: engine.LocalPool(2), engine.Settings(QUICK, isolation=ISOLATION)
-    )
-    killer.join()
-    assert killed, "no pool process was found to kill"
+    try:
+        summary = grade_class(
+            folder, tmp_path / "out", lambda: engine.LocalPool(2), engine.Settings(QUICK, isolation=ISOLATION)
+        )
+        killer.join()
+        assert killed, "no pool process was found to kill"
+        assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
+        if groups:
+            assert groups[0].oom_kills() == 1, "the kernel's OOM killer did not end it"
+    finally:
+        killer.join()
+        for group in groups:
+            group.remove()
     assert (summary.graded, summary.failed) == (4, 0)
     assert grades(tmp_path / "out") == small_class_grades(4)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from datetime import UTC, datetime
@@ -179,6 +180,9 @@ def _grade_class(args: argparse.Namespace) -> int:
         except (OSError, TimeoutError) as err:
             print(f"grader: no Dask scheduler answered at {args.dask} ({err})", file=sys.stderr)
             return 2
+        # The client's own log of a scheduler it lost is a traceback on stderr; the run says it in one line. (Set
+        # once dask.distributed is imported: its import sets this logger's level from its configuration.)
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         problems = pool.check(isolation)
         if problems:
             pool.close()

@@ -373,3 +373,62 @@ def test_without_a_key_nothing_is_reused_and_the_run_says_so(tmp_path: Path, mon
     assert run(folder, tmp_path / "out").graded == 3
     again = run(folder, tmp_path / "out")
     assert (again.graded, again.skipped) == (3, 0) and any("no key" in w for w in again.warnings)
+
+
+SCHEDULER = """
+import asyncio, distributed
+
+async def main():
+    async with distributed.Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
+        print(scheduler.address, flush=True)
+        await scheduler.finished()
+
+asyncio.run(main())
+"""
+
+
+def test_a_real_scheduler_that_dies_mid_run_leaves_its_students_ungraded(tmp_path: Path) -> None:
+    """A Dask scheduler (its own process, with a worker process) killed with -9 once the first result is stored:
+    the command ends in one line and exit 1, the students in flight are not stored (not failed, not zero), and the
+    next run grades exactly them."""
+    pytest.importorskip("distributed")
+    folder = tmp_path / "class"
+    for k in range(5):
+        (folder / f"s{k}").mkdir(parents=True)
+        (folder / f"s{k}" / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    out = tmp_path / "out"
+    grade = [sys.executable, "-m", "grader", "grade-class", str(folder), "--out", str(out), "--items", *ITEMS,
+             "--no-sandbox"]  # fmt: skip
+    scheduler = subprocess.Popen([sys.executable, "-c", SCHEDULER], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        assert scheduler.stdout is not None
+        address = scheduler.stdout.readline().strip()
+        assert address.startswith("tcp://"), address
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        command = subprocess.Popen([*grade, "--dask", address], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 240
+        while not list((out / "results").glob("s*.json")) and command.poll() is None:
+            assert time.monotonic() < deadline, "no result was stored in 4 minutes"
+            time.sleep(0.05)
+        scheduler.kill()
+        said, complaint = command.communicate(timeout=120)
+    finally:
+        for process in (scheduler, worker):
+            if process is not None:
+                process.kill()
+                process.wait()
+    stored = sorted(p.stem for p in (out / "results").glob("s*.json"))
+    assert command.returncode == 1, (said, complaint)
+    assert 1 <= len(stored) < 5, stored
+    assert "Traceback" not in complaint and "not graded through no fault of theirs" in complaint, complaint
+    assert "scheduler-connection-lost" in complaint or "lost" in complaint.lower(), complaint
+    assert f"{5 - len(stored)} not graded (the grader's trouble, not theirs)" in said, said
+    assert all(json.loads((out / "results" / f"{s}.json").read_text())["status"] == "graded" for s in stored)
+    again = subprocess.run(grade, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{5 - len(stored)} graded, {len(stored)} skipped" in again.stdout, again.stdout

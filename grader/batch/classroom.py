@@ -48,7 +48,8 @@ class Summary:
         )  # fmt: skip
         return (
             f"{self.students} students: {self.graded} graded, {self.skipped} skipped (already graded), "
-            f"{self.unreadable} with nothing to grade, {self.failed} failed; {self.seconds:.0f} s{rate}{regraded}"
+            f"{self.unreadable} with nothing to grade, {self.failed} not graded (the grader's trouble, not theirs); "
+            f"{self.seconds:.0f} s{rate}{regraded}"
         )
 
 

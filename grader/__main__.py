@@ -231,7 +231,10 @@ def _grade_class(args: argparse.Namespace) -> int:
 
 def _disk_trouble(err: OSError, out: Path) -> str:
     """One sentence for a failure to write the class's results: which path, what, what to do."""
-    where = shown_name(str(err.filename)) if err.filename else shown_name(str(out))
+    path = Path(str(err.filename)) if err.filename else out
+    if path.name.startswith(".") and path.name.endswith(".tmp"):  # a result on its way: name its folder
+        path = path.parent
+    where = shown_name(str(path))
     what = err.strerror or type(err).__name__
     return (f"could not write {where} ({what}); every result written before is whole: free space or make "
             f"{shown_name(str(out))} writable (or give another --out), then run the same command again")  # fmt: skip

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -432,3 +433,49 @@ def test_a_real_scheduler_that_dies_mid_run_leaves_its_students_ungraded(tmp_pat
     again = subprocess.run(grade, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"{5 - len(stored)} graded, {len(stored)} skipped" in again.stdout, again.stdout
+
+
+NOT_WRITABLE = {
+    # root without the capabilities that let it write anywhere: the permission check a non-root instructor meets
+    "unwritable (EACCES)": lambda folder: ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                                          "--inh-caps=-dac_override,-dac_read_search"],
+    # a read-only bind mount of the results folder, in a mount namespace of the command's own
+    "read-only (EROFS)": lambda folder: ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                         'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"',
+                                         str(folder)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("trouble", NOT_WRITABLE)
+def test_an_out_folder_that_cannot_be_written_is_a_sentence(tmp_path: Path, trouble: str) -> None:
+    """Two students graded; a third arrives while the results folder cannot be written: one line naming the
+    folder, exit 1, the two results untouched; once it can be written, a re-run grades the third alone."""
+    if os.geteuid() != 0:
+        pytest.skip("made by dropping root's capabilities or mounting: needs root")
+    folder = klass(tmp_path / "class", wrong=())
+    shutil.rmtree(folder / "s3")
+    out = tmp_path / "out"
+    grade = [sys.executable, "-m", "grader", "grade-class", str(folder), "--out", str(out), "--items", *ITEMS,
+             "--no-sandbox"]  # fmt: skip
+    assert subprocess.run(grade, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
+    before = {p.name: p.read_bytes() for p in (out / "results").iterdir()}
+    (folder / "s3").mkdir()
+    (folder / "s3" / "mle.py").write_text((ROOT / "solutions" / "mle.py").read_text())
+    results = out / "results"
+    results.chmod(0o555)
+    try:
+        wrapped = [*NOT_WRITABLE[trouble](results), *grade]
+        done = subprocess.run(wrapped, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        results.chmod(0o755)
+    if "Operation not permitted" in done.stderr and "grader" not in done.stderr:
+        pytest.skip(f"{wrapped[0]} cannot run here: {done.stderr.strip()}")
+    what = "Permission denied" if "EACCES" in trouble else "Read-only file system"
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (
+        f"grader: could not write {results} ({what}); every result written before is whole: free space or make "
+        f"{out} writable (or give another --out), then run the same command again"
+    ), done.stderr
+    assert {p.name: p.read_bytes() for p in results.iterdir()} == before
+    again = subprocess.run(grade, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "1 graded, 2 skipped" in again.stdout, again.stdout + again.stderr

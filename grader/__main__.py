@@ -302,6 +302,12 @@ def _nbgrader(args: argparse.Namespace) -> int:
         for line in left:
             print(f"gradebook unchanged for {line}")
         print(f"the isolated scores are now the grades of {len(results) - len(left)} submission(s) in the gradebook")
+    lost = [r for r in results if r.lost]
+    if lost:
+        print(f"grader: {len(lost)} student(s) not graded through no fault of theirs (the first, "
+              f"{shown_name(lost[0].student)}); nothing was stored for them: run the same command again to grade "
+              "them", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -198,6 +198,32 @@ def test_infrastructure_is_not_the_student(tmp_path: Path, monkeypatch: pytest.M
     assert (summary.graded, summary.failed) == (3, 0)
 
 
+def test_a_regrade_that_loses_its_students_exits_non_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """nbgrader regrade on the class engine, every task lost: the students' rows say it was not their fault, the
+    command ends in that line and exit 1 (it printed the rows and exited 0), and the next run grades them."""
+    from grader.__main__ import main
+
+    for name in ("alice", "bob"):
+        (tmp_path / "submitted" / name / "generative_models").mkdir(parents=True)
+        (tmp_path / "submitted" / name / "generative_models" / "mle.py").write_text(
+            (ROOT / "solutions" / "mle.py").read_text()
+        )
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # nbgrader runs alembic
+    monkeypatch.setattr(engine, "LocalPool", lambda workers: LostPool())
+    assert main(["nbgrader", "regrade", str(tmp_path), "--no-sandbox", "--json", str(tmp_path / "rows.json")]) == 1
+    said = capsys.readouterr()
+    assert "2 student(s) not graded through no fault of theirs (the first, alice)" in said.err, said.err
+    assert "Traceback" not in said.err
+    rows = json.loads((tmp_path / "rows.json").read_text())["submissions"]
+    assert [(r["student"], r["lost"]) for r in rows] == [("alice", True), ("bob", True)]
+    assert all(r["problem"].startswith("not graded through no fault of theirs (FutureCancelled") for r in rows)
+    monkeypatch.undo()
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    assert main(["nbgrader", "regrade", str(tmp_path), "--no-sandbox"]) == 0
+    assert "not graded through no fault" not in capsys.readouterr().out
+
+
 def test_groups_left_by_a_killed_grader_are_thawed_killed_and_removed(tmp_path: Path) -> None:
     """kill -9 of a grader while the timed item had its worker frozen left the worker FROZEN for good; the next
     class run's sweep ends it and removes the group. A live grader's group is left alone."""

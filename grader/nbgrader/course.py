@@ -194,6 +194,7 @@ class Regraded:
     isolated: dict[str, int]  # item → score of the isolated grader
     feedback: dict[str, str] = field(default_factory=dict)  # item → the isolated grader's feedback
     problem: str | None = None  # why the isolated grader could not grade this submission at all
+    lost: bool = False  # not graded through the grader's trouble (a lost pool process...): a re-run grades it
 
     @property
     def higher_in_kernel(self) -> list[str]:
@@ -218,6 +219,7 @@ class Regraded:
             "isolated": sum(self.isolated.values()),
             "autograded": bool(self.in_kernel),
             "problem": self.problem,
+            "lost": self.lost,
             "higher_in_kernel": [row(i) for i in self.higher_in_kernel],
             "higher_isolated": [row(i) for i in self.higher_isolated],
             "items": [{**row(i), "feedback": self.feedback.get(i, "")} for i in sorted(self.isolated)],
@@ -269,8 +271,9 @@ def regrade(
     if unknown:
         raise ValueError(f"no submitted/<student>/ folder for {', '.join(unknown)} in {course}")
     out = Path(out) if out is not None else course / "isolated" / assignment
-    grade_class(course, out, lambda: engine.LocalPool(workers), engine.Settings(isolation=isolation), force, assignment,
-                students=students)  # fmt: skip
+    summary = grade_class(course, out, lambda: engine.LocalPool(workers), engine.Settings(isolation=isolation), force,
+                          assignment, students=students)  # fmt: skip
+    lost = dict(summary.ungraded)
     store = Store(out)
     results = []
     with gradebook_of(db_url or _sqlite(course)) as gradebook:
@@ -279,7 +282,10 @@ def regrade(
                 continue
             stored = store.load(entry.key) or {}
             problem = None
-            if stored.get("status") not in ("graded", "grader-fault"):
+            if entry.student in lost:
+                problem = (f"not graded through no fault of theirs ({clean_text(lost[entry.student], 200)}): "
+                           "run the same command again")  # fmt: skip
+            elif stored.get("status") not in ("graded", "grader-fault"):
                 why = clean_text(str(stored.get("message", "no result was stored")), 300)
                 problem = f"could not be graded: {why}"
             try:  # each student is a unit: a result or a gradebook row that cannot be read is that student's line
@@ -290,7 +296,7 @@ def regrade(
             except Exception as err:
                 isolated, feedback, kernel = {}, {}, {}
                 problem = f"could not be read back ({type(err).__name__}): grade this student again with --force"
-            results.append(Regraded(entry.student, kernel, isolated, feedback, problem))
+            results.append(Regraded(entry.student, kernel, isolated, feedback, problem, entry.student in lost))
     return results
 
 

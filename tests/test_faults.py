@@ -274,8 +274,14 @@ def test_scratch_folders_of_a_killed_grader_are_removed(tmp_path: Path) -> None:
     live.mkdir()
     other = tmp_path / "grader-audit-xyz"
     other.mkdir()
-    assert scratch.sweep(tmp_path) == [dead.name]
+    old, recent = tmp_path / "grader-k3x_9qzt", tmp_path / "grader-a1b2c3d4"  # named as before 0.8.0, no pid
+    for folder in (old, recent):
+        (folder / "submission").mkdir(parents=True)
+    a_day_ago = time.time() - scratch.UNNAMED_STALE_S - 60
+    os.utime(old, (a_day_ago, a_day_ago))
+    assert sorted(scratch.sweep(tmp_path)) == sorted([dead.name, old.name])
     assert not dead.exists() and live.is_dir() and other.is_dir() and (tmp_path / "keep").is_file()
+    assert not old.exists() and recent.is_dir()
     assert scratch.prefix("entry") == f"grader-entry-{os.getpid()}-"
 
 

@@ -5,6 +5,10 @@ Every scratch folder of the grader (a sandbox's, a payload's, an entry's) is cal
 folders (a submission's copy among them) would stay: ``sweep``, run when a class run starts,
 removes those whose process is gone, folders a student locked (mode 000) included, never following
 a link. Folders of a live process, and every other entry, are left alone.
+
+Graders before 0.8.0 named theirs ``grader-<8 random characters>`` (``tempfile.mkdtemp``), with no pid
+to ask: ``sweep`` removes such a folder once it has not changed for a day (``UNNAMED_STALE_S``), which
+no grading of one student comes near.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 NAME = re.compile(r"grader-(sandbox|payload|entry)-(\d+)-")
+UNNAMED = re.compile(r"grader-[a-z0-9_]{8}")  # before 0.8.0: tempfile.mkdtemp(prefix="grader-"), no pid
+UNNAMED_STALE_S = 24 * 3600
 
 
 def prefix(kind: str) -> str:
@@ -33,14 +40,26 @@ def sweep(root: Path | None = None) -> list[str]:
     except OSError:
         return []
     for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
         found = NAME.match(entry.name)
-        if found is None or Path(f"/proc/{found.group(2)}").exists() or not entry.is_dir(follow_symlinks=False):
+        if found is not None:
+            if Path(f"/proc/{found.group(2)}").exists():
+                continue
+        elif UNNAMED.fullmatch(entry.name) is None or not _unchanged_for(entry, UNNAMED_STALE_S):
             continue
         _unlock(entry.path)
         shutil.rmtree(entry.path, ignore_errors=True)
         if not os.path.lexists(entry.path):
             removed.append(entry.name)
     return removed
+
+
+def _unchanged_for(entry: os.DirEntry[str], seconds: float) -> bool:
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _unlock(path: str) -> None:

@@ -4,7 +4,7 @@ grade SUBMISSION [--json FILE] [--gradescope FILE] [--html FILE]     grade a fol
 grade-class SUBMISSIONS --out DIR [--workers N] [--dask ADDRESS]      grade a class: results/, grades.csv, report.html
 check [PATH] | submit [PATH]                                          the public checks; a zip to hand in (students)
 reference regenerate|verify [--keep-weights]                         the public checks' stored results
-release OUT | release gradescope OUT.zip                              the student bundle, or Gradescope's autograder
+release OUT | gradescope OUT.zip | prairielearn OUT                   the student bundle, Gradescope's, PrairieLearn's
 generate                                                              exercises/, notebooks, CONTRACT.md
 nbgrader init|preflight|regrade COURSE_DIR                            an nbgrader course, and its isolated re-grade
 """
@@ -335,9 +335,16 @@ def _release(args: argparse.Namespace) -> int:
     if _no_clone_here("release"):
         return 2
     kind, out = args.target if len(args.target) == 2 else ["student", *args.target]
-    if kind not in ("student", "gradescope") or len(args.target) > 2:
-        print("grader: release OUT, release student OUT or release gradescope OUT.zip", file=sys.stderr)
+    if kind not in ("student", "gradescope", "prairielearn") or len(args.target) > 2:
+        print("grader: release OUT, release student OUT, release gradescope OUT.zip or release prairielearn OUT",
+              file=sys.stderr)  # fmt: skip
         return 2
+    if kind == "prairielearn":
+        from grader.authoring import prairielearn
+
+        written = prairielearn.build(Path(out), args.image or prairielearn.DEFAULT_IMAGE)
+        print(f"wrote {len(written)} files to {out}: see {Path(out) / 'README.md'} for the image and the question")
+        return 0
     if kind == "gradescope":
         from grader.authoring import gradescope_zip
 
@@ -457,9 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.set_defaults(run=_reference)
     rel = verbs.add_parser(
-        "release", help="the student bundle (release OUT) or Gradescope's autograder (release gradescope OUT.zip)"
-    )
-    rel.add_argument("target", nargs="+", metavar="[student|gradescope] OUT")
+        "release", help="the student bundle (release OUT), Gradescope's autograder (release gradescope OUT.zip) "
+        "or a PrairieLearn question and its grading image (release prairielearn OUT)",
+    )  # fmt: skip
+    rel.add_argument("target", nargs="+", metavar="[student|gradescope|prairielearn] OUT")
+    rel.add_argument("--image", default=None, help="PrairieLearn: the grading image's name, as pushed (info.json)")
     rel.add_argument(
         "--feedback-visibility", default="visible", choices=("visible", "after_published", "after_due_date", "hidden"),
         help="Gradescope: when students see each item's feedback (default: visible)",

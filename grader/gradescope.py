@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.archive import Unreadable, unpack
-from grader.intake import MAX_TOTAL_BYTES, Refused, open_regular, take_in
+from grader import uploads
 from grader.items import ITEMS
-from grader.submission import find_parts, unwrap
+from grader.submission import find_parts
 from grader.untrusted import clean_text
 
 DEFAULT_ROOT = Path("/autograder")
@@ -48,42 +47,9 @@ def settings_of(source: Path) -> dict[str, Any]:
     return {"feedback_visibility": visibility if visibility in VISIBILITIES else "visible"}
 
 
-def locate(upload: Path, scratch: Path) -> tuple[Path, list[str]]:
-    """The folder to grade, taken in from what the student uploaded, and notes on what was left out.
-
-    Gradescope keeps what was uploaded as it was: loose files, a folder, or a zip. The upload is taken
-    in (grader/intake.py); when that holds no part to grade but exactly one zip, the zip is unpacked
-    through the same caps; when it holds a single folder, that folder is graded."""
-    copy = scratch / "copy"
-    intake = take_in(upload, copy)
-    notes = list(intake.problems)
-    folder = unwrap(copy)
-    if find_parts(folder)[0]:
-        return folder, notes
-    zips = [p for p in copy.rglob("*") if p.is_file() and p.name.lower().endswith(".zip")]
-    if len(zips) == 1:
-        try:
-            fd, _ = open_regular(zips[0])
-        except Refused as refused:
-            return folder, [*notes, f"{zips[0].name} {refused}."]
-        with open(fd, "rb", closefd=True) as handle:
-            data = handle.read(MAX_TOTAL_BYTES + 1)
-        try:
-            unpacked = unpack(data, scratch / "unzipped")
-        except Unreadable as err:
-            return folder, [*notes, f"{zips[0].name} could not be read: {err}."]
-        return unwrap(scratch / "unzipped"), [*notes, *unpacked.problems]
-    return folder, notes
-
-
 def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible") -> dict[str, Any]:
     """results.json for an upload with no module or notebook in it: every item at 0, and what to upload."""
-    found = sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())[:10]
-    shown = ", ".join(clean_text(name, 80) for name in found) if found else "nothing"
-    output = (
-        "Nothing to grade: upload mle.py, divergences.py, vae.py, gan.py and ddpm.py, or the notebooks "
-        f"01_mle.ipynb ... 05_ddpm.ipynb (loose, in one folder, or in a zip). Found: {shown}."
-    )
+    output = uploads.nothing_to_grade(upload)
     return {"score": 0, "output": " ".join([output, *notes]), "tests": zero_tests("[missing] Not in the submission.",
                                                                               visibility)}  # fmt: skip
 
@@ -122,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     upload = root / "submission"
     target = root / "results" / "results.json"
     with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as scratch:
-        folder, notes = locate(upload, Path(scratch)) if upload.is_dir() else (Path(scratch), [])
+        folder, notes = uploads.locate(upload, Path(scratch)) if upload.is_dir() else (Path(scratch), [])
         if find_parts(folder)[0]:
             try:  # bubblewrap where the container lets it run, else the process wall: never none, it is a student's
                 result = grade(folder, isolation="required", pictures=True)

@@ -58,6 +58,7 @@ INTEGRATION = {
     "test_hostile",
     "test_nbgrader",
     "test_packaging",
+    "test_prairielearn",
     "test_process_wall",
     "test_notebooks",
     "test_public_and_release",

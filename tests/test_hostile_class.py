@@ -238,7 +238,8 @@ def test_a_note_that_looks_like_markup_is_printed_as_it_is() -> None:
 
 
 def test_gradescope_takes_names_that_are_not_utf8_and_damaged_zips(tmp_path: Path) -> None:
-    from grader.gradescope import locate, nothing_to_grade
+    from grader.gradescope import nothing_to_grade
+    from grader.uploads import locate
 
     upload = tmp_path / "submission"
     upload.mkdir()

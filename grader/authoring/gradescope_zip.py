@@ -28,10 +28,11 @@ from grader.sandbox.uids import FIRST_UID
 WORKER_SLOTS = 8  # users made for the process wall: submissions graded at once in one container, and more
 
 SETUP = """#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu 22.04 or 24.04).
+# Run once, as root, when the grading image is built: Gradescope's (Ubuntu 22.04 or 24.04) or PrairieLearn's.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-root="${GRADER_GRADESCOPE_ROOT:-/autograder}"
+# The root is /autograder on Gradescope; PrairieLearn's image sets GRADER_ROOT (grader/authoring/prairielearn.py).
+root="${GRADER_ROOT:-${GRADER_GRADESCOPE_ROOT:-/autograder}}"
 apt-get update -qq
 # The image's python3 where it is 3.11 or later (24.04: 3.12); else apt's python3.11 (22.04 has it, 24.04 not).
 if python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -62,7 +63,7 @@ chmod o+x "$root"
 chmod -R a+rX "$root/venv"
 site=$("$root/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 chmod -R go-rwx "$root/source" "$site/grader" "$site/reference"
-chmod +x "$root/run_autograder"
+if [ -e "$root/run_autograder" ]; then chmod +x "$root/run_autograder"; fi
 """.replace("FIRST_UID", str(FIRST_UID)).replace("WORKER_SLOTS", str(WORKER_SLOTS))
 
 RUN = """#!/usr/bin/env bash

@@ -147,6 +147,8 @@ def test_the_solutions_score_1_with_a_test_per_item_and_the_pictures(released: P
     assert all(t["points"] == t["max_points"] and t["message"] == "passed" for t in data["tests"])
     assert data["images"] and all(i["url"].startswith("data:image/png;base64,") for i in data["images"])
     assert "Total: 100/100. Wall:" in data["message"] and "Wall: none" not in data["message"]
+    if os.environ.get("GRADER_TEST_WALL"):  # in tests/container.py, as PrairieLearn's Docker runs the image
+        assert f"Wall: {os.environ['GRADER_TEST_WALL']}." in data["message"], data["message"]
 
 
 def test_the_stubs_score_0_and_say_what_is_missing(released: Path, tmp_path: Path) -> None:

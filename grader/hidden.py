@@ -18,7 +18,7 @@ from typing import Any
 
 from grader.items import RECORDS
 from grader.kernel import CheckFailed, InKernel
-from grader.run import dependency_note
+from grader.run import dependency_note, grade_record
 
 
 def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
@@ -27,7 +27,7 @@ def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:
         raise KeyError(f"no graded item is called {item_id!r}")
     record = RECORDS[item_id]
     part = item_id.split(".")[0]
-    outcome = record.grade(InKernel(namespace), (part, part))
+    outcome = grade_record(record, InKernel(namespace), (part, part))
     status, feedback = outcome.status, outcome.feedback
     note = dependency_note(record, None) if status in ("failed", "error") else ""
     feedback += f"\n{note}" if note else ""

@@ -29,8 +29,8 @@ CANDIDATE_SEED = 20_261_202  # their own stream, so that the choice does not mov
 
 def build_cases() -> list[dict[str, Any]]:
     """The public cases, computed from the reference: float64 cases only, so one run gives value and dtype."""
+    from grader.expected import expected_output, to_wire
     from grader.items import CHECKS
-    from grader.run import expected_output, to_wire
 
     cases: list[dict[str, Any]] = []
     for item_id, check in CHECKS.items():  # a timed item is checked by its step's public cases

@@ -11,13 +11,11 @@ A worker that times out, crashes or runs out of memory ends that item only.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, configuration, example, given, seed, settings
@@ -25,13 +23,15 @@ from hypothesis.errors import Flaky, HypothesisException
 
 from grader import compare as cmp
 from grader import diagnosis
-from grader.checks import RAISES, Case, Check, Mistake, Outcome, Record
+from grader.checks import RAISES, Case, Check, Mistake, Outcome, Record, TimedCheck
 from grader.contract import NOTEBOOK_NAMES, Item
 from grader.diagnosis import Observation
+from grader.expected import expected_output, to_wire
 from grader.items import BY_ID, ITEMS, RECORDS, any_trains
-from grader.runtime import drivers, wire
+from grader.runtime import drivers
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
 from grader.submission import PartSource, did_you_mean, find_parts, part_of
+from grader.timing import time_speed
 from grader.turns import Turns, machine_folder
 from grader.untrusted import clean_text
 
@@ -127,24 +127,6 @@ class Stop(Exception):
 
 
 # --------------------------------------------------------------------------------------- expected
-
-
-def to_wire(value: Any) -> Any:
-    """A reference output in the same form as a worker's reply."""
-    return wire.loads(wire.dumps(value), tensors=False)
-
-
-def reference_module(part: str) -> ModuleType:
-    return importlib.import_module(f"reference.{part}")
-
-
-def expected_output(check: Check, case: Case) -> Any:
-    part = BY_ID[check.item].module
-    values = to_wire(drivers.run_driver(check.driver, reference_module(part), case.for_reference()))
-    if case.reference_inputs is None:
-        return values
-    meta = to_wire(drivers.run_driver(check.driver, reference_module(part), case.inputs))
-    return cmp.with_required_dtypes(values, meta)
 
 
 # --------------------------------------------------------------------------------------- one case
@@ -289,6 +271,14 @@ def judge(check: Check, sandbox: Runner, source: tuple[str, str] | None = None, 
     return Outcome(last.status, feedback, mistakes=tuple(m.name for m in named), limit=limit)
 
 
+def grade_record(record: Record, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
+    """Grade one item's function in ``source`` (module name, file name) on ``runner``: a timed item by timing
+    it against the reference (grader/timing.py), any other by judging its cases; ``label`` names the file."""
+    if isinstance(record, TimedCheck):
+        return time_speed(runner, source, record.item)
+    return judge(record, runner, source, label)
+
+
 def dependency_note(check: Record, failed: set[str] | None) -> str:
     """The line that points a failed item to the functions it calls: those of them that failed their own
     check (``failed``: the part's functions whose items did not pass), or, not knowing (None), all of them."""
@@ -429,7 +419,7 @@ def _grade_item(
         )  # fmt: skip
     if item.module in problems:
         return ItemResult(item.id, 0, item.points, "error", problems[item.module])
-    outcome = record.grade(sandbox, (item.module, part.filename), label=part.label)
+    outcome = grade_record(record, sandbox, (item.module, part.filename), label=part.label)
     if outcome.note:
         notes.append(outcome.note)
     score = item.points if outcome.status == "passed" else 0

@@ -16,9 +16,10 @@ import torch
 from grader import compare as cmp
 from grader import diagnosis
 from grader.checks import RAISES, Mistake, what_it_returns
+from grader.expected import expected_output, to_wire
 from grader.items import CHECKS
 from grader.kernel import InKernel
-from grader.run import GRADER_FAULT, expected_output, run_check, to_wire
+from grader.run import GRADER_FAULT, run_check
 from grader.strategies import derandomized_draws
 
 

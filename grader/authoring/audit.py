@@ -26,7 +26,7 @@ from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, patched
 from grader.authoring.generate import ROOT
 from grader.compare import NAMES_A_MISTAKE
 from grader.items import RECORDS
-from grader.run import GRADER_FAULT
+from grader.run import GRADER_FAULT, grade_record
 from grader.sandbox import Isolation, Limits, Sandbox
 
 CAUGHT = ("failed", "error", "timeout")
@@ -127,7 +127,7 @@ def grade_corpus(
             names.append(name)
         with Sandbox(folder, limits, isolation) as sandbox:
             for (patch, kind), name in zip(patches, names, strict=True):
-                outcome = RECORDS[patch.item].grade(sandbox, (name, f"{name}.py"), label=f"{patch.part}.py")
+                outcome = grade_record(RECORDS[patch.item], sandbox, (name, f"{name}.py"), label=f"{patch.part}.py")
                 verdict = Verdict(patch, kind, outcome.status, outcome.feedback)
                 verdicts.append(verdict)
                 if on_verdict:

@@ -7,7 +7,8 @@ it alone explains every answer seen), ``Property``s that a right answer satisfie
 reference says, and the ``InputClass``es the contract allows, each of which the grading run must
 draw (tests/test_input_classes.py holds every check to its own list). A ``TimedCheck`` is the
 other kind: an item graded by timing another item's function against the reference's
-(grader/timing.py). Both answer ``grade(runner, source)``, so nothing branches on an item's id.
+(grader/timing.py). Records describe; the runner grades them (``grader.run.grade_record``), and nothing
+here imports it, so the records sit below everything that grades.
 
 A ``Case`` is one graded call: the driver's inputs for the student (``inputs``), the same inputs
 promoted to float64 for the reference's values, the tolerance that the inputs' dtype earns, and
@@ -25,7 +26,7 @@ import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,9 +35,6 @@ from hypothesis import strategies as st
 from grader.compare import FLOAT32, FLOAT64
 from grader.contract import PARTS
 from grader.runtime import drivers
-
-if TYPE_CHECKING:
-    from grader.sandbox import Runner
 
 Tolerance = tuple[float, float]
 
@@ -153,12 +151,6 @@ class Check:
         """The item whose public cases check this one: its own."""
         return self.item
 
-    def grade(self, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
-        """Grade the function in ``source`` (module name, file name) on ``runner``; ``label`` names the file."""
-        from grader.run import judge  # grader.run imports the records
-
-        return judge(self, runner, source, label)
-
 
 @dataclass(frozen=True)
 class TimedCheck:
@@ -183,11 +175,6 @@ class TimedCheck:
     def public_cases_of(self) -> str:
         """The item whose public cases check this one: the timed step's (a time has no public cases)."""
         return self.step
-
-    def grade(self, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
-        from grader.timing import time_speed
-
-        return time_speed(runner, source, self.item)
 
 
 Record = Check | TimedCheck

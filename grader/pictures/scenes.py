@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from grader import compare as cmp
+from grader.expected import reference_module, to_wire
 from grader.pictures import weights
 from grader.runtime import drivers, wire
 from grader.sandbox import Runner, WorkerDied
@@ -213,8 +214,6 @@ def _student(sandbox: Runner, source: tuple[str, str], call: Call, timeout_s: fl
 
 
 def _reference(part: str, call: Call) -> list[np.ndarray]:
-    from grader.run import reference_module, to_wire
-
     return _plain(to_wire(drivers.run_driver(call.driver, reference_module(part), call.inputs)), call, "reference")
 
 

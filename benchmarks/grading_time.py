@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from grader.run import grade
+from grader.grading.run import grade
 from grader.sandbox import bubblewrap
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grader.grading.timing import time_speed
 from grader.sandbox import Sandbox
-from grader.timing import time_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP = "    loss = ddpm_loss(model, x_0, t, noise, betas)\n"

@@ -19,8 +19,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from grader.intake.untrusted import clean_text, shown_name
 from grader.student import cli as student
-from grader.untrusted import clean_text, shown_name
 
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
@@ -53,7 +53,7 @@ def _no_sandbox_here(isolation: str) -> bool:
 def _submissions_inside(folder: Path, look_at: int = 10_000) -> str | None:
     """Why ``folder`` is not one submission but holds some (a class, an nbgrader course, a wrapping folder),
     and what to run instead; None when it holds a part of its own or nothing that looks like a submission."""
-    from grader.submission import find_parts
+    from grader.intake.submission import find_parts
 
     if find_parts(folder)[0]:
         return None
@@ -88,9 +88,9 @@ def _grade(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from grader import report
-    from grader.items import ITEMS
-    from grader.run import grade
+    from grader.grading.items import ITEMS
+    from grader.grading.run import grade
+    from grader.outputs import report
     from grader.sandbox import Isolation, Limits
 
     unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
@@ -158,7 +158,7 @@ def _grade_class(args: argparse.Namespace) -> int:
     from grader.batch import engine
     from grader.batch.classroom import grade_class
     from grader.batch.store import Busy
-    from grader.items import ITEMS
+    from grader.grading.items import ITEMS
 
     unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
     if unknown:
@@ -365,7 +365,7 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from grader.authoring import audit
-    from grader.items import RECORDS
+    from grader.grading.items import RECORDS
     from grader.sandbox import Limits
 
     unknown = sorted(set(args.items or []) - set(RECORDS))

@@ -2,7 +2,7 @@
 
 This module imports nothing: the grader, the sandbox's runtime, the student's bundle and the
 authoring tools all read the same names from here. The graded items themselves, with their
-points, are the check records in grader/checks/ (``grader.items`` derives the list from them).
+points, are the check records in grader/checks/ (``grader.grading.items`` derives the list from them).
 """
 
 from __future__ import annotations

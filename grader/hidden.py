@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from grader.items import RECORDS
+from grader.grading.items import RECORDS
+from grader.grading.run import dependency_note, grade_record
 from grader.kernel import CheckFailed, InKernel
-from grader.run import dependency_note, grade_record
 
 
 def hidden_check(item_id: str, namespace: Mapping[str, Any]) -> None:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import compare as cmp
 from grader.contract import Item
+from grader.grading import compare as cmp
+from grader.intake.submission import did_you_mean, find_parts
 from grader.runtime import drivers, wire
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
-from grader.submission import did_you_mean, find_parts
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "public" / "expected.json"
@@ -66,7 +66,7 @@ def stored_mistakes() -> dict[str, dict[str, str]]:
 
 def check(submission: Path, limits: Limits | None = None, items: Iterable[str] | None = None) -> list[PublicResult]:
     """Run the public cases on the modules or notebooks in ``submission`` (each part found as ``grade`` finds
-    it, grader/submission.py); one result per item (of ``items``, or all)."""
+    it, grader/intake/submission.py); one result per item (of ``items``, or all)."""
     cases = load()
     mistakes = stored_mistakes()
     wanted = set(items) if items is not None else None
@@ -140,7 +140,7 @@ def check_item(
 def explaining_mistakes(cases: list[dict[str, Any]], runs: list[CaseRun], mistakes: dict[str, str]) -> list[str]:
     """The catalogued mistakes whose stored outputs agree with the student's answer on every public case (the
     passing ones too: a mistake that would have failed one is not what the student wrote); the grader's rule
-    (grader/diagnosis.py) on the evidence a few fixed cases give. Nothing when any answer is missing."""
+    (grader/grading/diagnosis.py) on the evidence a few fixed cases give. Nothing when any answer is missing."""
     if any(r.received is UNKNOWN for r in runs):
         return []
     strict = any(r.dtype_only for r in runs)

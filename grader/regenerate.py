@@ -17,8 +17,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from grader import compare as cmp
 from grader import public
+from grader.grading import compare as cmp
 from grader.runtime import wire
 
 GENERATED_PER_ITEM = 2  # drawn cases per item, beside up to two pinned ones: a quick look, not the grade
@@ -29,8 +29,8 @@ CANDIDATE_SEED = 20_261_202  # their own stream, so that the choice does not mov
 
 def build_cases() -> list[dict[str, Any]]:
     """The public cases, computed from the reference: float64 cases only, so one run gives value and dtype."""
-    from grader.expected import expected_output, to_wire
-    from grader.items import CHECKS
+    from grader.grading.expected import expected_output, to_wire
+    from grader.grading.items import CHECKS
 
     cases: list[dict[str, Any]] = []
     for item_id, check in CHECKS.items():  # a timed item is checked by its step's public cases
@@ -51,10 +51,10 @@ def build_cases() -> list[dict[str, Any]]:
 
 class _Answers:
     """The reference's answer on a case and each catalogued mistake's (wire data, or RAISES), computed once;
-    the mistakes' through grader/diagnosis.py's cache, as grading computes them."""
+    the mistakes' through grader/grading/diagnosis.py's cache, as grading computes them."""
 
     def __init__(self, check: Any, expected_output: Any, to_wire: Any) -> None:
-        from grader.diagnosis import Outputs
+        from grader.grading.diagnosis import Outputs
 
         self.check, self.expected_output = check, expected_output
         self.outputs = Outputs(to_wire)
@@ -71,7 +71,7 @@ class _Answers:
 
 def _differ(a: Any, b: Any, case: Any) -> bool:
     """Two answers on ``case`` that the comparison tells apart (numbers only, as diagnosis compares them)."""
-    from grader.diagnosis import agree
+    from grader.grading.diagnosis import agree
 
     return not agree(a, b, case, dtypes=False)
 
@@ -82,7 +82,7 @@ def _choose(answers: _Answers, pinned: list[Any]) -> list[Any]:
     answer differently on one (so that the public checks can say which it is); ties go to the shorter input,
     then to the earlier draw. A strategy's first draws are its simplest (zeros), on which many mistakes give
     the right answer: taken as they come, they let a quarter of the catalogued mistakes pass every public check."""
-    from grader import strategies as gs
+    from grader.grading import strategies as gs
 
     drawn = gs.derandomized_draws(answers.check.cases, CANDIDATES, CANDIDATE_SEED)
     drawn = [c for c in drawn if c.reference_inputs is None]
@@ -134,7 +134,7 @@ def _unwire(value: Any) -> Any:
 def build_items() -> list[dict[str, Any]]:
     """The graded items as the student's side needs them, from the records: id, points, whose public cases, and
     the catalogued mistakes (name → the sentence that names it in feedback)."""
-    from grader.items import CHECKS, RECORDS
+    from grader.grading.items import CHECKS, RECORDS
 
     return [
         {"id": r.item, "points": r.points, "cases_of": r.public_cases_of,

@@ -38,8 +38,8 @@ def test_the_contract_imports_nothing_of_the_project() -> None:
     assert not tops & {"grader", "reference", "solutions", "exercises"}, tops
 
 
-GRADING_PATH = ("grader.run", "grader.public", "grader.kernel", "grader.sandbox", "grader.timing", "grader.report",
-                "grader.nbgrader.course")  # fmt: skip
+GRADING_PATH = ("grader.grading.run", "grader.public", "grader.kernel", "grader.sandbox", "grader.grading.timing",
+                "grader.outputs.report", "grader.nbgrader.course")  # fmt: skip
 
 
 def test_the_grading_path_imports_no_authoring_module() -> None:

@@ -66,3 +66,15 @@ def test_the_grader_has_no_import_circle() -> None:
                     seen.add(nxt)
                     stack.append((nxt, [*way, nxt]))
     assert not circles, "\n".join(sorted(circles)[:10])
+
+
+def test_every_path_the_guides_name_exists() -> None:
+    """A file or folder of the project named in README.md or CONTRIBUTING.md (in backticks or parentheses) is
+    there: a guide that points at a moved module sends a newcomer nowhere."""
+    named = re.compile(r"(?<![\w/.-])((?:grader|reference|solutions|exercises|tests|benchmarks)/[\w/.-]*[\w/])")
+    missing = []
+    for guide in ("README.md", "CONTRIBUTING.md"):
+        for path in named.findall((ROOT / guide).read_text()):
+            if not path.endswith("_") and not (ROOT / path).exists():  # NN_<part>.py: a pattern, cut at "<"
+                missing.append(f"{guide}: {path}")
+    assert not missing, missing

@@ -83,7 +83,7 @@ def test_audit_without_items_audits_every_item(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from grader.authoring import audit
-    from grader.items import RECORDS
+    from grader.grading.items import RECORDS
 
     asked: list[object] = []
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader import compare as cmp
+from grader.grading import compare as cmp
 from grader.runtime.wire import Array
 
 

@@ -13,7 +13,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.strategies import data_shapes, timesteps
+from grader.grading.strategies import data_shapes, timesteps
 from reference import ddpm
 
 # diffusers keeps its schedule in float32: alphas_cumprod carries a relative error of

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from grader.items import CHECKS, ITEMS
+from grader.grading.items import CHECKS, ITEMS
+from grader.grading.run import ItemResult, _point_to_failed_dependencies, grade, run_check
 from grader.kernel import InKernel
-from grader.run import ItemResult, _point_to_failed_dependencies, grade, run_check
 from grader.sandbox import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,9 +91,9 @@ NO_OPTIMIZER = """
 import sys
 from pathlib import Path
 
-from grader.items import CHECKS
+from grader.grading.items import CHECKS
 from grader.kernel import InKernel
-from grader.run import run_check
+from grader.grading.run import run_check
 
 assert "torch._dynamo" not in sys.modules, "importing the grader imports torch._dynamo"
 root = Path(sys.argv[1])

@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
-from grader import compare as cmp
-from grader import diagnosis
 from grader.checks import RAISES, Mistake, what_it_returns
-from grader.expected import expected_output, to_wire
-from grader.items import CHECKS
+from grader.grading import compare as cmp
+from grader.grading import diagnosis
+from grader.grading.expected import expected_output, to_wire
+from grader.grading.items import CHECKS
+from grader.grading.run import GRADER_FAULT, run_check
+from grader.grading.strategies import derandomized_draws
 from grader.kernel import InKernel
-from grader.run import GRADER_FAULT, run_check
-from grader.strategies import derandomized_draws
 
 
 def grade(item: str, namespace: dict[str, Any], check: Any = None) -> tuple[str, str]:

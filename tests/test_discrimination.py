@@ -14,7 +14,7 @@ import pytest
 
 from grader.authoring import audit
 from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, StalePatch, patched
-from grader.items import RECORDS
+from grader.grading.items import RECORDS
 
 PATCHES = audit.corpus()
 CATALOGUE = [(item, mistake.name) for item, record in RECORDS.items() for mistake in record.mistakes]

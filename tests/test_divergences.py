@@ -11,7 +11,7 @@ from hypothesis import example, given
 from scipy import spatial, stats
 from torch import distributions as td
 
-from grader.strategies import gaussian_pairs, latent_gaussians, prob_pairs, prob_vectors, sample_pairs
+from grader.grading.strategies import gaussian_pairs, latent_gaussians, prob_pairs, prob_vectors, sample_pairs
 from reference import divergences as dv
 
 # Sums of at most 8 terms p log(p/q), each exact to a few ulps: agreement to 1e-12

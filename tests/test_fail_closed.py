@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from grader import compare as cmp
-from grader import run, timing
-from grader.items import CHECKS
-from grader.run import GRADER_FAULT, run_check
+from grader.grading import compare as cmp
+from grader.grading import run, timing
+from grader.grading.items import CHECKS
+from grader.grading.run import GRADER_FAULT, run_check
 from grader.runtime.wire import Array
 from grader.sandbox import Limits, Sandbox
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.strategies import prob_pairs, probabilities_open
+from grader.grading.strategies import prob_pairs, probabilities_open
 from reference import gan
 from reference.divergences import js_divergence
 

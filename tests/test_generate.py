@@ -12,7 +12,7 @@ import pytest
 from grader.authoring import notebooks
 from grader.authoring.generate import PARTS, MarkerError, exercise_sources, strip_solutions
 from grader.contract import Item
-from grader.items import ITEMS, MAX_SCORE, RECORDS
+from grader.grading.items import ITEMS, MAX_SCORE, RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_FUNCTIONS = sorted({record.public_cases_of for record in RECORDS.values()})  # the timed item: its step

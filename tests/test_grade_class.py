@@ -210,7 +210,7 @@ def small_class(folder: Path, n: int) -> Path:
 
 def small_class_grades(n: int) -> list[dict[str, str]]:
     """grades.csv's rows for ``small_class(n)`` graded on QUICK, written out: every item column, in order."""
-    from grader.items import ITEMS
+    from grader.grading.items import ITEMS
 
     rows = []
     for k in range(n):
@@ -356,7 +356,7 @@ def loop_step_into(folder: Path) -> Path:
 
 def test_timed_verdicts_hold_with_two_workers_on_two_cores(tmp_path: Path) -> None:
     """A fast step and a per-sample loop, graded one after the other, then at once by two workers, where a
-    timed step waits for the other worker's items and they for it (grader/turns.py): the same verdicts and
+    timed step waits for the other worker's items and they for it (grader/grading/turns.py): the same verdicts and
     the same results."""
     folder = tmp_path / "class"
     solutions_into(folder / "fast", ("mle", "ddpm"))

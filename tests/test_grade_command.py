@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader.items import ITEMS
+from grader.grading.items import ITEMS
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUSES = {"passed", "failed", "error", "timeout", "missing"}

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from grader.authoring import gradescope_zip
-from grader.items import ITEMS, MAX_SCORE
+from grader.grading.items import ITEMS, MAX_SCORE
 from grader.sandbox import Wall, wall
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,8 @@ def test_the_zip_holds_the_grader_and_no_answers(autograder_zip: Path) -> None:
         names = archive.namelist()
         text = "".join(archive.read(n).decode(errors="replace") for n in names if n.endswith(".py"))
         modes = {n: archive.getinfo(n).external_attr >> 16 for n in ("setup.sh", "run_autograder")}
-    assert {"setup.sh", "run_autograder", "gradescope.json", "pyproject.toml", "grader/gradescope.py"} <= set(names)
+    shipped = {"setup.sh", "run_autograder", "gradescope.json", "pyproject.toml", "grader/platforms/gradescope.py"}
+    assert shipped <= set(names)
     assert not [n for n in names if n.startswith(("solutions/", "exercises/", "grader/authoring/"))]
     assert "### BEGIN SOLUTION" not in text
     assert all(mode & 0o111 for mode in modes.values()), "setup.sh and run_autograder must be executable"
@@ -262,7 +263,7 @@ def test_where_no_wall_can_be_built_nothing_is_graded(
 ) -> None:
     """A container where neither bubblewrap nor the process wall can run (the grader not root, say) grades nobody
     behind no wall: results.json says the submission was not graded and why, every item at 0, and the exit is 1."""
-    from grader import gradescope, sandbox
+    from grader.platforms import gradescope, sandbox
     from grader.sandbox import workers
 
     bare = Wall("none", problems=("bubblewrap (bwrap) is not installed", "the grader is not root"))

@@ -21,9 +21,9 @@ from typing import Any
 import psutil
 import pytest
 
-from grader.archive import pack
-from grader.report import as_json, write
-from grader.run import grade
+from grader.grading.run import grade
+from grader.intake.archive import pack
+from grader.outputs.report import as_json, write
 from grader.sandbox import Limits, bubblewrap, wall
 from grader.sandbox.workers import NO_WALL_NOTE
 
@@ -664,8 +664,8 @@ def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(
     must leave nothing the next student can see: each next student's binomial_mle returns a wrong answer if it
     finds any trace. The zygote is kept through all of it (wiping removes every trace), but for the one killed:
     before the locked folder was unlocked ahead of its listing, every attacker cost a fresh zygote."""
-    from grader.archive import pack
     from grader.batch import engine
+    from grader.intake.archive import pack
     from grader.sandbox import workers
 
     source = (ROOT / "solutions" / "mle.py").read_text()

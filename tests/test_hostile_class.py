@@ -227,8 +227,8 @@ def test_regrade_output_shows_ids_as_text_and_its_csv_is_safe(tmp_path: Path, ca
 def test_a_note_that_looks_like_markup_is_printed_as_it_is() -> None:
     from rich.console import Console
 
-    from grader.report import print_text
-    from grader.run import ItemResult, Report
+    from grader.grading.run import ItemResult, Report
+    from grader.outputs.report import print_text
 
     console = Console(file=io.StringIO(), width=200)
     report = Report([ItemResult("mle.binomial_mle", 2, 2, "passed", "All checks passed.")], True,
@@ -238,8 +238,8 @@ def test_a_note_that_looks_like_markup_is_printed_as_it_is() -> None:
 
 
 def test_gradescope_takes_names_that_are_not_utf8_and_damaged_zips(tmp_path: Path) -> None:
-    from grader.gradescope import nothing_to_grade
-    from grader.uploads import locate
+    from grader.intake.uploads import locate
+    from grader.platforms.gradescope import nothing_to_grade
 
     upload = tmp_path / "submission"
     upload.mkdir()
@@ -271,7 +271,7 @@ def test_the_class_report_reads_fields_not_feedback() -> None:
     """Feedback is partly the student's text (an exception's message): a message that says "of memory" or quotes a
     catalogued mistake's explanation puts nobody under a limit or a mistake; the recorded fields do."""
     from grader.batch.page import build
-    from grader.items import RECORDS
+    from grader.grading.items import RECORDS
 
     record = RECORDS["mle.gaussian_mle"]
     mistake = record.mistakes[0]

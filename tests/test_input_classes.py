@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from grader.checks import float_tensors
-from grader.items import CHECKS
+from grader.grading.items import CHECKS
+from grader.grading.run import run_check
+from grader.grading.strategies import derandomized_draws
 from grader.kernel import InKernel
-from grader.run import run_check
-from grader.strategies import derandomized_draws
 
 # Training steps are graded in float64 from given weights; p_sample_loop's samples are float32 by contract.
 ONE_DTYPE = {"vae.vae_train_step", "gan.gan_train_step", "ddpm.ddpm_train_step", "ddpm.p_sample_loop"}

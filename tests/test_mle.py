@@ -11,7 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from grader.strategies import (
+from grader.grading.strategies import (
     binary_samples,
     binomial_counts,
     count_samples,

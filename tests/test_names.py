@@ -1,4 +1,4 @@
-"""Which file a part is graded from: exact names, and the near misses students hand in (grader/submission.py)."""
+"""Which file a part is graded from: exact names, and the near misses students hand in (grader/intake/submission.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.submission import find_parts, near_misses, near_part
+from grader.intake.submission import find_parts, near_misses, near_part
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_a_notebook_near_miss_is_made_into_the_parts_module(tmp_path: Path) -> N
 
 
 def test_a_folder_that_only_wraps_another_is_unwrapped(tmp_path: Path) -> None:
-    from grader.submission import unwrap
+    from grader.intake.submission import unwrap
 
     inner = tmp_path / "alice" / "alice"
     inner.mkdir(parents=True)

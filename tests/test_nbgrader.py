@@ -30,7 +30,7 @@ import pytest
 
 from grader.authoring.corpus import MUTANTS
 from grader.authoring.notebooks import NOTEBOOK_NAMES
-from grader.items import BY_ID
+from grader.grading.items import BY_ID
 from grader.kernel import install_paths
 from grader.nbgrader import course as course_mod
 from tests.answer_key import filled, grade_id
@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = [f"{name}.ipynb" for name in NOTEBOOK_NAMES.values()]
 NBGRADER = [str(Path(sys.executable).with_name("nbgrader"))]
 CHEAT = (
-    "import grader.compare\n"
-    "grader.compare.compare = lambda *args, **kwargs: None\n\n"
+    "import grader.grading.compare\n"
+    "grader.grading.compare.compare = lambda *args, **kwargs: None\n\n"
     "def binomial_mle(successes, trials):\n"
     "    return 0.5\n"
 )

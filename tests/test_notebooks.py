@@ -13,11 +13,11 @@ import pytest
 from grader import hidden, kernel
 from grader.authoring import notebooks
 from grader.authoring.generate import PARTS
-from grader.items import CHECKS, ITEMS
+from grader.grading.items import CHECKS, ITEMS
+from grader.grading.run import grade
+from grader.intake.submission import find_parts
 from grader.nbgrader import item_of_test_id
-from grader.run import grade
 from grader.runtime.convert import notebook_module
-from grader.submission import find_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "notebooks"

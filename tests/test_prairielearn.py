@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from grader.authoring import prairielearn
-from grader.items import ITEMS
+from grader.grading.items import ITEMS
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
@@ -102,7 +102,7 @@ def run_entry_point(released: Path, root: Path, expect: int = 0) -> dict[str, An
 
 
 def prairielearn_limit() -> int:
-    from grader.prairielearn import MAX_RESULTS_BYTES
+    from grader.platforms.prairielearn import MAX_RESULTS_BYTES
 
     return MAX_RESULTS_BYTES
 

@@ -310,8 +310,8 @@ def test_a_timed_step_with_burners_outside_its_tree_does_not_run_alone(tmp_path:
     """Processes that double-fork away from the worker are no longer its descendants: behind the process wall
     (no PID namespace, here no cgroup) they are found by uid, so the step-runs-alone rule sees them, and the
     freezer stops them with the worker while the reference is timed."""
-    from grader import timing
-    from grader.run import grade
+    from grader.grading import timing
+    from grader.grading.run import grade
     from tests.test_wall import LIMITS, TIMED, ddpm_with_step
 
     folder = ddpm_with_step(tmp_path, ESCAPED_BURNERS + TIMED)

@@ -25,7 +25,8 @@ from tests.answer_key import solution_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = (
-    "import sys\nfor name in ('reference', 'solutions', 'grader.checks', 'grader.run'):\n    sys.modules[name] = None\n"
+    "import sys\nfor name in ('reference', 'solutions', 'grader.checks', 'grader.grading.run'):\n"
+    "    sys.modules[name] = None\n"
 )
 
 
@@ -109,7 +110,7 @@ def test_release_holds_no_solution_or_reference_code(bundle: Path) -> None:
     files = [p for p in bundle.rglob("*") if p.is_file()]
     names = {str(p.relative_to(bundle)) for p in files}
     assert not any(n.startswith(("solutions", "reference", "grader/checks")) for n in names)
-    assert {"grader/run.py", "grader/timing.py", "grader/authoring/generate.py"}.isdisjoint(names)
+    assert {"grader/grading/run.py", "grader/grading/timing.py", "grader/authoring/generate.py"}.isdisjoint(names)
     # the stubs are the generated ones, which tests/test_generate.py proves free of solution lines
     for stub in (ROOT / "exercises").glob("*.py"):
         assert (bundle / "exercises" / stub.name).read_bytes() == stub.read_bytes()
@@ -151,7 +152,14 @@ def test_the_bundle_ships_what_its_entry_points_import_and_every_verb_it_offers_
     derived = {str(p.relative_to(ROOT)) for p in shipped_modules().values()}
     runtime = {str(p.relative_to(ROOT)) for p in (ROOT / "grader" / "runtime").glob("*.py")}
     assert shipped == derived | runtime | {"grader/__main__.py"}
-    grading = {"grader.checks", "grader.run", "grader.items", "grader.timing", "grader.hidden", "grader.regenerate"}
+    grading = {
+        "grader.checks",
+        "grader.grading.run",
+        "grader.grading.items",
+        "grader.grading.timing",
+        "grader.hidden",
+        "grader.regenerate",
+    }
     assert not grading & set(shipped_modules()) and not any(m.startswith("grader.checks.") for m in shipped_modules())
     helped = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=bundle, capture_output=True, text=True)
     assert helped.returncode == 0, helped.stderr

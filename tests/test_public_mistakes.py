@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import compare as cmp
 from grader import public
 from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, patched
-from grader.items import CHECKS
+from grader.grading import compare as cmp
+from grader.grading.items import CHECKS
 from grader.kernel import InKernel
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """A submission meets the same inputs wherever it is graded: the grader's derandomized draws do not depend on
-which other modules the process has loaded (grader/strategies.py gives Hypothesis no local constants).
+which other modules the process has loaded (grader/grading/strategies.py gives Hypothesis no local constants).
 
 Hypothesis collects numbers from the source of every local module in ``sys.modules`` and mixes them into its
 draws; a grade-class pool process, a test worker, an editable install and a wheel each load different ones.
@@ -19,8 +19,8 @@ if len(sys.argv) > 1:  # first load a local module full of numbers, as another e
     module = importlib.util.module_from_spec(spec)
     sys.modules["noise"] = module
     spec.loader.exec_module(module)
-from grader import strategies as gs
-from grader.items import CHECKS
+from grader.grading import strategies as gs
+from grader.grading.items import CHECKS
 for item in ("mle.binomial_log_likelihood", "divergences.kl_divergence", "ddpm.q_sample", "vae.elbo_loss"):
     print(item, [case.shown for case in gs.derandomized_draws(CHECKS[item].cases, 30, 7)])
 """

@@ -104,13 +104,13 @@ def test_nothing_importable_holds_a_solution_or_the_reference(student_env: dict[
     found = in_env(student_env, (
         "import importlib.util, json, grader\n"
         "print(json.dumps({'grader': grader.__file__,\n"
-        "    'missing': [n for n in ('reference', 'solutions', 'exercises', 'grader.checks', 'grader.run',\n"
+        "    'missing': [n for n in ('reference', 'solutions', 'exercises', 'grader.checks', 'grader.grading.run',\n"
         "                            'grader.hidden', 'grader.regenerate') if importlib.util.find_spec(n) is None]}))\n"
     ))  # fmt: skip
     assert found.returncode == 0, found.stderr
     seen = json.loads(found.stdout)
     assert seen["grader"].startswith(str(student_env["site"]))  # the installed package, not a folder nearby
-    assert seen["missing"] == ["reference", "solutions", "exercises", "grader.checks", "grader.run",
+    assert seen["missing"] == ["reference", "solutions", "exercises", "grader.checks", "grader.grading.run",
                                "grader.hidden", "grader.regenerate"]  # fmt: skip
     installed = {p.name for p in student_env["site"].iterdir() if not p.is_symlink()}
     assert {n for n in installed if not n.startswith(("_", "__pycache__"))} == {

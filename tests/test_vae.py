@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import distributions as td
 
-from grader.strategies import latent_gaussians, probabilities_open
+from grader.grading.strategies import latent_gaussians, probabilities_open
 from reference import vae
 
 ELBO_RTOL = 1e-10  # float64 sums of a few dozen terms in two different orders

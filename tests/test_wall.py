@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
+from grader.grading.run import grade
 from grader.intake import MAX_FILE_BYTES, take_in
-from grader.report import as_json, print_text
-from grader.run import grade
+from grader.intake.untrusted import clean_text
+from grader.outputs.report import as_json, print_text
 from grader.runtime import wire
 from grader.runtime.convert import notebook_module
 from grader.sandbox import Limits, Sandbox, Wall, bubblewrap, cgroups, checked_reply, seccomp, wall
-from grader.untrusted import clean_text
 from tests.test_hostile import leftover_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -618,7 +618,7 @@ SLEEPERS = textwrap.indent(
 @pytest.mark.parametrize("freezer", ["cgroup", "SIGSTOP"])
 def test_a_timed_step_must_run_alone(tmp_path: Path, freezer: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step that keeps processes of its own beside the worker fails, whatever the load: no timing is trusted then."""
-    from grader import timing
+    from grader.grading import timing
 
     if freezer == "SIGSTOP":
         monkeypatch.setattr(cgroups.Cgroup, "create", classmethod(lambda cls, *args: None))

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from grader.authoring.corpus import ALTERNATES, MUTANTS, Patch, patched
 from grader.authoring.generate import ROOT
-from grader.compare import NAMES_A_MISTAKE
-from grader.items import RECORDS
-from grader.run import GRADER_FAULT, grade_record
+from grader.grading.compare import NAMES_A_MISTAKE
+from grader.grading.items import RECORDS
+from grader.grading.run import GRADER_FAULT, grade_record
 from grader.sandbox import Isolation, Limits, Sandbox
 
 CAUGHT = ("failed", "error", "timeout")

@@ -68,8 +68,8 @@ def _definition(obj: object) -> str:
 def render() -> str:
     from grader.checks import TimedCheck
     from grader.contract import STATUSES
-    from grader.items import RECORDS
-    from grader.timing import SPEED_FACTOR
+    from grader.grading.items import RECORDS
+    from grader.grading.timing import SPEED_FACTOR
 
     lines = [HEAD.format(total=sum(r.points for r in RECORDS.values()))]
     for part in PARTS:

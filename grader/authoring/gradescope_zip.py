@@ -9,7 +9,7 @@ The zip holds, at its root (Gradescope's layout):
   installed grader and reference by root alone, so that a worker that runs without bubblewrap (as
   one of those users) can run Python and cannot read them;
 - ``run_autograder``: run for each submission; grades /autograder/submission with
-  ``python -m grader.gradescope`` into /autograder/results/results.json;
+  ``python -m grader.platforms.gradescope`` into /autograder/results/results.json;
 - ``gradescope.json``: whether the items' feedback is visible at once or after grades are published;
 - the project as pip installs it: ``pyproject.toml``, ``README.md``, ``LICENSE``, ``grader/`` (not
   its authoring tools) and ``reference/``. Never ``solutions/`` nor ``exercises/``.
@@ -72,7 +72,7 @@ set -euo pipefail
 root="${GRADER_GRADESCOPE_ROOT:-/autograder}"
 python="${GRADER_PYTHON:-$root/venv/bin/python}"
 cd "$root"
-exec "$python" -P -m grader.gradescope --root "$root"
+exec "$python" -P -m grader.platforms.gradescope --root "$root"
 """
 
 PROJECT = ("pyproject.toml", "README.md", "LICENSE")
@@ -93,7 +93,7 @@ def files() -> list[tuple[Path, str]]:
 
 def build(out: Path, feedback_visibility: str = "visible") -> list[str]:
     """Write the autograder zip to ``out``; the names it holds."""
-    from grader.gradescope import CONFIG, VISIBILITIES
+    from grader.platforms.gradescope import CONFIG, VISIBILITIES
 
     if feedback_visibility not in VISIBILITIES:
         raise ValueError(f"feedback visibility must be one of {', '.join(VISIBILITIES)}")

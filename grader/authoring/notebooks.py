@@ -36,7 +36,7 @@ from nbformat import NotebookNode
 
 from grader.authoring.generate import ROOT, strip_solutions
 from grader.contract import NOTEBOOK_NAMES, PARTS, Item
-from grader.items import ITEMS, RECORDS
+from grader.grading.items import ITEMS, RECORDS
 from grader.nbgrader import test_id
 from grader.runtime.convert import DEMO_TAG  # the converter, which runs sandboxed, leaves these cells out
 

@@ -9,7 +9,7 @@ OUT holds:
   where PrairieLearn pulls from: a ``Dockerfile`` (Ubuntu 24.04) that runs the same ``setup.sh`` as
   Gradescope's autograder (the venv, the CPU build of torch, this project, the process wall's users,
   the source readable by root alone) and ``source/run_prairielearn``, the entry point, which grades
-  ``/grade/student`` with ``python -m grader.prairielearn`` into ``/grade/results/results.json``;
+  ``/grade/student`` with ``python -m grader.platforms.prairielearn`` into ``/grade/results/results.json``;
 - ``README.md``: those steps, for the course staff.
 
 Nothing in OUT holds an answer: the question ships no ``tests/`` and the image ships no ``solutions/``.
@@ -47,7 +47,7 @@ set -euo pipefail
 root="${{GRADER_ROOT:-{IMAGE_ROOT}}}"
 python="${{GRADER_PYTHON:-$root/venv/bin/python}}"
 cd "$root"
-exec "$python" -P -m grader.prairielearn --root "${{GRADER_PRAIRIELEARN_ROOT:-/grade}}"
+exec "$python" -P -m grader.platforms.prairielearn --root "${{GRADER_PRAIRIELEARN_ROOT:-/grade}}"
 """
 
 QUESTION_HTML = """<pl-question-panel>

@@ -107,8 +107,8 @@ under these names. This runs the public checks and writes submission.zip holding
 
 
 def module_path(name: str) -> Path | None:
-    """The file of module ``name`` of this project (a package's __init__.py), or None: ``grader.compare.FLOAT32``
-    names an attribute, ``numpy`` is not ours."""
+    """The file of module ``name`` of this project (a package's __init__.py), or None:
+    ``grader.grading.compare.FLOAT32`` names an attribute, ``numpy`` is not ours."""
     base = ROOT.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from grader import __version__
+from grader.intake.untrusted import clean_text
 from grader.sandbox import Limits, Sandbox
 from grader.sandbox import scratch as scratch_folders
-from grader.untrusted import clean_text
 
 Result = dict[str, Any]
 Task = tuple[str, bytes, str, list[str]]  # student, payload, digest, notes
@@ -87,10 +87,10 @@ def reference_checksum() -> str:
 def grade_payload(
     student: str, payload: bytes, digest: str, notes: list[str], settings: Settings, room: Sandbox | None = None
 ) -> Result:
-    """Grade one student's payload (grader/archive.py) in a sandbox of its own (``room``: one that this grading
+    """Grade one student's payload (grader/intake/archive.py) in a sandbox of its own (``room``: one that this grading
     process keeps from one student to the next, made this student's by ``Sandbox.take``); plain JSON."""
-    from grader.archive import unpack
-    from grader.run import grade
+    from grader.grading.run import grade
+    from grader.intake.archive import unpack
 
     with tempfile.TemporaryDirectory(prefix=scratch_folders.prefix("payload")) as scratch:
         folder = Path(scratch) / "submission"
@@ -146,7 +146,7 @@ def serve(fd: int) -> None:
     sys.unraisablehook = _unless_ending
     die_with_parent(signal.SIGTERM)
     become_subreaper()
-    from grader.run import grade  # noqa: F401  (torch, the reference and the checks, imported once)
+    from grader.grading.run import grade  # noqa: F401  (torch, the reference and the checks, imported once)
     from grader.runtime import drivers
 
     drivers.warm_up()
@@ -219,7 +219,7 @@ class Rooms:
         if self.room is not None and (self.settings != settings or self.uses >= self.ROOM_USES):
             self.close()
         if self.room is None:
-            from grader.items import RECORDS, any_trains
+            from grader.grading.items import RECORDS, any_trains
 
             room = Sandbox(None, settings.limits, settings.isolation).__enter__()  # type: ignore[arg-type]
             if not room.reusable:

@@ -10,7 +10,7 @@ Two layouts are recognised:
 Hidden entries (``.DS_Store``, ``.ipynb_checkpoints``) are not students. Anything else is one,
 so a stray file or a broken zip gets its row in the grades with the reason, rather than being
 skipped in silence. Reading an entry (``Entry.read``) takes it in as ``grade`` does
-(grader/intake.py), never following a link, and packs the copy (grader/archive.py): the payload
+(grader/intake/), never following a link, and packs the copy (grader/intake/archive.py): the payload
 and its digest are all that the batch keeps of it.
 """
 
@@ -25,11 +25,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.archive import Unreadable, digest, pack, unpack
 from grader.intake import MAX_TOTAL_BYTES, Intake, Refused, open_regular, take_in
+from grader.intake.archive import Unreadable, digest, pack, unpack
+from grader.intake.submission import find_parts, unwrap
+from grader.intake.untrusted import clean_text, shown_name
 from grader.sandbox import scratch as scratch_folders
-from grader.submission import find_parts, unwrap
-from grader.untrusted import clean_text, shown_name
 
 DEFAULT_ASSIGNMENT = "generative_models"
 # An id kept as its own result key: lower case only, so that two keys never name one file on a disk that ignores
@@ -56,7 +56,7 @@ class Entry:
 
     @property
     def shown(self) -> str:
-        """The id as every output shows it (grader/untrusted.py: escaped, one-to-one)."""
+        """The id as every output shows it (grader/intake/untrusted.py: escaped, one-to-one)."""
         return shown_name(self.student)
 
     def read(self) -> Payload:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import __version__, pages
+from grader import __version__
 from grader.batch.entries import Entry
 from grader.batch.store import Store, atomic_write
-from grader.items import ITEMS, RECORDS
-from grader.untrusted import shown_name
+from grader.grading.items import ITEMS, RECORDS
+from grader.intake.untrusted import shown_name
+from grader.outputs import pages
 
 TEMPLATES = Path(__file__).with_name("templates")
 

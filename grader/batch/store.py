@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader import __version__
-from grader.items import ITEMS
-from grader.sheets import csv_text
+from grader.grading.items import ITEMS
+from grader.outputs.sheets import csv_text
 
 if TYPE_CHECKING:
     from grader.batch.entries import Entry
@@ -221,7 +221,7 @@ class Store:
 
     def write_grades(self, entries: list[Entry]) -> Path:
         """grades.csv from results/: student, total, one column per item, status; one row per entry of the
-        class, every cell safe in a spreadsheet (grader/sheets.py)."""
+        class, every cell safe in a spreadsheet (grader/outputs/sheets.py)."""
         lines: list[list[Any]] = [["student", "total", *(i.id for i in ITEMS), "status"]]
         for entry, result in zip(entries, self.of(entries), strict=True):
             items = result.get("items")

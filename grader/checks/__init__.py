@@ -2,12 +2,12 @@
 
 A ``Check`` is one compared item: its id and points, the driver that calls the student's
 function, a Hypothesis strategy of ``Case``s, pinned edge cases, the catalogue of ``Mistake``s
-whose outputs the runner compares a wrong answer with (grader/diagnosis.py names one only when
+whose outputs the runner compares a wrong answer with (grader/grading/diagnosis.py names one only when
 it alone explains every answer seen), ``Property``s that a right answer satisfies whatever the
 reference says, and the ``InputClass``es the contract allows, each of which the grading run must
 draw (tests/test_input_classes.py holds every check to its own list). A ``TimedCheck`` is the
 other kind: an item graded by timing another item's function against the reference's
-(grader/timing.py). Records describe; the runner grades them (``grader.run.grade_record``), and nothing
+(grader/grading/timing.py). Records describe; the runner grades them (``grader.grading.run.grade_record``), and nothing
 here imports it, so the records sit below everything that grades.
 
 A ``Case`` is one graded call: the driver's inputs for the student (``inputs``), the same inputs
@@ -16,7 +16,7 @@ the line that shows the input in feedback. ``call`` and ``torch_call`` build cas
 "call" driver from named arguments and derive that line from them.
 
 The records live in ``grader/checks/<part>.py`` (a list ``CHECKS`` each); ``records()`` gathers
-them in the contract's order, and ``grader.items`` derives the item list and the total from them.
+them in the contract's order, and ``grader.grading.items`` derives the item list and the total from them.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from grader.compare import FLOAT32, FLOAT64
 from grader.contract import PARTS
+from grader.grading.compare import FLOAT32, FLOAT64
 from grader.runtime import drivers
 
 Tolerance = tuple[float, float]
@@ -139,7 +139,7 @@ class Check:
         if len(set(names)) != len(names):
             raise ValueError(f"{self.item}: two catalogued mistakes share a name ({names})")
 
-    alone = False  # graded while other graders of the machine grade their own items (grader/turns.py)
+    alone = False  # graded while other graders of the machine grade their own items (grader/grading/turns.py)
 
     @property
     def trains(self) -> bool:
@@ -154,21 +154,21 @@ class Check:
 
 @dataclass(frozen=True)
 class TimedCheck:
-    """An item graded by time: ``step``'s function against the reference's (grader/timing.py)."""
+    """An item graded by time: ``step``'s function against the reference's (grader/grading/timing.py)."""
 
     item: str
     points: int
     step: str  # the item whose function is timed (its own check grades what it returns)
     depends_on: tuple[str, ...] = ()
     mistakes: tuple[Mistake, ...] = ()  # a time names no mistake
-    input_classes: tuple[InputClass, ...] = ()  # fixed inputs: grader/timing.py
+    input_classes: tuple[InputClass, ...] = ()  # fixed inputs: grader/grading/timing.py
 
     def __post_init__(self) -> None:
         _valid_item(self.item, self.points)
         if self.step.split(".")[0] != self.item.split(".")[0]:
             raise ValueError(f"{self.item}: the timed function {self.step} must be of the same part")
 
-    alone = True  # timed while no other grader of the machine is inside an item (grader/turns.py)
+    alone = True  # timed while no other grader of the machine is inside an item (grader/grading/turns.py)
     trains = True  # the timed step trains
 
     @property

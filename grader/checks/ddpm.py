@@ -2,7 +2,7 @@
 the embedding and the training step. Batches mix t = 0 with t = T - 1, x is 2-D or 4-D, float32 or float64.
 
 Tolerances: a correct answer may keep its schedule in float32 (SCHEDULE), and x̂_0 and the reverse mean
-divide by √ᾱ_t, which magnifies that error near t = T - 1 (AMPLIFIED); see grader.compare.
+divide by √ᾱ_t, which magnifies that error near t = T - 1 (AMPLIFIED); see grader.grading.compare.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
     Case,
@@ -35,7 +34,8 @@ from grader.checks import (
     torch_call,
     without_zero_grad,
 )
-from grader.compare import AMPLIFIED, EMBEDDING, SCHEDULE
+from grader.grading import strategies as gs
+from grader.grading.compare import AMPLIFIED, EMBEDDING, SCHEDULE
 from grader.runtime import drivers
 from reference import ddpm
 
@@ -621,6 +621,6 @@ CHECKS = [
             InputClass("t and noise drawn by the step", lambda i: i["t"] is None),
         ),
     ),
-    # the same step, timed against the reference's on a fixed batch (grader/timing.py)
+    # the same step, timed against the reference's on a fixed batch (grader/grading/timing.py)
     TimedCheck("ddpm.ddpm_train_step.speed", 2, step="ddpm.ddpm_train_step"),
 ]

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
     RAISES,
@@ -23,6 +22,7 @@ from grader.checks import (
     ranked,
     torch_call,
 )
+from grader.grading import strategies as gs
 from reference import divergences as dv
 
 LOG2 = math.log(2.0)

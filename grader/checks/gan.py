@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
     Case,
@@ -24,7 +23,8 @@ from grader.checks import (
     ranked,
     torch_call,
 )
-from grader.compare import FLOAT64
+from grader.grading import strategies as gs
+from grader.grading.compare import FLOAT64
 from grader.runtime import drivers
 from reference import gan
 

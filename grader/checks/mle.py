@@ -10,9 +10,9 @@ import torch
 from hypothesis import strategies as st
 from scipy.special import gammaln, xlog1py, xlogy
 
-from grader import strategies as gs
 from grader.checks import BOTH_DTYPES, Case, Check, InputClass, Mistake, Property, call, ranked, shown, where_arg
-from grader.compare import FLOAT32, FLOAT64
+from grader.grading import strategies as gs
+from grader.grading.compare import FLOAT32, FLOAT64
 from reference import mle
 
 LOG2 = math.log(2.0)

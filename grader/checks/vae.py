@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from grader import strategies as gs
 from grader.checks import (
     BOTH_DTYPES,
     Case,
@@ -26,7 +25,8 @@ from grader.checks import (
     torch_call,
     without_zero_grad,
 )
-from grader.compare import FLOAT32, FLOAT64
+from grader.grading import strategies as gs
+from grader.grading.compare import FLOAT32, FLOAT64
 from grader.runtime import drivers
 from reference import vae
 from reference.divergences import kl_to_standard_normal

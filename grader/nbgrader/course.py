@@ -38,8 +38,8 @@ from typing import Any
 
 from grader.contract import NOTEBOOK_NAMES
 from grader.intake import MAX_FILE_BYTES, Refused, open_regular
+from grader.intake.untrusted import clean_text, shown_name
 from grader.nbgrader import item_of_test_id
-from grader.untrusted import clean_text, shown_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ASSIGNMENT = "generative_models"
@@ -168,7 +168,7 @@ def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[
 
 def _unreadable(path: Path, nbformat: Any) -> str | None:
     """Why nbgrader could not read this submitted notebook, or None. It is opened as intake opens files
-    (grader/intake.py): a link (to /dev/zero, to another student's file), a FIFO or a huge file is never
+    (grader/intake/): a link (to /dev/zero, to another student's file), a FIFO or a huge file is never
     followed or read."""
     try:
         fd, _ = open_regular(path)
@@ -234,7 +234,7 @@ def in_kernel_scores(gradebook: Any, assignment: str, student: str) -> dict[str,
         submission = gradebook.find_submission(assignment, student)
     except MissingEntry:
         return {}
-    from grader.items import ITEMS
+    from grader.grading.items import ITEMS
 
     ids = {item.id for item in ITEMS}
     scores: dict[str, float] = {}
@@ -326,7 +326,7 @@ def use_isolated(course: Path, assignment: str, results: list[Regraded], db_url:
     ``autograde`` computes it. Returns a line for each submission left as it was, saying why."""
     from nbgrader.api import MissingEntry
 
-    from grader.items import ITEMS
+    from grader.grading.items import ITEMS
 
     ids = {item.id for item in ITEMS}
     plugin = _late_plugin(Path(course))
@@ -372,8 +372,8 @@ def _late_plugin(course: Path) -> Any:
 def write_csv(path: Path, results: list[Regraded]) -> Path:
     """An upload-ready CSV: student, grade (the isolated total; the in-kernel one where the isolated grader
     could not grade, with a note), the two totals and the items that differ. Scores before late penalties. Every
-    cell is safe in a spreadsheet (grader/sheets.py)."""
-    from grader.sheets import csv_text
+    cell is safe in a spreadsheet (grader/outputs/sheets.py)."""
+    from grader.outputs.sheets import csv_text
 
     rows: list[list[Any]] = [["student", "grade", "isolated", "in_kernel", "differs", "note"]]
     for r in results:

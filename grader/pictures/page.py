@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from grader import __version__, pages
+from grader import __version__
+from grader.outputs import pages
 from grader.pictures.scenes import Picture
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from grader import compare as cmp
-from grader.expected import reference_module, to_wire
+from grader.grading import compare as cmp
+from grader.grading.expected import reference_module, to_wire
 from grader.pictures import weights
 from grader.runtime import drivers, wire
 from grader.sandbox import Runner, WorkerDied

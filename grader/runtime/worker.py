@@ -46,7 +46,7 @@ import wire  # noqa: E402
 
 MAX_MESSAGE_CHARS = 600  # of an exception's text in feedback
 MAX_NOTES = 5  # notebook cells that raised, reported with a part's failing items
-CELL_ERRORS = "__grader_cell_errors__"  # as grader/submission.py names it
+CELL_ERRORS = "__grader_cell_errors__"  # as grader/intake/submission.py names it
 
 
 def _clip(text: str) -> str:

@@ -4,7 +4,7 @@ Each request carries a sequence number that its reply must echo, so a line a sub
 the reply pipe itself cannot pass for a later answer. A reply is read within its time limit, in
 bounded chunks, while the worker's memory is watched (without a cgroup) and its death noticed;
 it must parse (grader/runtime/wire.py), have the form of an answer or an error, and every string
-in it is cleaned (grader/untrusted.py). Anything else ends the worker with ``WorkerDied``.
+in it is cleaned (grader/intake/untrusted.py). Anything else ends the worker with ``WorkerDied``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from grader.intake.untrusted import clean
 from grader.runtime import wire
 from grader.sandbox.processes import Process, how_it_ended
-from grader.untrusted import clean
 
 MEMORY_POLL_S = 0.05
 

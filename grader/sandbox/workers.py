@@ -2,7 +2,7 @@
 zygote, which imports torch once), a converter for its notebooks, and the requests that run its functions.
 
 Entering a ``Sandbox`` probes the wall (grader/sandbox/isolation.py), copies grader/runtime/ and takes
-the submission in (grader/intake.py); nothing is created before that. A worker that hangs,
+the submission in (grader/intake/); nothing is created before that. A worker that hangs,
 crashes, exits, sends what cannot be read or grows past its memory limit is ended with everything
 it started, the request is answered with ``WorkerDied``, and the next request gets a fresh worker.
 """

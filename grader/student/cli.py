@@ -19,7 +19,7 @@ def check(args: argparse.Namespace) -> int:
     import tempfile
 
     from grader import public
-    from grader.submission import near_part, part_of
+    from grader.intake.submission import near_part, part_of
 
     path = Path(args.path)
     known = {i["id"] for i in public.stored()["items"]}
@@ -62,7 +62,7 @@ def submit(args: argparse.Namespace) -> int:
     import zipfile
 
     from grader import public
-    from grader.submission import find_parts
+    from grader.intake.submission import find_parts
 
     folder, out = Path(args.path), Path(args.out)
     if not folder.is_dir():

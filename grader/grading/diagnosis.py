@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from grader import compare as cmp
-from grader import strategies as gs
 from grader.checks import RAISES, Case, Check, Mistake, what_it_returns
+from grader.grading import compare as cmp
+from grader.grading import strategies as gs
 
 SEPARATING_INPUTS = 2  # extra student calls at most, when the evidence is thin or ambiguous
 SEPARATION_DRAWS = 30  # inputs drawn at most to find those that separate the candidates

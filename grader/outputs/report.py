@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader import __version__
-from grader.run import Report
+from grader.grading.run import Report
 from grader.sandbox.workers import NO_WALL_NOTE
 
 STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "missing": "dim"}

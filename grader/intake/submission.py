@@ -6,7 +6,7 @@ A part is graded from ``<part>.py`` when there is one, else from a notebook name
 a near miss of them (``MLE.py``, ``01_mle.py`` exported from the notebook, Jupyter's
 ``01_mle-Copy1.ipynb``, a browser's ``02_divergences (1).ipynb``), with a note; when several near
 misses fit, none is graded and the missing part's feedback names them. This module only looks at names and
-entry types, in the grader's private copy of the submission (grader/intake.py); a notebook is
+entry types, in the grader's private copy of the submission (grader/intake/); a notebook is
 read and made into a module by grader/convert.py, in a sandboxed process.
 """
 

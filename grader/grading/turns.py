@@ -1,6 +1,6 @@
 """Turns on the CPU between the graders of one machine: items share it, a timed item has it alone.
 
-The timed item compares the student's training step with the reference's (grader/timing.py).
+The timed item compares the student's training step with the reference's (grader/grading/timing.py).
 Both sides are timed in alternation, so load from elsewhere slows both; but load does not slow
 them equally (two torch threads suffer more from a busy core than a Python loop does), so a
 verdict taken while another submission is graded beside it can move. When several submissions

@@ -11,9 +11,9 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from grader import compare as cmp
 from grader.checks import Case, Check
-from grader.items import BY_ID
+from grader.grading import compare as cmp
+from grader.grading.items import BY_ID
 from grader.runtime import drivers, wire
 
 

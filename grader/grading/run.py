@@ -21,19 +21,19 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, configuration, example, given, seed, settings
 from hypothesis.errors import Flaky, HypothesisException
 
-from grader import compare as cmp
-from grader import diagnosis
 from grader.checks import RAISES, Case, Check, Mistake, Outcome, Record, TimedCheck
 from grader.contract import NOTEBOOK_NAMES, Item
-from grader.diagnosis import Observation
-from grader.expected import expected_output, to_wire
-from grader.items import BY_ID, ITEMS, RECORDS, any_trains
+from grader.grading import compare as cmp
+from grader.grading import diagnosis
+from grader.grading.diagnosis import Observation
+from grader.grading.expected import expected_output, to_wire
+from grader.grading.items import BY_ID, ITEMS, RECORDS, any_trains
+from grader.grading.timing import time_speed
+from grader.grading.turns import Turns, machine_folder
+from grader.intake.submission import PartSource, did_you_mean, find_parts, part_of
+from grader.intake.untrusted import clean_text
 from grader.runtime import drivers
 from grader.sandbox import Isolation, Limits, Runner, Sandbox, WorkerDied
-from grader.submission import PartSource, did_you_mean, find_parts, part_of
-from grader.timing import time_speed
-from grader.turns import Turns, machine_folder
-from grader.untrusted import clean_text
 
 # Hypothesis caches what it learns in .hypothesis/ of the working directory; grading writes nothing where it is run.
 configuration.set_hypothesis_home_dir(
@@ -273,7 +273,7 @@ def judge(check: Check, sandbox: Runner, source: tuple[str, str] | None = None, 
 
 def grade_record(record: Record, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
     """Grade one item's function in ``source`` (module name, file name) on ``runner``: a timed item by timing
-    it against the reference (grader/timing.py), any other by judging its cases; ``label`` names the file."""
+    it against the reference (grader/grading/timing.py), any other by judging its cases; ``label`` names the file."""
     if isinstance(record, TimedCheck):
         return time_speed(runner, source, record.item)
     return judge(record, runner, source, label)
@@ -321,9 +321,9 @@ def grade(
 ) -> Report:
     """Grade every item (or those in ``only``) of the submission folder: modules or nbgrader notebooks.
 
-    The folder is taken in first (grader/intake.py: regular files and folders only, within caps);
+    The folder is taken in first (grader/intake/: regular files and folders only, within caps);
     what was left out is reported in the notes, and the rest is graded. Each item takes its turn on
-    the machine (grader/turns.py; by default among all graders of this user here). ``sandbox``: an entered
+    the machine (grader/grading/turns.py; by default among all graders of this user here). ``sandbox``: an entered
     sandbox that already holds this submission (a class's grading process keeps one from student to student,
     ``Sandbox.take``), left open; by default a sandbox of its own, closed with the grade. ``pictures``: after
     grading, the feedback page's pictures are taken from the parts that loaded (grader/pictures/scenes.py);

@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.untrusted import clean_text
+from grader.intake.untrusted import clean_text
 
 MAX_ENTRIES = 500  # files and folders
 MAX_DEPTH = 6  # folders below the submission's own

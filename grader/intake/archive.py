@@ -1,6 +1,6 @@
 """Submissions as bytes: a zip that students or a class batch hand in, read safely; a folder packed canonically.
 
-A class is graded from payloads: each submission is taken in (grader/intake.py), then packed
+A class is graded from payloads: each submission is taken in (grader/intake/), then packed
 into a zip whose bytes depend only on its files (sorted names, a fixed date, fixed modes), so that
 it can travel to another machine (a Dask worker) and so that its ``digest`` says whether a stored
 result is still the submission's.

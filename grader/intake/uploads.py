@@ -1,7 +1,7 @@
 """What a student uploaded to a platform (Gradescope, PrairieLearn), as a folder to grade.
 
 Platforms keep an upload as the student made it: loose files, one folder, or a zip of either. ``locate``
-takes it in through the intake's caps (grader/intake.py) and finds the folder that holds the parts;
+takes it in through the intake's caps (grader/intake/) and finds the folder that holds the parts;
 ``nothing_to_grade`` is the sentence for an upload without one.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.archive import Unreadable, unpack
 from grader.intake import MAX_TOTAL_BYTES, Refused, open_regular, take_in
-from grader.submission import find_parts, unwrap
-from grader.untrusted import clean_text
+from grader.intake.archive import Unreadable, unpack
+from grader.intake.submission import find_parts, unwrap
+from grader.intake.untrusted import clean_text
 
 WHAT_TO_UPLOAD = (
     "upload mle.py, divergences.py, vae.py, gan.py and ddpm.py, or the notebooks 01_mle.ipynb ... 05_ddpm.ipynb "
@@ -24,7 +24,7 @@ def locate(upload: Path, scratch: Path) -> tuple[Path, list[str]]:
     """The folder to grade, taken in from what the student uploaded, and notes on what was left out.
 
     A platform keeps what was uploaded as it was: loose files, a folder, or a zip. The upload is taken
-    in (grader/intake.py); when that holds no part to grade but exactly one zip, the zip is unpacked
+    in (grader/intake/); when that holds no part to grade but exactly one zip, the zip is unpacked
     through the same caps; when it holds a single folder, that folder is graded."""
     copy = scratch / "copy"
     intake = take_in(upload, copy)

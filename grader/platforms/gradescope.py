@@ -1,6 +1,6 @@
 """Grading on Gradescope: what ``run_autograder`` runs in the container of one submission.
 
-    python -m grader.gradescope [--root /autograder]
+    python -m grader.platforms.gradescope [--root /autograder]
 
 Gradescope unpacks the autograder zip (``python -m grader release gradescope OUT.zip``) into
 ``/autograder/source``, runs its ``setup.sh`` once when it builds the image, and for each
@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader import uploads
-from grader.items import ITEMS
-from grader.submission import find_parts
-from grader.untrusted import clean_text
+from grader.grading.items import ITEMS
+from grader.intake import uploads
+from grader.intake.submission import find_parts
+from grader.intake.untrusted import clean_text
 
 DEFAULT_ROOT = Path("/autograder")
 VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
@@ -74,12 +74,12 @@ def no_wall(why: str, visibility: str = "visible") -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.gradescope", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m grader.platforms.gradescope", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_GRADESCOPE_ROOT", DEFAULT_ROOT)))
     args = parser.parse_args(argv)
-    from grader import report
+    from grader.grading.run import grade
+    from grader.outputs import report
     from grader.pictures import page
-    from grader.run import grade
     from grader.sandbox import SandboxUnavailable
 
     started = time.monotonic()

@@ -31,7 +31,7 @@ import time
 import torch
 
 from grader.checks import Outcome
-from grader.compare import describe_error, not_implemented
+from grader.grading.compare import describe_error, not_implemented
 from grader.runtime import drivers
 from grader.runtime.wire import Array
 from grader.sandbox import Runner, WorkerDied, torch_threads

@@ -4,7 +4,7 @@ A spreadsheet runs a cell that begins with ``=``, ``+``, ``-`` or ``@`` as a for
 leading tab or carriage return the same way), so a student id such as ``=HYPERLINK(...)`` would run on
 the instructor's machine. As OWASP recommends against CSV injection, such a text cell is written with a
 leading ``'``, which spreadsheets show as text; numbers are written as they are. Every name is shown
-one-to-one (grader/untrusted.py, ``shown_name``), so a name that is not UTF-8 is still a row of its own.
+one-to-one (grader/intake/untrusted.py, ``shown_name``), so a name that is not UTF-8 is still a row of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from grader.untrusted import shown_name
+from grader.intake.untrusted import shown_name
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

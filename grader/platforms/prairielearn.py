@@ -1,12 +1,12 @@
 """Grading on PrairieLearn: the external grader's entry point for one submission.
 
-    python -m grader.prairielearn [--root /grade]
+    python -m grader.platforms.prairielearn [--root /grade]
 
 PrairieLearn starts the course's grading image (``python -m grader release prairielearn OUT`` writes
 its Dockerfile and the question) with the job laid out under ``/grade``: the files the student
 uploaded in ``student/``, the question's data in ``data/data.json`` (whose ``submitted_answers._files``
 holds the same files, base64-encoded, where a question submits them that way). This module takes the
-upload in (grader/uploads.py: loose files, one folder or a zip, through the intake's caps), grades it
+upload in (grader/intake/uploads.py: loose files, one folder or a zip, through the intake's caps), grades it
 exactly as ``python -m grader grade`` does, with the same wall (bubblewrap where the container lets it
 run, else the process wall, never none), and writes ``/grade/results/results.json`` in PrairieLearn's
 format: ``score`` in [0, 1], ``gradable``, a ``message``, one test per item (``name``, ``description``,
@@ -31,10 +31,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from grader import uploads
-from grader.intake import MAX_FILE_BYTES, MAX_TOTAL_BYTES
-from grader.submission import find_parts
-from grader.untrusted import clean_text
+from grader.intake import MAX_FILE_BYTES, MAX_TOTAL_BYTES, uploads
+from grader.intake.submission import find_parts
+from grader.intake.untrusted import clean_text
 
 DEFAULT_ROOT = Path("/grade")
 MAX_RESULTS_BYTES = 1_000_000  # PrairieLearn's limit on results.json
@@ -140,10 +139,12 @@ def encoded(results: dict[str, Any]) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.prairielearn", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m grader.platforms.prairielearn", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_PRAIRIELEARN_ROOT", DEFAULT_ROOT)))
     args = parser.parse_args(argv)
-    from grader.run import grade
+    from grader.grading.run import grade
     from grader.sandbox import SandboxUnavailable
 
     root: Path = args.root

@@ -1,0 +1,1 @@
+"""Where courses grade: the entry points that Gradescope's and PrairieLearn's containers run."""

@@ -8,7 +8,7 @@
 
 nbgrader runs these cells when it autogrades and strips them from the released notebooks. They need
 reference/ and the check records, which only the instructor has; the student's side (grader/kernel.py)
-imports nothing of this module. What in-kernel grading cannot prevent: README, and grader/kernel.py.
+imports nothing of this module. What in-kernel grading cannot prevent: docs/security.md, and grader/kernel.py.
 """
 
 from __future__ import annotations

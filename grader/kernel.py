@@ -11,7 +11,7 @@ feedback when the item does not pass.
 In-kernel grading is only as strong as the kernel: the student's code runs in the very
 process that decides, and can rewrite any of it. ``python -m grader nbgrader regrade``
 re-grades a course's submissions in isolated workers and lists every submission that scored
-higher in the kernel (README: "What in-kernel grading cannot prevent").
+higher in the kernel (docs/security.md: "What grading inside the notebook's kernel cannot prevent").
 
 ``public_check`` needs only what a student's release ships (grader/public, no reference/); the hidden
 tests call grader/hidden.py, which needs reference/ and the records, which only the instructor has.

@@ -51,6 +51,7 @@ INTEGRATION = {
     "test_grade_class",
     "test_hostile_class",
     "test_dependencies",
+    "test_docs",
     "test_discrimination",
     "test_fail_closed",
     "test_faults",

@@ -69,11 +69,12 @@ def test_the_grader_has_no_import_circle() -> None:
 
 
 def test_every_path_the_guides_name_exists() -> None:
-    """A file or folder of the project named in README.md or CONTRIBUTING.md (in backticks or parentheses) is
-    there: a guide that points at a moved module sends a newcomer nowhere."""
+    """A file or folder of the project named in README.md, CONTRIBUTING.md or docs/ (in backticks or parentheses)
+    is there: a guide that points at a moved module sends a newcomer nowhere."""
     named = re.compile(r"(?<![\w/.-])((?:grader|reference|solutions|exercises|tests|benchmarks)/[\w/.-]*[\w/])")
     missing = []
-    for guide in ("README.md", "CONTRIBUTING.md"):
+    guides = ["README.md", "CONTRIBUTING.md", *(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))]
+    for guide in guides:
         for path in named.findall((ROOT / guide).read_text()):
             if not path.endswith("_") and not (ROOT / path).exists():  # NN_<part>.py: a pattern, cut at "<"
                 missing.append(f"{guide}: {path}")

@@ -248,10 +248,10 @@ def test_init_refuses_to_overwrite_a_source_folder(tmp_path: Path) -> None:
 
 
 def test_the_jupyterhub_exchange_with_a_due_date_and_a_late_penalty(tmp_path: Path) -> None:
-    """The README's exchange walk, with nbgrader's own commands: release, fetch, submit, collect, autograde,
-    feedback, release it and fetch it. The submission comes 36 hours after the due date: two started days at
-    25% each halve every notebook's score. She submits part 1 only, with a mistake, which her feedback
-    page names."""
+    """The exchange walk of docs/instructors/nbgrader.md, with nbgrader's own commands: release, fetch, submit,
+    collect, autograde, feedback, release it and fetch it. The submission comes 36 hours after the due date: two
+    started days at 25% each halve every notebook's score. She submits part 1 only, with a mistake, which her
+    feedback page names."""
     exchange, home, course = tmp_path / "exchange", tmp_path / "home", tmp_path / "course"
     exchange.mkdir(mode=0o777)
     home.mkdir()

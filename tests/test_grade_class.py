@@ -256,6 +256,19 @@ def _oom_kill(process: psutil.Process) -> Any:
     return group
 
 
+def _remove_with_the_groups_made_inside(group: Any) -> None:
+    """Remove the test's group after the worker groups its pool process made inside it (a grading process makes
+    them below its own group; this one, killed, could not remove them). Deepest first."""
+    from grader.sandbox import cgroups
+
+    inner = {name for folder in group.folders.values() for name in (p.name for p in folder.rglob("genmath-grader-*"))}
+    for name in sorted(inner, reverse=True):
+        found = {c: next(folder.rglob(name)) for c, folder in group.folders.items() if any(folder.rglob(name))}
+        cgroups.Cgroup(group.version, found).remove()
+    group.remove()
+    assert not any(folder.exists() for folder in group.folders.values()), "the test's cgroup was left behind"
+
+
 @pytest.mark.parametrize("death", ["kill -9", "the OOM killer"])
 def test_a_pool_process_that_dies_costs_a_retry_only(tmp_path: Path, death: str) -> None:
     folder = small_class(tmp_path / "class", 4)
@@ -291,10 +304,14 @@ def test_a_pool_process_that_dies_costs_a_retry_only(tmp_path: Path, death: str)
         assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
         if groups:
             assert groups[0].oom_kills() == 1, "the kernel's OOM killer did not end it"
+        from grader.sandbox import cgroups
+
+        swept = cgroups.sweep()  # what the next class run does: the dead pool process's worker groups go
+        assert not cgroups.parents() or any(f"-{killed[0]}-" in name for name in swept), swept
     finally:
         killer.join()
         for group in groups:
-            group.remove()
+            _remove_with_the_groups_made_inside(group)
     assert (summary.graded, summary.failed) == (4, 0)
     assert grades(tmp_path / "out") == small_class_grades(4)
 

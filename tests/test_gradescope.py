@@ -263,7 +263,8 @@ def test_where_no_wall_can_be_built_nothing_is_graded(
 ) -> None:
     """A container where neither bubblewrap nor the process wall can run (the grader not root, say) grades nobody
     behind no wall: results.json says the submission was not graded and why, every item at 0, and the exit is 1."""
-    from grader.platforms import gradescope, sandbox
+    from grader import sandbox
+    from grader.platforms import gradescope
     from grader.sandbox import workers
 
     bare = Wall("none", problems=("bubblewrap (bwrap) is not installed", "the grader is not root"))

@@ -38,7 +38,11 @@ MLE_BODY = (
 ENTROPY_BODY = "    return -torch.xlogy(p, p).sum(dim=-1)"
 TARGET = {"mle": ("mle.binomial_mle", "mle.bernoulli_mle", "divergences.entropy", MLE_BODY),
           "divergences": ("divergences.entropy", "divergences.cross_entropy", "mle.poisson_mle", ENTROPY_BODY)}  # fmt: skip
-INSTRUCTOR_FILES = [ROOT / "reference" / "mle.py", ROOT / "solutions" / "mle.py", ROOT / "grader" / "run.py"]
+INSTRUCTOR_FILES = [
+    ROOT / "reference" / "mle.py",
+    ROOT / "solutions" / "mle.py",
+    ROOT / "grader" / "grading" / "run.py",
+]
 SITE = Path(sysconfig.get_paths()["purelib"])  # the Python installation a worker must see but never change
 PLANTED = (SITE / "zz_grader_hostile.pth", Path("/usr/lib/zz_grader_hostile"), Path("/etc/zz_grader_hostile"))
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]")

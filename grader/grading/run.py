@@ -24,11 +24,10 @@ from hypothesis.errors import Flaky, HypothesisException
 from grader.checks import RAISES, Case, Check, Mistake, Outcome, Record, TimedCheck
 from grader.contract import NOTEBOOK_NAMES, Item
 from grader.grading import compare as cmp
-from grader.grading import diagnosis
+from grader.grading import diagnosis, timing
 from grader.grading.diagnosis import Observation
 from grader.grading.expected import expected_output, to_wire
 from grader.grading.items import BY_ID, ITEMS, RECORDS, any_trains
-from grader.grading.timing import time_speed
 from grader.grading.turns import Turns, machine_folder
 from grader.intake.submission import PartSource, did_you_mean, find_parts, part_of
 from grader.intake.untrusted import clean_text
@@ -275,7 +274,7 @@ def grade_record(record: Record, runner: Runner, source: tuple[str, str], label:
     """Grade one item's function in ``source`` (module name, file name) on ``runner``: a timed item by timing
     it against the reference (grader/grading/timing.py), any other by judging its cases; ``label`` names the file."""
     if isinstance(record, TimedCheck):
-        return time_speed(runner, source, record.item)
+        return timing.time_speed(runner, source, record.item)
     return judge(record, runner, source, label)
 
 

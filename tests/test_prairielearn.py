@@ -18,6 +18,7 @@ import pytest
 
 from grader.authoring import prairielearn
 from grader.grading.items import ITEMS
+from grader.sandbox import Wall, wall
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")
@@ -87,6 +88,11 @@ def lay_out(root: Path, files: dict[str, bytes], in_data: bool = False) -> Path:
     return root
 
 
+NEEDS_A_WALL = pytest.mark.skipif(
+    not wall("auto").holds, reason="needs a wall: bubblewrap, or the process wall (without one: the test below)"
+)
+
+
 def run_entry_point(released: Path, root: Path, expect: int = 0) -> dict[str, Any]:
     """The image's entry point, with the release's own grader (its source first on the path) and this Python."""
     env = {**os.environ, "GRADER_PRAIRIELEARN_ROOT": str(root), "GRADER_ROOT": str(released / "image"),
@@ -140,6 +146,7 @@ def test_the_scripts_pass_shellcheck(released: Path) -> None:
     assert done.returncode == 0, done.stdout
 
 
+@NEEDS_A_WALL
 def test_the_solutions_score_1_with_a_test_per_item_and_the_pictures(released: Path, tmp_path: Path) -> None:
     data = run_entry_point(released, lay_out(tmp_path / "grade", parts(ROOT / "solutions")))
     assert data["gradable"] is True and data["score"] == 1.0, data["message"]
@@ -151,6 +158,7 @@ def test_the_solutions_score_1_with_a_test_per_item_and_the_pictures(released: P
         assert f"Wall: {os.environ['GRADER_TEST_WALL']}." in data["message"], data["message"]
 
 
+@NEEDS_A_WALL
 def test_the_stubs_score_0_and_say_what_is_missing(released: Path, tmp_path: Path) -> None:
     data = run_entry_point(released, lay_out(tmp_path / "grade", parts(ROOT / "exercises")))
     assert data["gradable"] is True and data["score"] == 0.0
@@ -164,6 +172,7 @@ def test_an_empty_upload_is_not_gradable_and_costs_no_attempt(released: Path, tm
     assert "Nothing to grade: upload mle.py" in data["format_errors"][0] and "notes.txt" in data["format_errors"][0]
 
 
+@NEEDS_A_WALL
 def test_a_hostile_upload_cannot_write_its_own_result(released: Path, tmp_path: Path) -> None:
     """The files come in data.json only: one is a module that tries to write results.json (and to reach the
     instructor's side of /grade), one is named to climb out of the folder, one is not base64. A link planted
@@ -195,3 +204,24 @@ def binomial_mle(successes, trials):
     assert not (tmp_path / "escape.py").exists()
     assert "../escape.py is not a plain file name" in result["output"], result["output"]
     assert "gan.py could not be decoded" in result["output"], result["output"]
+
+
+def test_where_no_wall_can_be_built_the_submission_is_not_gradable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A container where neither bubblewrap nor the process wall can run grades nobody behind no wall: the
+    submission is not gradable (PrairieLearn costs the student no attempt), format_errors say it was not their
+    doing, and the exit is 1 for the course staff's logs."""
+    from grader import sandbox
+    from grader.platforms import prairielearn as entry
+    from grader.sandbox import workers
+
+    bare = Wall("none", problems=("bubblewrap (bwrap) is not installed", "the grader is not root"))
+    monkeypatch.setattr(sandbox, "wall", lambda isolation="auto": bare)
+    monkeypatch.setattr(workers, "wall", lambda isolation="auto": bare)
+    root = lay_out(tmp_path / "grade", parts(ROOT / "solutions"))
+    assert entry.main(["--root", str(root)]) == 1
+    data = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert data["gradable"] is False and "nothing you did caused it" in data["format_errors"][0]
+    assert "the grader is not root" in data["message"] and "the grader is not root" in capsys.readouterr().err

@@ -222,11 +222,17 @@ def _grade_class(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     if summary.ungraded:
         student, why = summary.ungraded[0]
-        print(f"grader: {len(summary.ungraded)} student(s) not graded through no fault of theirs (the first, "
-              f"{shown_name(student)}: {clean_text(why, 200)}); nothing was stored for them: run the same command "
-              "again to grade them", file=sys.stderr)  # fmt: skip
+        _say_not_graded(len(summary.ungraded), student, why)
         return 1
     return 0
+
+
+def _say_not_graded(count: int, first: str, why: str | None = None) -> None:
+    """The one line for students a class run could not grade through the grader's trouble (grade-class, regrade)."""
+    because = f": {clean_text(why, 200)}" if why is not None else ""
+    print(f"grader: {count} student(s) not graded through no fault of theirs (the first, {shown_name(first)}"
+          f"{because}); nothing was stored for them: run the same command again to grade them",
+          file=sys.stderr)  # fmt: skip
 
 
 def _disk_trouble(err: OSError, out: Path) -> str:
@@ -304,9 +310,7 @@ def _nbgrader(args: argparse.Namespace) -> int:
         print(f"the isolated scores are now the grades of {len(results) - len(left)} submission(s) in the gradebook")
     lost = [r for r in results if r.lost]
     if lost:
-        print(f"grader: {len(lost)} student(s) not graded through no fault of theirs (the first, "
-              f"{shown_name(lost[0].student)}); nothing was stored for them: run the same command again to grade "
-              "them", file=sys.stderr)  # fmt: skip
+        _say_not_graded(len(lost), lost[0].student)
         return 1
     return 0
 

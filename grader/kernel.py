@@ -23,6 +23,7 @@ import contextlib
 import os
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from grader import public
@@ -66,6 +67,10 @@ class InKernel:
     def helpers(self) -> int:
         return 0  # the kernel is the student's own process: nothing to tell apart
 
+    def baseline(self, files: Mapping[str, Path], module: types.ModuleType) -> InKernel:
+        """The grader's own ``module``, called in this process as the notebook's functions are (like against like)."""
+        return InKernel(vars(module))
+
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         request = wire.loads(wire.dumps(op))  # the student's functions get copies, as a worker would
         try:
@@ -95,7 +100,6 @@ def public_check(item_id: str, namespace: Mapping[str, Any]) -> None:
 def install_paths() -> dict[str, str]:
     """Where this Python's libraries and this package live → the short name a traceback shows instead."""
     import sysconfig
-    from pathlib import Path
 
     paths = sysconfig.get_paths()
     named = {paths["purelib"]: "<site-packages>", paths["platlib"]: "<site-packages>", paths["stdlib"]: "<python>"}

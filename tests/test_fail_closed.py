@@ -86,6 +86,20 @@ def test_a_fault_in_one_item_is_that_items_error_and_grade_exits_3(
     assert report.faults == ["ddpm.ddpm_train_step.speed"]
 
 
+def test_a_reference_whose_timed_worker_fails_is_the_graders_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference's timed step runs in a worker of its own (grader/grading/timing.py): when that worker cannot
+    import the reference, or dies, the item is the grader's error, never the student's."""
+    broken_reference = tmp_path / "reference_ddpm.py"
+    broken_reference.write_text("raise ImportError('the reference is missing a file')\n")
+    monkeypatch.setattr(timing, "reference_files", lambda: {"ddpm.py": broken_reference})
+    report = run.grade(ROOT / "solutions", ["ddpm.ddpm_train_step.speed"], Limits(call_timeout_s=10.0))
+    (result,) = report.items
+    assert result.status == "error" and result.fault, result.feedback
+    assert result.feedback.startswith(GRADER_FAULT) and "the reference's timed step failed" in result.feedback
+
+
 def leaf(*values: float) -> Array:
     return Array(np.array(values, dtype=np.float64), "numpy", "cpu")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import types
 from pathlib import Path
 
 import nbformat
@@ -133,6 +134,23 @@ def test_in_kernel_feedback_names_the_input_the_values_and_the_mistake() -> None
     assert message.startswith("mle.gaussian_mle: failed.") and "On input" in message and "n - 1" in message
     with pytest.raises(kernel.CheckFailed, match="public checks pass"):
         kernel.public_check("mle.gaussian_mle", wrong)
+
+
+def test_in_kernel_the_timed_step_is_timed_against_the_reference_in_the_same_process() -> None:
+    """In a notebook's kernel the student's step runs in the kernel's process, and so does the reference's
+    (``InKernel.baseline``): like against like. The solution passes; a step that loops over the batch fails."""
+    hidden.hidden_check("ddpm.ddpm_train_step.speed", namespace("solutions", "ddpm"))
+    step = "    loss = ddpm_loss(model, x_0, t, noise, betas)\n"
+    loop = (
+        "    loss = sum(ddpm_loss(model, x_0[i : i + 1], t[i : i + 1], noise[i : i + 1], betas)"
+        " for i in range(len(t))) / len(t)\n"
+    )
+    source = (ROOT / "solutions" / "ddpm.py").read_text()
+    assert source.count(step) == 1
+    looped = types.ModuleType("notebook")  # as a notebook's cells define them
+    exec(compile(source.replace(step, loop), "05_ddpm.ipynb", "exec"), vars(looped))
+    with pytest.raises(kernel.CheckFailed, match="slower than the reference"):
+        hidden.hidden_check("ddpm.ddpm_train_step.speed", vars(looped))
 
 
 def test_in_kernel_inputs_are_copies() -> None:

@@ -545,6 +545,43 @@ def test_a_timed_step_that_does_not_train_earns_nothing(tmp_path: Path) -> None:
     assert by_id["ddpm.ddpm_train_step"].status == "failed"
 
 
+def test_the_reference_is_timed_in_a_worker_placed_as_the_students(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference's step runs in a sandbox of its own beside the student's: the same wall, the reference's files
+    only, each worker in a session of its own. Timed in the grader's process, the reference shared the CPU with the
+    grader's whole session (the kernel shares it between sessions first) while the student's worker had a session
+    to itself, and a per-sample loop (5.6x) once earned full marks in CI beside another busy test process."""
+    from grader.grading import timing
+
+    rounds: list[tuple[Sandbox, int]] = []
+    clocked = timing._clocked
+
+    def spy(runner: Sandbox, source: tuple[str, str], op: dict[str, object], timeout: float) -> object:
+        answer = clocked(runner, source, op, timeout)
+        if op.get("op") == "speed_run":
+            assert runner.process is not None
+            rounds.append((runner, os.getsid(runner.process.pid)))
+        return answer
+
+    monkeypatch.setattr(timing, "_clocked", spy)
+    since = time.time()
+    with Sandbox(ddpm_with_step(tmp_path, TIMED), LIMITS) as sandbox:
+        outcome = timing.time_speed(sandbox)
+        reference = sandbox.companion
+        assert outcome.status == "passed", outcome
+        assert reference is not None and reference is not sandbox
+        assert reference.wall.kind == sandbox.wall.kind and reference.limits == sandbox.limits
+        held = sorted(str(p.relative_to(reference.private)) for p in reference.private.rglob("*.py"))
+        assert held == ["ddpm.py", "reference/__init__.py", "reference/_validation.py"], held
+        runners = {id(runner) for runner, _ in rounds}
+        sessions = {session for _, session in rounds}
+        assert runners == {id(sandbox), id(reference)} and len(sessions) == 2, rounds
+        assert os.getsid(0) not in sessions
+    assert reference.scratch is None, "the reference's sandbox outlived the student's"
+    assert not leftover_workers(since)
+
+
 BURNER = textwrap.indent(
     textwrap.dedent(
         """\

@@ -340,6 +340,8 @@ def grade(
         if present:
             trains = any_trains(item.id for item in present)  # otherwise no process needs the warm-up
             sandbox.start(trains)  # the zygote imports torch on one core while this process warms its own on the other
+            if any(isinstance(RECORDS[item.id], TimedCheck) for item in present):
+                timing.prepare(sandbox)  # the reference's timed step runs in a worker of its own
             if trains:
                 drivers.warm_up()
         problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})

@@ -16,8 +16,9 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from grader.intake import Intake, take_in
@@ -52,6 +53,8 @@ class Runner(Protocol):
 
     def helpers(self) -> int: ...
 
+    def baseline(self, files: Mapping[str, Path], module: ModuleType) -> Runner: ...
+
 
 class Sandbox:
     """Workers for one submission; use as a context manager: entering takes the submission in."""
@@ -78,6 +81,7 @@ class Sandbox:
         self.owner: str | None = None  # the module the current worker serves
         self.slot: uids.Slot | None = None  # outside bubblewrap, for a root grader: the uid its workers run as
         self.rules: Ruleset | None = None  # outside bubblewrap, where the kernel has Landlock: what they may touch
+        self.companion: Sandbox | None = None  # where the reference's timed step runs (``baseline``)
 
     # -------------------------------------------------------------- lifecycle
 
@@ -160,6 +164,9 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
+        if self.companion is not None:
+            self.companion.close()
+            self.companion = None
         self._kill()
         if self.zygote is not None:
             self.zygote.end()
@@ -175,6 +182,26 @@ class Sandbox:
             if self.scratch is not None:
                 shutil.rmtree(self.scratch, ignore_errors=True)
                 self.scratch = None
+
+    def baseline(self, files: Mapping[str, Path], module: ModuleType) -> Sandbox:
+        """Where the grader's own code runs to be timed against this sandbox's (the reference's training step):
+        a sandbox of its own beside this one, entered with the same wall and limits, holding ``files`` (name
+        inside it → the grader's file) and nothing of any submission. Its workers are placed as this one's are,
+        each in a session and control group of its own, so that the kernel schedules both sides alike.
+        Made on the first call; kept while this sandbox is (from student to student), closed with it."""
+        if self.companion is None:
+            companion = Sandbox(None, self.limits, self.isolation).__enter__()
+            try:
+                for name, source in files.items():
+                    target = companion.private / name
+                    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                    shutil.copyfile(source, target)
+                    target.chmod(0o644)
+            except BaseException:
+                companion.close()
+                raise
+            self.companion = companion
+        return self.companion
 
     @property
     def sandboxed(self) -> bool:

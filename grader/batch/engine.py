@@ -150,7 +150,10 @@ def serve(fd: int) -> None:
     from grader.runtime import drivers
 
     drivers.warm_up()
-    connection.send(("ready", None))
+    try:
+        connection.send(("ready", None))
+    except OSError:  # the batch finished (or was stopped) while this process started: nothing to say
+        return
     rooms = Rooms()
     try:
         while not _ENDING:

@@ -18,9 +18,13 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.intake.untrusted import clean_text, shown_name
 from grader.student import cli as student
+
+if TYPE_CHECKING:
+    from grader.sandbox import Isolation, Limits, Sandbox
 
 GRADER_FAULT_EXIT = 3  # grading finished, but the grader's own code failed on an item: an instructor must look
 
@@ -85,18 +89,8 @@ def _grade(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from grader.sandbox import Limits, Sandbox
 
-    from grader.grading.items import ITEMS
-    from grader.grading.run import grade
-    from grader.outputs import report
-    from grader.sandbox import Isolation, Limits
-
-    unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
-    if unknown:
-        print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
-        return 2
     elsewhere = _submissions_inside(submission)
     if elsewhere:
         print(f"grader: {elsewhere}", file=sys.stderr)
@@ -105,6 +99,36 @@ def _grade(args: argparse.Namespace) -> int:
     if _no_sandbox_here(isolation):
         return 2
     limits = Limits(call_timeout_s=args.timeout, memory_mb=args.memory_mb)
+    with Sandbox(submission, limits, isolation) as sandbox:
+        sandbox.start(trains=_may_train(sandbox, args.items))  # its workers import torch while this process does
+        return _grade_in(sandbox, submission, args, limits, isolation)
+
+
+def _may_train(sandbox: Sandbox, items: list[str] | None) -> bool:
+    """Whether grading may train a model (its zygote then warms up first), from the parts the submission holds,
+    before the item records (and torch) are imported; grade() says exactly, and restarts a zygote too cold."""
+    from grader.contract import TRAINING_PARTS
+    from grader.intake.submission import find_parts
+
+    parts, _ = find_parts(sandbox.private)
+    wanted = {i.split(".")[0] for i in items} if items else set(parts)
+    return bool(wanted & set(parts) & set(TRAINING_PARTS))
+
+
+def _grade_in(
+    sandbox: Sandbox, submission: Path, args: argparse.Namespace, limits: Limits, isolation: Isolation
+) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from grader.grading.items import ITEMS
+    from grader.grading.run import grade
+    from grader.outputs import report
+
+    unknown = sorted(set(args.items or []) - {i.id for i in ITEMS})
+    if unknown:
+        print(f"grader: unknown item(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
     total = len(args.items) if args.items else len(ITEMS)
     console = Console(stderr=True)
     with Progress(
@@ -122,6 +146,7 @@ def _grade(args: argparse.Namespace) -> int:
             limits,
             isolation,
             on_item=lambda r: progress.advance(task),
+            sandbox=sandbox,
             pictures=args.html is not None,
         )
     report.print_text(result)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")  # one module each, in the course's order
 NOTEBOOK_NAMES = {part: f"{number:02d}_{part}" for number, part in enumerate(PARTS, start=1)}
+TRAINING_PARTS = ("vae", "gan", "ddpm")  # the parts with an item that trains a model (tests/test_replay.py checks)
 STATUSES = ("passed", "failed", "error", "timeout", "missing")
 
 # A part's notebook as nbgrader collects it (01_mle.ipynb) or as a student may name it (mle.ipynb).

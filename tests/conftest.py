@@ -8,10 +8,20 @@ and the command line. Every test module is in exactly one tier: a new one must b
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# The cases a passing item ran are kept (grader/grading/replay.py): here in a folder of this test process (and the
+# commands it starts), never the user's own cache, so that a run starts with none and leaves none behind.
+_CACHE = tempfile.mkdtemp(prefix="grader-test-cache-")
+os.environ["GRADER_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 settings.register_profile(
     "ci",
@@ -60,6 +70,7 @@ INTEGRATION = {
     "test_nbgrader",
     "test_packaging",
     "test_prairielearn",
+    "test_replay",
     "test_process_wall",
     "test_notebooks",
     "test_public_and_release",

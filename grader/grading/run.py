@@ -24,7 +24,7 @@ from hypothesis.errors import Flaky, HypothesisException
 from grader.checks import RAISES, Case, Check, Mistake, Outcome, Record, TimedCheck
 from grader.contract import NOTEBOOK_NAMES, Item
 from grader.grading import compare as cmp
-from grader.grading import diagnosis, timing
+from grader.grading import diagnosis, replay, timing
 from grader.grading.diagnosis import Observation
 from grader.grading.expected import expected_output, to_wire
 from grader.grading.items import BY_ID, ITEMS, RECORDS, any_trains
@@ -131,9 +131,16 @@ class Stop(Exception):
 # --------------------------------------------------------------------------------------- one case
 
 
-def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str]) -> Observation:
+def evaluate(
+    check: Check,
+    case: Case,
+    sandbox: Runner,
+    source: tuple[str, str],
+    expected: Callable[[Check, Case], Any] | None = None,
+) -> Observation:
     """What the student's code answered to ``case``, when it is right; raise Verdict if it is wrong (with
-    what was seen, for the diagnosis), Stop if the worker is gone or the function is not written yet."""
+    what was seen, for the diagnosis), Stop if the worker is gone or the function is not written yet.
+    ``expected`` gives the reference's value for the case (by default ``expected_output`` computes it)."""
     name, filename = source
     try:
         reply = sandbox.run(
@@ -154,7 +161,7 @@ def evaluate(check: Check, case: Case, sandbox: Runner, source: tuple[str, str])
         raised = Observation(case, RAISES, passed=False) if error.get("kind") == "raised" else None
         raise Verdict("error", f"On input {case.shown}: {cmp.describe_error(error)}.", raised)
     received = reply["ok"]
-    mismatch = cmp.compare(expected_output(check, case), received, case.tol)
+    mismatch = cmp.compare((expected or expected_output)(check, case), received, case.tol)
     if mismatch is None:
         for prop in check.properties:
             if not prop.holds(received, case):
@@ -215,14 +222,26 @@ def judge(check: Check, sandbox: Runner, source: tuple[str, str] | None = None, 
             return Outcome(status, f"{shown}: {error['message']}.", limit=WorkerDied.LIMITS.get(str(error.get("type"))))
         return Outcome("error", f"{shown} could not be imported: {cmp.describe_error(error)}.")
 
+    kept = replayable(check, sandbox)
+    if kept and (steps := replay.load(check.item, item_seed(check.item))) is not None:
+        replayed = _replay(check, steps, sandbox, (name, filename))
+        if replayed is not None:
+            return replayed
+
     failures: list[Verdict | Stop] = []
     observations: list[Observation] = []
+    recorded: list[replay.Step] = []
+
+    def expecting(check: Check, case: Case) -> Any:
+        value = expected_output(check, case)
+        recorded.append(replay.Step(case, value))
+        return value
 
     def test(case: Case) -> None:
         if failures and isinstance(failures[-1], Stop):
             return
         try:
-            observations.append(evaluate(check, case, sandbox, (name, filename)))
+            observations.append(evaluate(check, case, sandbox, (name, filename), expecting))
         except Stop as stop:
             failures.append(stop)
         except Verdict as verdict:
@@ -246,7 +265,9 @@ def judge(check: Check, sandbox: Runner, source: tuple[str, str] | None = None, 
     except Exception as exc:
         return Outcome("error", grader_fault(exc))
     if not failures:
-        return Outcome("passed", "All checks passed.")
+        if kept and len(recorded) == len(observations):  # every case answered, and right
+            replay.keep(check.item, item_seed(check.item), recorded)
+        return Outcome("passed", PASSED)
     last = failures[-1]
     feedback = last.feedback
     named: list[Mistake] = []
@@ -268,6 +289,33 @@ def judge(check: Check, sandbox: Runner, source: tuple[str, str] | None = None, 
             feedback += "\n" + line
     limit = last.limit if isinstance(last, Stop) else None
     return Outcome(last.status, feedback, mistakes=tuple(m.name for m in named), limit=limit)
+
+
+def replayable(check: Check, runner: Runner) -> bool:
+    """Whether the item may be graded from its kept cases, and keep them (grader/grading/replay.py): the check
+    registered for its item (not a test's variant of it), run behind a wall that keeps the student's code away
+    from the grader's files (bubblewrap, or workers of another uid). Without one (``--no-sandbox``, a notebook's
+    kernel) the code could write a record, and a record of no cases would pass every submission."""
+    wall = getattr(runner, "wall", None)
+    return RECORDS.get(check.item) is check and wall is not None and bool(wall.holds)
+
+
+def _given(value: Any) -> Callable[[Check, Case], Any]:
+    return lambda check, case: value
+
+
+def _replay(check: Check, steps: list[replay.Step], sandbox: Runner, source: tuple[str, str]) -> Outcome | None:
+    """The item's outcome from its kept cases (grader/grading/replay.py): passed when every one is answered right,
+    and where the worker stopped (a Stop), that outcome, which the full run reaches at the same case; None at the
+    first wrong answer, or anything else unforeseen: the full Hypothesis run then grades the item."""
+    for step in steps:
+        try:
+            evaluate(check, step.case, sandbox, source, _given(step.expected))
+        except Stop as stop:
+            return Outcome(stop.status, stop.feedback, limit=stop.limit)
+        except Exception:  # a Verdict, or a fault the full run reports as it always has
+            return None
+    return Outcome("passed", PASSED)
 
 
 def grade_record(record: Record, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
@@ -295,6 +343,7 @@ def dependency_note(check: Record, failed: set[str] | None) -> str:
 
 
 GRADER_FAULT = "Internal grader error"
+PASSED = "All checks passed."
 
 
 def grader_fault(exc: BaseException) -> str:
@@ -341,9 +390,9 @@ def grade(
             trains = any_trains(item.id for item in present)  # otherwise no process needs the warm-up
             sandbox.start(trains)  # the zygote imports torch on one core while this process warms its own on the other
             if any(isinstance(RECORDS[item.id], TimedCheck) for item in present):
-                timing.prepare(sandbox)  # the reference's timed step runs in a worker of its own
-            if trains:
-                drivers.warm_up()
+                timing.prepare(sandbox)  # the reference's timed step runs in a worker of its own, ready by then
+            if any(_computes_training(RECORDS[item.id], sandbox) for item in present):
+                drivers.warm_up()  # paid while the zygote imports, not inside the first training item
         problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item in wanted:
             part = parts.get(item.module)
@@ -368,6 +417,14 @@ def grade(
         sandbox.stop()  # nothing of this submission runs on in a sandbox kept open for the next one
     _point_to_failed_dependencies(results)
     return Report(results, sandboxed, notes, drawn, held)
+
+
+def _computes_training(record: Record, sandbox: Runner) -> bool:
+    """Whether this process will compute the reference's training steps for the item: one that trains, and is not
+    graded from kept cases (grader/grading/replay.py); the timed item's reference runs in a worker."""
+    if not record.trains or isinstance(record, TimedCheck):
+        return False
+    return not replayable(record, sandbox) or replay.load(record.item, item_seed(record.item)) is None
 
 
 def _take_pictures(

@@ -15,14 +15,13 @@ import base64
 import json
 import math
 import re
+import sys
 from typing import Any
 
 import numpy as np
 
-try:  # the worker always has torch; the wire must not need it to decode NumPy
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None  # type: ignore[assignment]
+# torch is imported by whoever has tensors: the wire never imports it to encode (a process that has not
+# imported torch holds no tensor), and imports it to decode a tensor only where tensors are asked for.
 
 DTYPES = {
     "bool",
@@ -75,6 +74,7 @@ def encode(value: Any) -> Any:
         return encode(np.asarray(value))
     if cls is np.ndarray:
         return _encode_array(value, "numpy", "cpu")
+    torch = sys.modules.get("torch")
     if torch is not None and cls in (torch.Tensor, torch.nn.Parameter):
         tensor = value.detach()
         device = tensor.device.type
@@ -156,7 +156,11 @@ def decode_array(body: dict[str, Any], *, tensors: bool = True) -> Any:
     array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).astype(np.dtype(dtype), copy=True)
     if not tensors:
         return Array(array, kind, device)
-    if kind == "torch" and torch is not None:
+    if kind == "torch":
+        try:
+            import torch
+        except ImportError:  # pragma: no cover  (the worker always has torch)
+            return array
         return torch.from_numpy(array)
     return array
 
@@ -201,6 +205,11 @@ def depth(line: bytes) -> int:
 
 def loads(line: bytes, *, tensors: bool = True) -> Any:
     """One message, parsed with bounded size, nesting and number magnitude: a WireError, never a crash."""
+    return decode(parse(line), tensors=tensors)
+
+
+def parse(line: bytes) -> Any:
+    """One message's plain data, before ``decode``: bounded as ``loads`` says."""
     if len(line) > MAX_MESSAGE_BYTES:
         raise WireError(f"a message of {len(line)} bytes (the limit is {MAX_MESSAGE_BYTES})")
     if (nesting := depth(line)) > MAX_DEPTH:
@@ -211,4 +220,4 @@ def loads(line: bytes, *, tensors: bool = True) -> Any:
         raise WireError(f"not JSON: {str(err)[:200]}") from err
     except ValueError as err:  # int digits over Python's own limit, and the refusals above
         raise WireError(str(err)[:200]) from err
-    return decode(data, tensors=tensors)
+    return data

@@ -72,7 +72,7 @@ class InKernel:
         return InKernel(vars(module))
 
     def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        request = wire.loads(wire.dumps(op))  # the student's functions get copies, as a worker would
+        request = wire.loads(wire.dumps(op, forwarded=True))  # the student's functions get copies, as a worker would
         try:
             answer = self.calls.perform(self.module, request)
         except Exception as exc:

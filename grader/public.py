@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.contract import Item
+from grader.contract import TRAINING_PARTS, Item
 from grader.grading import compare as cmp
 from grader.intake.submission import did_you_mean, find_parts
-from grader.runtime import drivers, wire
+from grader.runtime import wire
 from grader.sandbox import Limits, Runner, Sandbox, WorkerDied
 
 HERE = Path(__file__).resolve().parent
@@ -73,13 +73,14 @@ def check(submission: Path, limits: Limits | None = None, items: Iterable[str] |
     results: list[PublicResult] = []
     with Sandbox(submission, limits or Limits(call_timeout_s=20.0)) as sandbox:
         parts, _ = find_parts(sandbox.private)
-        problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         checked = [  # (an item checked by another item's cases, the timed step, is checked by the step's)
             item for item, cases_of in stored_items().values()
             if cases_of == item.id and (wanted is None or item.id in wanted)
         ]  # fmt: skip
-        ids = {item.id for item in checked}
-        sandbox.trains = any(c["driver"] in drivers.TRAINING for c in cases if c["item"] in ids)  # warm-up or not
+        # The zygote imports torch now, while this process reads the stored results (this process needs no torch):
+        # warm for training where a part that trains is checked (the drivers, which say exactly, import torch).
+        sandbox.start(trains=any(item.module in TRAINING_PARTS and item.module in parts for item in checked))
+        problems = sandbox.convert_notebooks({p.part: p.label for p in parts.values() if p.is_notebook})
         for item in checked:
             mine = [c for c in cases if c["item"] == item.id]
             source = parts.get(item.module)
@@ -157,7 +158,7 @@ def explaining_mistakes(cases: list[dict[str, Any]], runs: list[CaseRun], mistak
 
 
 def run_case(sandbox: Runner, source: tuple[str, str], case: dict[str, Any]) -> CaseRun:
-    inputs = wire.decode(case["inputs"])
+    inputs = wire.Plain(case["inputs"])  # sent as stored: this process needs no torch
     try:
         reply = sandbox.run(*source, {"op": "run", "driver": case["driver"], "inputs": inputs})
     except WorkerDied as died:

@@ -85,6 +85,15 @@ INTEGRATION = {
 # together, or every process would build it again; the module's other tests go wherever there is room.
 
 
+@pytest.fixture(scope="session")
+def kept_cases() -> None:
+    """Every item's cases kept (grader/grading/replay.py) in this test process's folder, as after any passing
+    submission: what a test grades then meets the replay first."""
+    from grader.grading.run import grade
+
+    assert grade(Path(__file__).resolve().parents[1] / "solutions").score == 100
+
+
 def _uses_its_modules_fixture(item: pytest.Item) -> bool:
     module = item.nodeid.split("::")[0]
     info = getattr(item, "_fixtureinfo", None)

@@ -29,6 +29,9 @@ from grader.sandbox.workers import NO_WALL_NOTE
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(call_timeout_s=3.0, memory_mb=1500)
+# The attacks meet the replay of kept cases, and the full run it hands a wrong answer to, as a class's students do.
+pytestmark = pytest.mark.usefixtures("kept_cases")
+
 SANDBOXED = bubblewrap() is not None
 WALL = wall("auto")  # the wall this run grades behind: bubblewrap, or the process wall where bwrap cannot run
 
@@ -701,7 +704,9 @@ def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(
             assert statuses == {"mle.binomial_mle": "passed", "mle.bernoulli_mle": "passed"}, (name, result["items"])
     finally:
         rooms.close()
-    assert spawned == ["a1", "b1"], spawned  # the first, and the one after the killer (without the unlock: a2, c2)
+    # the first, and one after the killer (without the unlock: a2, c2 too): in b1 itself where its zygote's death
+    # ended its worker before its last answer, else for b2 (when the namespace ends is the kernel's affair)
+    assert spawned in (["a1", "b1"], ["a1", "b2"]), spawned
     assert not leftover_workers(since), "a process started by a student outlived the batch"
 
 

@@ -25,6 +25,8 @@ from grader.batch.classroom import grade_class
 from grader.batch.entries import Entry, discover
 from grader.sandbox import wall
 
+# Its students meet the replay of kept cases first, as a class after any passing submission does.
+pytestmark = pytest.mark.usefixtures("kept_cases")
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = ("mle.binomial_mle",)
 FORMULAS = ("=2+5", "+3+4", "-1+8", "@SUM(1,1)", '=HYPERLINK("http://x","y")')

@@ -51,9 +51,22 @@ def describe(value: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
 
 
-def encode(value: Any) -> Any:
+class Plain:
+    """Inputs already in the wire's plain form (the public checks' stored inputs), forwarded by the grader as they
+    are, so that it needs no torch to send tensors. Only a request is encoded with them (``forwarded``); a worker's
+    reply that holds one is refused like any other object."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+def encode(value: Any, *, forwarded: bool = False) -> Any:
     """value as JSON-ready plain data, or WireError naming what could not be sent."""
     cls = type(value)
+    if forwarded and cls is Plain:
+        return value.data
     if value is None or cls is bool or cls is str:
         return value
     if cls is int:
@@ -65,11 +78,12 @@ def encode(value: Any) -> Any:
             return value
         return {"__float__": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if cls in (list, tuple):
-        return {"__tuple__": [encode(v) for v in value]} if cls is tuple else [encode(v) for v in value]
+        items = [encode(v, forwarded=forwarded) for v in value]
+        return {"__tuple__": items} if cls is tuple else items
     if cls is dict:
         if not all(type(k) is str for k in value):
             raise WireError("a dict whose keys are not all strings")
-        return {"__dict__": {k: encode(v) for k, v in value.items()}}
+        return {"__dict__": {k: encode(v, forwarded=forwarded) for k, v in value.items()}}
     if isinstance(value, np.generic) and cls.__module__ == "numpy":
         return encode(np.asarray(value))
     if cls is np.ndarray:
@@ -165,8 +179,9 @@ def decode_array(body: dict[str, Any], *, tensors: bool = True) -> Any:
     return array
 
 
-def dumps(value: Any) -> bytes:
-    return json.dumps(encode(value), allow_nan=False, separators=(",", ":")).encode() + b"\n"
+def dumps(value: Any, *, forwarded: bool = False) -> bytes:
+    """One message: ``forwarded`` for a request of the grader's, which may hold ``Plain`` inputs."""
+    return json.dumps(encode(value, forwarded=forwarded), allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
 def _bounded_int(text: str) -> int:

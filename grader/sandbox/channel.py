@@ -52,7 +52,7 @@ def request(
     assert worker.requests is not None
     worker.sequence += 1
     try:
-        worker.requests.write(wire.dumps({**request, "seq": worker.sequence}))
+        worker.requests.write(wire.dumps({**request, "seq": worker.sequence}, forwarded=True))
         worker.requests.flush()
     except (BrokenPipeError, OSError):
         end()

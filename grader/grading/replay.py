@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import platform
-import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import grader
 from grader.checks import Case
 from grader.grading.compare import Expected
 from grader.runtime import wire
+from grader.sandbox.scratch import own_folder
 
 ROOTS = ("grader", "reference")  # the sources a record depends on, under the project's root
 MAX_RECORD_BYTES = wire.MAX_MESSAGE_BYTES  # a record larger than one message of the wire is not kept
@@ -68,16 +68,7 @@ def folder() -> Path | None:
     folder of this user that only this user can enter."""
     chosen = os.environ.get("GRADER_CACHE_DIR", "").strip()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genmath-grader"
-    path = Path(chosen) if chosen else base / "replay"
-    with contextlib.suppress(OSError):
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-        return None
-    return path
+    return own_folder(Path(chosen) if chosen else base / "replay", parents=True)
 
 
 @cache

@@ -22,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from grader.sandbox.scratch import own_folder
 
 WAIT_S = 60.0  # a timed item waits at most this long for the other graders to finish their items
 POLL_S = 0.01
@@ -35,16 +36,7 @@ POLL_S = 0.01
 def machine_folder() -> Path | None:
     """The folder every grader of this user on this machine takes turns in: created 0700, and refused
     (None) if it exists but is not a folder of this user that only this user can enter."""
-    folder = Path(tempfile.gettempdir()) / f"genmath-grader-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    try:
-        info = os.lstat(folder)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-        return None
-    return folder
+    return own_folder(Path(tempfile.gettempdir()) / f"genmath-grader-{os.getuid()}")
 
 
 class Turns:

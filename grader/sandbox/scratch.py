@@ -13,6 +13,7 @@ no grading of one student comes near.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -76,3 +77,17 @@ def _unlock(path: str) -> None:
                     os.chmod(child, stat.S_IRWXU)
                 except OSError:
                     pass
+
+
+def own_folder(folder: Path, parents: bool = False) -> Path | None:
+    """``folder``, created 0700 if it is missing (with its ``parents``); None if it is not a folder of this user
+    that only this user can enter (a link, another user's, or one others may enter): nothing is kept there."""
+    with contextlib.suppress(OSError):
+        folder.mkdir(mode=0o700, parents=parents, exist_ok=True)
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        return None
+    return folder

@@ -24,10 +24,13 @@ from grader.grading import replay, run
 from grader.grading.items import CHECKS, RECORDS
 from grader.grading.run import grade, item_seed
 from grader.kernel import InKernel
-from grader.sandbox import Limits, Sandbox
+from grader.sandbox import Limits, Sandbox, wall
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(call_timeout_s=20.0)
+walled = pytest.mark.skipif(
+    not wall("auto").holds, reason="no wall here: nothing is kept (test_no_replay_without_a_wall says so)"
+)
 
 
 @pytest.fixture
@@ -49,6 +52,7 @@ def scratch_names(feedback: str) -> str:
     return re.sub(r"\b([a-z]+)_p\d{3}\.py\b", r"\1.py", feedback)
 
 
+@walled
 def test_the_kept_cases_are_the_ones_the_full_run_draws(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every case the full run evaluates on the solutions, in order, is the record's, with the same expected value."""
     seen: dict[str, list[tuple[run.Case, Any]]] = {}
@@ -74,6 +78,7 @@ def test_the_kept_cases_are_the_ones_the_full_run_draws(cache: Path, monkeypatch
     assert all(path.stat().st_mode & 0o077 == 0 for path in [cache, *cache.iterdir()])
 
 
+@walled
 def test_replay_gives_the_full_runs_verdicts_and_words_over_the_corpus(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +114,7 @@ def test_replay_gives_the_full_runs_verdicts_and_words_over_the_corpus(
     assert not differ, differ
 
 
+@walled
 def test_a_record_is_read_only_under_its_own_key(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     item = "mle.binomial_mle"
     check = CHECKS[item]
@@ -143,10 +149,11 @@ def test_no_replay_without_a_wall(cache: Path) -> None:
         assert not run.replayable(check, bare)
         assert run.judge(check, bare).status == "passed"
     assert not list(cache.glob("*.json"))
-    with Sandbox(ROOT / "solutions", LIMITS) as walled:
-        assert run.replayable(check, walled) == walled.wall.holds
+    with Sandbox(ROOT / "solutions", LIMITS) as auto:
+        assert run.replayable(check, auto) == auto.wall.holds
 
 
+@walled
 def test_a_worker_can_neither_read_nor_write_a_record(cache: Path, tmp_path: Path) -> None:
     """A submission that knows where the records are tries to read one and to plant one of no cases for the next
     item: behind the wall it can do neither, and the next submission's stub still gets nothing."""
@@ -164,8 +171,6 @@ def test_a_worker_can_neither_read_nor_write_a_record(cache: Path, tmp_path: Pat
         f"except OSError:\n    pass\n"
     )
     report = grade(hostile, ["mle.binomial_mle"], LIMITS)
-    if not report.wall or report.wall == "none":
-        pytest.skip("no wall on this machine")
     assert report.items[0].status == "passed", report.items[0].feedback
     assert record.read_bytes() == before
     assert not (cache / "mle.gaussian_mle.json").exists()

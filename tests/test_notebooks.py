@@ -13,6 +13,7 @@ import pytest
 
 from grader import hidden, kernel
 from grader.authoring import notebooks
+from grader.authoring.corpus import MUTANTS, patched
 from grader.authoring.generate import PARTS
 from grader.grading.items import CHECKS, ITEMS
 from grader.grading.run import grade
@@ -140,15 +141,9 @@ def test_in_kernel_the_timed_step_is_timed_against_the_reference_in_the_same_pro
     """In a notebook's kernel the student's step runs in the kernel's process, and so does the reference's
     (``InKernel.baseline``): like against like. The solution passes; a step that loops over the batch fails."""
     hidden.hidden_check("ddpm.ddpm_train_step.speed", namespace("solutions", "ddpm"))
-    step = "    loss = ddpm_loss(model, x_0, t, noise, betas)\n"
-    loop = (
-        "    loss = sum(ddpm_loss(model, x_0[i : i + 1], t[i : i + 1], noise[i : i + 1], betas)"
-        " for i in range(len(t))) / len(t)\n"
-    )
-    source = (ROOT / "solutions" / "ddpm.py").read_text()
-    assert source.count(step) == 1
+    (loop,) = [m for m in MUTANTS if m.item == "ddpm.ddpm_train_step.speed" and m.name == "per-sample loop"]
     looped = types.ModuleType("notebook")  # as a notebook's cells define them
-    exec(compile(source.replace(step, loop), "05_ddpm.ipynb", "exec"), vars(looped))
+    exec(compile(patched(loop, ROOT / "solutions"), "05_ddpm.ipynb", "exec"), vars(looped))
     with pytest.raises(kernel.CheckFailed, match="slower than the reference"):
         hidden.hidden_check("ddpm.ddpm_train_step.speed", vars(looped))
 

@@ -17,7 +17,6 @@ steps) are driven with models whose weights the grader sends. DDPM items use
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -249,13 +248,6 @@ def warm_up() -> None:
 
 def run_driver(name: str, module: ModuleType, inputs: dict[str, Any]) -> Any:
     return DRIVERS[name](module, _dtype(inputs))
-
-
-def timed_run(session: SpeedSession, steps: int) -> float:
-    """Wall time of ``steps`` steps, for the grader's own (reference) session."""
-    start = time.perf_counter()
-    session.run(steps)
-    return time.perf_counter() - start
 
 
 # ------------------------------------------------------------------------------------- requests

@@ -44,10 +44,10 @@ from __future__ import annotations
 
 from grader.sandbox.channel import WorkerDied, checked_reply
 from grader.sandbox.isolation import Isolation, SandboxUnavailable, Wall, bubblewrap, wall
-from grader.sandbox.processes import Limits, torch_threads
+from grader.sandbox.processes import Limits
 from grader.sandbox.workers import Runner, Sandbox
 
 __all__ = [
     "Isolation", "Limits", "Runner", "Sandbox", "SandboxUnavailable", "Wall", "WorkerDied", "bubblewrap",
-    "checked_reply", "torch_threads", "wall",
+    "checked_reply", "wall",
 ]  # fmt: skip

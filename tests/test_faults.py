@@ -5,9 +5,11 @@ every fault is one sentence, and a stored result is reused only when it checks o
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -355,6 +357,14 @@ def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Pa
         assert "Traceback" not in said, said
     if GROUP_SIGNALS.get(how) == signal.SIGINT:
         assert command.returncode == 130 and "grader: interrupted; every result stored before" in said, said
+    _nothing_left(started, under)
+
+
+def _nothing_left(started: list[Any], under: dict[str, Path]) -> None:
+    """Within 30 s of the command's end none of ``started`` (the processes it started, psutil's) runs, frozen or
+    not, and none of their cgroups (under ``under``) or scratch folders is left."""
+    import psutil
+
     assert started, "no process of the command was seen"
     deadline = time.monotonic() + 30
 
@@ -370,6 +380,53 @@ def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Pa
     pids = {p.pid for p in started}
     assert not [g for folder in under.values() for pid in pids for g in folder.glob(f"{PREFIX}-{pid}-*")]
     assert not [t for pid in pids for t in Path(tempfile.gettempdir()).glob(f"grader-*-{pid}-*")]
+
+
+# Moments drawn at random once, seeded (the same every run), one in each third of a small class's first 6 s: start-up,
+# the sandbox being built, the zygote importing torch, items graded, the two sides timed, a result being written.
+_DRAW = random.Random(26)
+KILL_MOMENTS_S = [round(_DRAW.uniform(start, start + 2.0), 2) for start in (0.0, 2.0, 4.0)]
+
+
+@pytest.mark.parametrize("moment", KILL_MOMENTS_S)
+def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path: Path, moment: float) -> None:
+    """kill -9 of grade-class, graded as a course grades it (with the wall there is), at a moment of its run:
+    every process it started ends, and none of their cgroups or scratch folders is left; the next run grades
+    every student not stored, with the grades of a run never killed."""
+    import psutil
+
+    from grader.sandbox import cgroups
+
+    under = (cgroups.parents() or (None, {}))[1]
+    for name, source in (("s1", ROOT / "solutions"), ("s2", ROOT / "exercises")):
+        (tmp_path / "class" / name).mkdir(parents=True)
+        for part in ("mle", "ddpm"):
+            shutil.copy(source / f"{part}.py", tmp_path / "class" / name / f"{part}.py")
+    out = tmp_path / "out"
+    grade = [sys.executable, "-m", "grader", "grade-class", str(tmp_path / "class"), "--out", str(out), "--items",
+             "mle.binomial_mle", "ddpm.ddpm_train_step.speed", "--workers", "1",
+             *(() if bubblewrap() else ("--no-sandbox",))]  # fmt: skip
+    command = subprocess.Popen(grade, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + moment
+        while command.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(psutil.Error):
+                started.update((p.pid, p) for p in psutil.Process(command.pid).children(recursive=True))
+            time.sleep(0.005)
+        killed = command.poll() is None
+        command.kill()
+    finally:
+        command.kill()
+        command.wait()
+    if not killed:
+        pytest.skip(f"the class was graded within {moment} s: nothing to kill at that moment")
+    if started:  # at the earliest moments the command may not have started a process yet
+        _nothing_left(list(started.values()), under)
+    again = subprocess.run(grade, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = {r["student"]: r["total"] for r in csv.DictReader((out / "grades.csv").open())}
+    assert rows == {"s1": "4", "s2": "0"}, rows
 
 
 def other_grader(isolation: str) -> tuple[str, str]:

@@ -433,6 +433,16 @@ def other_grader(isolation: str) -> tuple[str, str]:
     return "0.0.1", ""
 
 
+class Unbuildable:
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def __enter__(self) -> Any:
+        from grader.sandbox import SandboxUnavailable
+
+        raise SandboxUnavailable("no wall here (as on that worker)")
+
+
 def test_a_cluster_that_cannot_grade_is_refused_before_any_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     """Workers with another grader version (or no sandbox where one is required) would have recorded every student
@@ -445,6 +455,10 @@ def test_a_cluster_that_cannot_grade_is_refused_before_any_task(tmp_path: Path, 
         pool = engine.DaskPool(cluster.scheduler_address)
         try:
             assert pool.check("off") == []
+            with monkeypatch.context() as here:  # a worker where no sandbox can be built (this one's in-process)
+                here.setattr(engine, "Sandbox", Unbuildable)
+                problems = pool.check("required")
+            assert len(problems) == 1 and problems[0].endswith("cannot grade: no wall here (as on that worker)")
         finally:
             pool.close()
         monkeypatch.setattr(engine, "worker_can_grade", other_grader)

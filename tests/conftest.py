@@ -123,6 +123,9 @@ def _rank(item: pytest.Item) -> tuple[int, bool]:
     return longest, Path(str(item.fspath)).stem in FAST
 
 
+# First among the plugins: pytest-xdist's own hook, which turns an ``xdist_group`` mark into the node id's
+# ``@group`` suffix that ``--dist loadgroup`` schedules by, must see the marks this one adds.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = Path(str(item.fspath)).stem
@@ -135,3 +138,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _uses_its_modules_fixture(item):
             item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=_rank)  # stable: within a rank, the order of the files
+

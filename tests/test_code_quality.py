@@ -79,3 +79,47 @@ def test_every_path_the_guides_name_exists() -> None:
             if not path.endswith("_") and not (ROOT / path).exists():  # NN_<part>.py: a pattern, cut at "<"
                 missing.append(f"{guide}: {path}")
     assert not missing, missing
+
+
+GROUPED_MODULE = '''
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def built():
+    with (Path(__file__).parent / "setups").open("a") as record:
+        record.write(os.environ.get("PYTEST_XDIST_WORKER", "none") + "\\n")
+
+
+@pytest.mark.parametrize("k", range(12))
+def test_uses_it(built, k):
+    time.sleep(0.05)
+
+
+@pytest.mark.parametrize("k", range(12))
+def test_alone(k):
+    time.sleep(0.05)
+'''
+
+
+def test_the_tests_sharing_a_modules_fixture_run_on_one_process(tmp_path: Path) -> None:
+    """The README's test command (``-n auto --dist loadgroup``, tests/conftest.py's groups) keeps the tests that
+    use their module's own fixture on one process, which builds it once: with pytest 9.2 and pytest-xdist 3.8 the
+    groups were silently ignored (pytest-xdist#1386) and the discrimination corpus was graded twice a run."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_names.py").write_text(GROUPED_MODULE)  # a name of the fast tier, as conftest.py requires
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    setups = (tmp_path / "setups").read_text().split()
+    assert len(setups) == 1, f"the module's fixture was built on {setups}: its tests were not kept together"

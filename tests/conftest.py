@@ -138,4 +138,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _uses_its_modules_fixture(item):
             item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=_rank)  # stable: within a rank, the order of the files
-

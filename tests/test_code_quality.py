@@ -81,7 +81,7 @@ def test_every_path_the_guides_name_exists() -> None:
     assert not missing, missing
 
 
-GROUPED_MODULE = '''
+GROUPED_MODULE = """
 import os
 import time
 from pathlib import Path
@@ -103,7 +103,7 @@ def test_uses_it(built, k):
 @pytest.mark.parametrize("k", range(12))
 def test_alone(k):
     time.sleep(0.05)
-'''
+"""
 
 
 def test_the_tests_sharing_a_modules_fixture_run_on_one_process(tmp_path: Path) -> None:

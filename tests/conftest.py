@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -94,14 +95,36 @@ def kept_cases() -> None:
     assert grade(Path(__file__).resolve().parents[1] / "solutions").score == 100
 
 
-def _uses_its_modules_fixture(item: pytest.Item) -> bool:
+@pytest.fixture(scope="session")
+def corpus_drawn() -> list[Any]:
+    """The whole corpus (grader/authoring/corpus.py) graded once a run by the audit's own code (two processes, as
+    the command's default), every item by its full Hypothesis run, no kept cases: what test_discrimination judges,
+    and what test_replay compares its replays with. The tests that use it share one process (group "corpus")."""
+    from grader.authoring import audit
+
+    before = os.environ.get("GRADER_CACHE_DIR")
+    os.environ["GRADER_CACHE_DIR"] = "off"  # the spawned grading processes read it
+    try:
+        return audit.grade_corpus(audit.corpus(), workers=2)
+    finally:
+        os.environ["GRADER_CACHE_DIR"] = before or _CACHE
+
+
+def _group(item: pytest.Item) -> str | None:
+    """The xdist group of a test: "corpus" for those that use ``corpus_drawn``, its module's name for those that
+    use a module-scoped fixture of their own module, else None (it goes wherever there is room)."""
     module = item.nodeid.split("::")[0]
     info = getattr(item, "_fixtureinfo", None)
-    return info is not None and any(
+    if info is None:
+        return None
+    if "corpus_drawn" in info.names_closure:
+        return "corpus"
+    own = any(
         definition.scope == "module" and definition.baseid == module
         for definitions in info.name2fixturedefs.values()
         for definition in definitions
     )
+    return Path(module).stem if own else None
 
 
 # The longest single pieces of work (minutes each on 2 cores) go first, so that no process starts one of
@@ -135,6 +158,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(
                 f"{module}.py is in neither test tier: add it to FAST or INTEGRATION in conftest.py"
             )
-        if _uses_its_modules_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(module))
+        group = _group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=_rank)  # stable: within a rank, the order of the files

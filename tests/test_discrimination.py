@@ -21,9 +21,9 @@ CATALOGUE = [(item, mistake.name) for item, record in RECORDS.items() for mistak
 
 
 @pytest.fixture(scope="module")
-def verdicts() -> dict[int, audit.Verdict]:
-    """The whole corpus graded once, through the audit's own code (two processes, as the command's default)."""
-    return dict(enumerate(audit.grade_corpus(PATCHES, workers=2)))
+def verdicts(corpus_drawn: list[audit.Verdict]) -> dict[int, audit.Verdict]:
+    """The whole corpus graded once a run, through the audit's own code (tests/conftest.py)."""
+    return dict(enumerate(corpus_drawn))
 
 
 def test_every_item_has_mutants_and_every_patch_still_applies() -> None:

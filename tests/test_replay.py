@@ -80,13 +80,15 @@ def test_the_kept_cases_are_the_ones_the_full_run_draws(cache: Path, monkeypatch
 
 @walled
 def test_replay_gives_the_full_runs_verdicts_and_words_over_the_corpus(
-    cache: Path, monkeypatch: pytest.MonkeyPatch
+    cache: Path, monkeypatch: pytest.MonkeyPatch, corpus_drawn: list[audit.Verdict]
 ) -> None:
-    """The solutions, the stubs and every patch of the corpus, graded with kept cases and without: the same."""
+    """The solutions, the stubs and every patch of the corpus, graded with kept cases and without (the corpus
+    drawn once a run, for test_discrimination too): the same."""
     patches = audit.corpus()
     monkeypatch.setenv("GRADER_CACHE_DIR", "off")
     drawn = {name: outcomes(grade(ROOT / name, limits=LIMITS)) for name in ("solutions", "exercises")}
-    drawn_corpus = [(v.status, scratch_names(v.feedback)) for v in audit.grade_corpus(patches, workers=2)]
+    assert [v.patch for v in corpus_drawn] == [patch for patch, _ in patches]
+    drawn_corpus = [(v.status, scratch_names(v.feedback)) for v in corpus_drawn]
     monkeypatch.setenv("GRADER_CACHE_DIR", str(cache))
     first = outcomes(grade(ROOT / "solutions", limits=LIMITS))  # keeps every item's cases
     assert len(list(cache.glob("*.json"))) == len(RECORDS) - 1  # all but the timed item

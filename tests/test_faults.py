@@ -24,7 +24,7 @@ import pytest
 from grader.batch import engine, store
 from grader.batch.classroom import grade_class
 from grader.batch.store import Busy, Store
-from grader.sandbox import bubblewrap
+from grader.sandbox import bubblewrap, wall
 from grader.sandbox.cgroups import PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -390,7 +390,8 @@ KILL_MOMENTS_S = [round(_DRAW.uniform(start, start + 2.0), 2) for start in (0.0,
 
 @pytest.mark.parametrize("moment", KILL_MOMENTS_S)
 def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path: Path, moment: float) -> None:
-    """kill -9 of grade-class, graded as a course grades it (with the wall there is), at a moment of its run:
+    """kill -9 of grade-class, graded as a course grades it (behind the wall there is: bubblewrap, or the process
+    wall in tests/container.py's run), at a moment of its run:
     every process it started ends, and none of their cgroups or scratch folders is left; the next run grades
     every student not stored, with the grades of a run never killed."""
     import psutil
@@ -405,7 +406,7 @@ def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path
     out = tmp_path / "out"
     grade = [sys.executable, "-m", "grader", "grade-class", str(tmp_path / "class"), "--out", str(out), "--items",
              "mle.binomial_mle", "ddpm.ddpm_train_step.speed", "--workers", "1",
-             *(() if bubblewrap() else ("--no-sandbox",))]  # fmt: skip
+             *(() if wall("auto").holds else ("--no-sandbox",))]  # fmt: skip
     command = subprocess.Popen(grade, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started: dict[int, psutil.Process] = {}
     try:
@@ -415,7 +416,6 @@ def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path
                 started.update((p.pid, p) for p in psutil.Process(command.pid).children(recursive=True))
             time.sleep(0.005)
         killed = command.poll() is None
-        command.kill()
     finally:
         command.kill()
         command.wait()

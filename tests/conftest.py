@@ -131,22 +131,14 @@ def _group(item: pytest.Item) -> str | None:
 # them when the others have finished, and the fast tier's hundreds of short tests go last, to even out the
 # processes' ends: the order of collection is the order xdist deals work out.
 LONGEST_FIRST = (
-    "test_process_wall.py::test_the_hostile_suites_hold_in_a_container_without_namespaces",
     "test_nbgrader.py::test_an_nbgrader_course_from_init_to_gradebook",
-    "test_discrimination.py",  # the group "corpus": the corpus drawn, then test_replay's corpus test
+    "test_process_wall.py::test_the_hostile_suites_hold_in_a_container_without_namespaces",
     "test_hostile.py::test_the_hostile_corpus_through_the_class_batch",
+    "test_discrimination.py",
     "test_grade_class.py",
     "test_student_package.py",
     "test_nbgrader.py::test_the_jupyterhub_exchange",
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """pytest-xdist deals its groups out largest first by number of tests: the corpus's 270 quick tests went first,
-    and the six-minute container run only after the nbgrader course, on the same process (795 s of tests there,
-    680 s on the other). Dealt in collection order instead, ``LONGEST_FIRST`` decides."""
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
 
 
 def _rank(item: pytest.Item) -> tuple[int, bool]:

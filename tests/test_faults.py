@@ -360,9 +360,9 @@ def test_ending_the_command_while_a_worker_is_frozen_leaves_nothing(tmp_path: Pa
     _nothing_left(started, under)
 
 
-def _nothing_left(started: list[Any], under: dict[str, Path]) -> None:
+def _nothing_left(started: list[Any], under: dict[str, Path], places: bool = True) -> None:
     """Within 30 s of the command's end none of ``started`` (the processes it started, psutil's) runs, frozen or
-    not, and none of their cgroups (under ``under``) or scratch folders is left."""
+    not, and (``places``) none of their cgroups (under ``under``) or scratch folders is left."""
     import psutil
 
     assert started, "no process of the command was seen"
@@ -377,7 +377,11 @@ def _nothing_left(started: list[Any], under: dict[str, Path]) -> None:
     while (alive := [p for p in started if running(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive, [(p.pid, p.name()) for p in alive]
-    pids = {p.pid for p in started}
+    if places:
+        _no_places_left({p.pid for p in started}, under)
+
+
+def _no_places_left(pids: set[int], under: dict[str, Path]) -> None:
     assert not [g for folder in under.values() for pid in pids for g in folder.glob(f"{PREFIX}-{pid}-*")]
     assert not [t for pid in pids for t in Path(tempfile.gettempdir()).glob(f"grader-*-{pid}-*")]
 
@@ -391,9 +395,9 @@ KILL_MOMENTS_S = [round(_DRAW.uniform(start, start + 2.0), 2) for start in (0.0,
 @pytest.mark.parametrize("moment", KILL_MOMENTS_S)
 def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path: Path, moment: float) -> None:
     """kill -9 of grade-class, graded as a course grades it (behind the wall there is: bubblewrap, or the process
-    wall in tests/container.py's run), at a moment of its run:
-    every process it started ends, and none of their cgroups or scratch folders is left; the next run grades
-    every student not stored, with the grades of a run never killed."""
+    wall in tests/container.py's run), at a moment of its run: every process it started ends; the next run grades
+    every student not stored, with the grades of a run never killed, and after it none of the killed run's
+    cgroups or scratch folders is left."""
     import psutil
 
     from grader.sandbox import cgroups
@@ -422,9 +426,12 @@ def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path
     if not killed:
         pytest.skip(f"the class was graded within {moment} s: nothing to kill at that moment")
     if started:  # at the earliest moments the command may not have started a process yet
-        _nothing_left(list(started.values()), under)
+        _nothing_left(list(started.values()), under, places=False)
     again = subprocess.run(grade, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
+    # A grading process killed while it made a cgroup (before its sandbox knew of it) can leave that group: the
+    # issue asks that the next run remove it if this one did not (CI saw one so, under load, at 4.41 s).
+    _no_places_left(set(started), under)
     rows = {r["student"]: r["total"] for r in csv.DictReader((out / "grades.csv").open())}
     assert rows == {"s1": "4", "s2": "0"}, rows
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader import leave
 from grader.intake.untrusted import clean_text, shown_name
 from grader.student import cli as student
 
@@ -567,4 +568,4 @@ RESUME = "; every result stored before is whole and kept: run the same command a
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -48,6 +48,7 @@ FAST = {
     "test_generate",
     "test_input_classes",
     "test_mle",
+    "test_turns",
     "test_names",
     "test_public_mistakes",
     "test_public_store",

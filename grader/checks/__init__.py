@@ -139,8 +139,6 @@ class Check:
         if len(set(names)) != len(names):
             raise ValueError(f"{self.item}: two catalogued mistakes share a name ({names})")
 
-    alone = False  # graded while other graders of the machine grade their own items (grader/grading/turns.py)
-
     @property
     def trains(self) -> bool:
         """Whether its driver builds an optimizer (the workers that grade it are warmed up for that)."""
@@ -168,7 +166,6 @@ class TimedCheck:
         if self.step.split(".")[0] != self.item.split(".")[0]:
             raise ValueError(f"{self.item}: the timed function {self.step} must be of the same part")
 
-    alone = True  # timed while no other grader of the machine is inside an item (grader/grading/turns.py)
     trains = True  # the timed step trains
 
     @property

@@ -383,12 +383,17 @@ def _replay(check: Check, steps: list[replay.Step], sandbox: Runner, source: tup
     return Outcome("passed", PASSED)
 
 
-def grade_record(record: Record, runner: Runner, source: tuple[str, str], label: str | None = None) -> Outcome:
+def grade_record(
+    record: Record, runner: Runner, source: tuple[str, str], label: str | None = None, turns: Turns | None = None
+) -> Outcome:
     """Grade one item's function in ``source`` (module name, file name) on ``runner``: a timed item by timing
-    it against the reference (grader/grading/timing.py), any other by judging its cases; ``label`` names the file."""
+    it against the reference (grader/grading/timing.py), any other by judging its cases; ``label`` names the file.
+    ``turns``: the machine's, shared by the graders on it (grader/grading/turns.py): an item is judged in a shared
+    turn, and the timed item takes its rounds alone."""
     if isinstance(record, TimedCheck):
-        return timing.time_speed(runner, source, record.item)
-    return judge(record, runner, source, label)
+        return timing.time_speed(runner, source, record.item, turns)
+    with (turns or Turns(None)).take(alone=False):
+        return judge(record, runner, source, label)
 
 
 def dependency_note(check: Record, failed: set[str] | None) -> str:
@@ -463,10 +468,7 @@ def grade(
             part = parts.get(item.module)
             record = RECORDS[item.id]
             try:
-                with turns.take(record.alone) as waited:
-                    result = _grade_item(record, item, part, problems, sandbox, notes)
-                if waited:
-                    notes.append(f"{item.id}: {waited}.")
+                result = _grade_item(record, item, part, problems, sandbox, notes, turns)
             except Exception as exc:  # the grader's own code broke on this item: it says so, the rest is graded
                 result = ItemResult(item.id, 0, item.points, "error", grader_fault(exc))
             if part is not None and result.status != "passed" and sandbox.notes.get(item.module):
@@ -530,8 +532,9 @@ def _grade_item(
     problems: dict[str, str],
     sandbox: Sandbox,
     notes: list[str],
+    turns: Turns,
 ) -> ItemResult:
-    """One item's result: missing, unreadable, or graded by its record."""
+    """One item's result: missing, unreadable, or graded by its record in its turns on the machine."""
     if part is None:
         refused = "".join(f" {p}" for p in refused_entries(sandbox.intake.problems, item.module))
         guess = did_you_mean(sandbox.private, item.module)
@@ -542,7 +545,7 @@ def _grade_item(
         )  # fmt: skip
     if item.module in problems:
         return ItemResult(item.id, 0, item.points, "error", problems[item.module])
-    outcome = grade_record(record, sandbox, (item.module, part.filename), label=part.label)
+    outcome = grade_record(record, sandbox, (item.module, part.filename), part.label, turns)
     if outcome.note:
         notes.append(outcome.note)
     score = item.points if outcome.status == "passed" else 0

@@ -1,8 +1,7 @@
 """python -m grader.student (in a student's bundle: python -m grader), the student's command line."""
 
-import sys
-
+from grader import leave
 from grader.student.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -1,0 +1,132 @@
+"""Turns on the machine (grader/grading/turns.py): items share it, the timed item's rounds have it alone.
+
+When two graders share a machine (``grade-class --workers 2``), the timed item's warm-up and rounds must run
+while no other grader is inside an item, and what of it times nothing (the check that the step trained) must not
+keep the other grader waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader.grading import run, timing
+from grader.grading.items import RECORDS
+from grader.grading.turns import Turns
+from grader.runtime.wire import Array
+
+
+class Spy(Turns):
+    """Turns that take nothing but record which turn is held: None, "shared" or "alone"."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.held: str | None = None
+        self.taken: list[str] = []
+
+    @contextlib.contextmanager
+    def take(self, alone: bool) -> Iterator[str | None]:
+        assert self.held is None, "a turn taken inside another"
+        self.held = "alone" if alone else "shared"
+        self.taken.append(self.held)
+        try:
+            yield None
+        finally:
+            self.held = None
+
+
+class Worker:
+    """A runner that answers the timed item's requests as a right step would, and records each request's turn."""
+
+    def __init__(self, turns: Spy, log: list[tuple[str, str, str | None]], side: str) -> None:
+        self.turns, self.log, self.side = turns, log, side
+        self.start: dict[str, np.ndarray] = {}
+        self.reference: Worker | None = None
+
+    def run(self, module: str, filename: str, op: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        self.log.append((self.side, str(op["op"]), self.turns.held))
+        if op["op"] == "speed_setup":
+            self.start = {k: v.numpy() for k, v in op["inputs"]["eps_state"].items()}
+        if op["op"] == "speed_run":
+            time.sleep(0.002)  # both sides alike: a ratio of about 1
+        if op["op"] == "speed_params":  # every parameter moved by the same amount on both sides: trained
+            return {"ok": {k: Array(v + 0.5, "torch", "cpu") for k, v in self.start.items()}}
+        return {"ok": True}
+
+    def ensure_loaded(self, name: str, filename: str) -> dict[str, Any]:
+        return {"ok": True}
+
+    def frozen(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def helpers(self) -> int:
+        return 0
+
+    def baseline(self, files: Mapping[str, Path], module: ModuleType) -> Worker:
+        if self.reference is None:
+            self.reference = Worker(self.turns, self.log, "reference")
+        return self.reference
+
+
+def test_the_timed_item_holds_the_machine_alone_while_it_times_and_only_then() -> None:
+    """Both sides' warm-up (speed_setup) and every timed round (speed_run) in the turn held alone; the parameters
+    read after the rounds (speed_params), which time nothing, in a shared turn, as a judged item is."""
+    turns, log = Spy(), []
+    student = Worker(turns, log, "student")
+    outcome = run.grade_record(RECORDS["ddpm.ddpm_train_step.speed"], student, ("ddpm", "ddpm.py"), turns=turns)
+    assert outcome.status == "passed", outcome
+    assert turns.taken == ["alone", "shared"], turns.taken
+    rounds = [side for side, op, held in log if op == "speed_run" and held == "alone"]
+    assert len(rounds) >= 2 * timing.REPEATS and set(rounds) == {"student", "reference"}, log
+    turn_of = {(side, op): held for side, op, held in log}  # the last request of each kind on each side
+    assert turn_of == {
+        ("student", "speed_setup"): "alone", ("reference", "speed_setup"): "alone",
+        ("student", "speed_run"): "alone", ("reference", "speed_run"): "alone",
+        ("student", "speed_params"): "shared", ("reference", "speed_params"): "shared",
+    }, log  # fmt: skip
+
+
+def test_a_judged_item_holds_a_shared_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    turns, seen = Spy(), []
+    monkeypatch.setattr(run, "judge", lambda *args: seen.append(turns.held) or "judged")
+    assert run.grade_record(RECORDS["mle.binomial_mle"], Worker(turns, [], "student"), ("mle", "mle.py"), turns=turns)
+    assert seen == ["shared"] and turns.taken == ["shared"]
+
+
+def test_the_turn_alone_waits_for_shared_turns_and_holds_new_ones_back(tmp_path: Path) -> None:
+    """Real locks (flock, one descriptor each, as two graders have): the alone turn begins only once a shared
+    turn held before it ends, and a shared turn asked for meanwhile begins only after the alone turn."""
+    turns = Turns(tmp_path)
+    events: list[str] = []
+    shared_held, alone_asked = threading.Event(), threading.Event()
+
+    def other_grader() -> None:
+        with turns.take(alone=False):
+            events.append("item starts")
+            shared_held.set()
+            assert alone_asked.wait(5)
+            time.sleep(0.2)  # the timed rounds wait for this item
+            events.append("item ends")
+        time.sleep(0.05)
+        with turns.take(alone=False):  # a next item, asked for while the rounds run
+            events.append("next item")
+
+    thread = threading.Thread(target=other_grader)
+    thread.start()
+    assert shared_held.wait(5)
+    alone_asked.set()
+    with turns.take(alone=True) as waited:
+        events.append("rounds start")
+        time.sleep(0.3)
+        events.append("rounds end")
+    thread.join(10)
+    assert waited is None
+    assert events == ["item starts", "item ends", "rounds start", "rounds end", "next item"], events

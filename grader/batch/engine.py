@@ -180,6 +180,16 @@ def serve(fd: int) -> None:
                 rooms.close()
     finally:
         rooms.close()
+        _remove_own_places()
+
+
+def _remove_own_places() -> None:
+    """Whatever of this process's making is still there as it ends: a cgroup or scratch folder it was making when
+    a signal ended it, before a sandbox held it (the sandboxes themselves are closed by then)."""
+    from grader.sandbox import cgroups, scratch
+
+    cgroups.remove_own()
+    scratch.remove_own()
 
 
 _ENDING = False  # a pool process told to end (SIGTERM, SIGINT) grades nothing more and answers nothing

@@ -26,6 +26,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +204,19 @@ class Cgroup:
 def sweep() -> list[str]:
     """Thaw, kill and remove the groups of graders that are gone (named ``PREFIX-<pid>-<n>`` with no process
     ``pid`` left); the names of those removed. A live grader's groups, and every other group, are left alone."""
+    return _remove_where(lambda owner: not Path(f"/proc/{owner}").exists())
+
+
+def remove_own() -> list[str]:
+    """Thaw, kill and remove every group this process made that is still there, as it ends; the names of those
+    removed. A signal that ends a grading process while it makes a worker's group, before any sandbox knows of
+    the group, would otherwise leave it to the next run's ``sweep``."""
+    own = str(os.getpid())
+    return _remove_where(lambda owner: owner == own)
+
+
+def _remove_where(owned: Callable[[str], bool]) -> list[str]:
+    """Remove the grader's groups whose owner (the pid in ``PREFIX-<pid>-<n>``) is ``owned``; their names."""
     found = parents()
     if found is None:
         return []
@@ -216,7 +230,7 @@ def sweep() -> list[str]:
     removed = []
     for name in sorted(names):
         owner = name[len(PREFIX) + 1 :].split("-")[0]
-        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+        if not owner.isdigit() or not owned(owner):
             continue
         Cgroup(version, {c: folder / name for c, folder in under.items()}).remove()  # a missing one: skipped
         removed.append(name)

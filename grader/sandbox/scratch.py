@@ -20,6 +20,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 NAME = re.compile(r"grader-(sandbox|payload|entry)-(\d+)-")
@@ -34,6 +35,20 @@ def prefix(kind: str) -> str:
 
 def sweep(root: Path | None = None) -> list[str]:
     """Remove the scratch folders of grader processes that are gone; the names of those removed."""
+    return _remove_where(lambda owner: not Path(f"/proc/{owner}").exists(), root, unnamed=True)
+
+
+def remove_own(root: Path | None = None) -> list[str]:
+    """Remove every scratch folder this process made that is still there, as it ends; the names of those removed.
+    A signal that ends a grading process between making a folder and handing it to the sandbox that closes it
+    would otherwise leave it to the next run's ``sweep``."""
+    own = str(os.getpid())
+    return _remove_where(lambda owner: owner == own, root, unnamed=False)
+
+
+def _remove_where(owned: Callable[[str], bool], root: Path | None, unnamed: bool) -> list[str]:
+    """Remove the scratch folders whose owner (the pid in their name) is ``owned`` and, with ``unnamed``, those of
+    graders before 0.8.0 unchanged for a day; the names of those removed."""
     root = Path(root or tempfile.gettempdir())
     removed = []
     try:
@@ -45,9 +60,9 @@ def sweep(root: Path | None = None) -> list[str]:
             continue
         found = NAME.match(entry.name)
         if found is not None:
-            if Path(f"/proc/{found.group(2)}").exists():
+            if not owned(found.group(2)):
                 continue
-        elif UNNAMED.fullmatch(entry.name) is None or not _unchanged_for(entry, UNNAMED_STALE_S):
+        elif not unnamed or UNNAMED.fullmatch(entry.name) is None or not _unchanged_for(entry, UNNAMED_STALE_S):
             continue
         _unlock(entry.path)
         shutil.rmtree(entry.path, ignore_errors=True)

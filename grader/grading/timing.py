@@ -145,6 +145,7 @@ def time_speed(
         if failed is not None:
             return failed
         reference = sandbox.baseline(reference_files(), ddpm)
+        _ours(reference, {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
         while len(ours) < REPEATS or (min(theirs) > SPEED_FACTOR * min(ours) and len(ours) < MAX_REPEATS):
             with sandbox.frozen():  # nothing the submission started runs while the reference is timed
                 ours.append(_ours(reference, {"op": "speed_run", "steps": STEPS}, ROUND_TIMEOUT_S)[0])
@@ -184,7 +185,7 @@ def time_speed(
 
 
 def _set_up(sandbox: Runner, source: tuple[str, str], inputs: dict[str, object]) -> Outcome | None:
-    """Both sides' timed state built and warmed up (the student's first): None, or the outcome that ends the item."""
+    """The student's timed state built and warmed up: None, or the outcome that ends the item."""
     name, filename = source
     try:
         reply = sandbox.run(name, filename, {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
@@ -200,7 +201,6 @@ def _set_up(sandbox: Runner, source: tuple[str, str], inputs: dict[str, object])
         return Outcome("error", f"The timed step {describe_error(error)}.", "")
     if sandbox.helpers():
         return Outcome("failed", ALONE, "")
-    _ours(sandbox.baseline(reference_files(), ddpm), {"op": "speed_setup", "inputs": inputs}, SETUP_TIMEOUT_S)
     return None
 
 

@@ -108,12 +108,11 @@ def _grade(args: argparse.Namespace) -> int:
 def _may_train(sandbox: Sandbox, items: list[str] | None) -> bool:
     """Whether grading may train a model (its zygote then warms up first), from the parts the submission holds,
     before the item records (and torch) are imported; grade() says exactly, and restarts a zygote too cold."""
-    from grader.contract import TRAINING_PARTS
+    from grader.contract import may_train
     from grader.intake.submission import find_parts
 
     parts, _ = find_parts(sandbox.private)
-    wanted = {i.split(".")[0] for i in items} if items else set(parts)
-    return bool(wanted & set(parts) & set(TRAINING_PARTS))
+    return may_train(items, parts)
 
 
 def _grade_in(

@@ -390,3 +390,43 @@ def test_timed_verdicts_hold_with_two_workers_on_two_cores(tmp_path: Path) -> No
         assert rows == {"fast": "2", "loop": "0"}, rows
         by_workers[workers] = results(out)
     assert by_workers[1] == by_workers[2], "1 and 2 workers gave different results"
+
+
+FIRST_STUDENT = """
+import multiprocessing.connection, socket, subprocess, sys
+from pathlib import Path
+from grader.batch import engine
+from grader.intake.archive import pack
+
+ours, theirs = socket.socketpair()
+spy = (
+    "import sys\\nfrom grader.sandbox import workers\\nspawn = workers.Sandbox._spawn_zygote\\n"
+    "def spawned(self):\\n    print('torch' in sys.modules, flush=True)\\n    return spawn(self)\\n"
+    "workers.Sandbox._spawn_zygote = spawned\\nfrom grader.batch.engine import serve\\nserve(int(sys.argv[1]))\\n"
+)
+process = subprocess.Popen([sys.executable, "-c", spy, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                           stdout=subprocess.PIPE, text=True)
+theirs.close()
+connection = multiprocessing.connection.Connection(ours.detach())
+assert connection.recv() == ("ready", None)
+settings = engine.Settings(("mle.binomial_mle",), isolation=sys.argv[2])
+connection.send(("s1", pack(Path(sys.argv[1])), "-", [], settings))
+kind, result = connection.recv()
+connection.close()
+process.wait(timeout=60)
+print(kind, result["items"][0]["status"], process.stdout.read().split())
+"""
+
+
+@pytest.mark.skipif(not bubblewrap(), reason="a sandbox is kept from student to student only behind bubblewrap")
+def test_a_pool_process_starts_its_first_students_workers_before_it_imports_torch(tmp_path: Path) -> None:
+    """A pool process says it is ready at once, and its first student's sandbox starts the zygote (which imports
+    torch) before the process imports torch itself: the two imports overlap, as in ``python -m grader grade``.
+    (It imported and warmed up first, about 2 s on two cores before any student's workers started.)"""
+    solutions_into(tmp_path / "s1", ("mle",))
+    done = subprocess.run([sys.executable, "-c", FIRST_STUDENT, str(tmp_path / "s1"), ISOLATION], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    kind, status, spawned = done.stdout.split(maxsplit=2)
+    assert (kind, status) == ("done", "passed"), done.stdout
+    assert spawned.startswith("['False'"), spawned  # every zygote spawned before torch: the first one matters

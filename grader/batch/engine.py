@@ -131,8 +131,9 @@ class Pool(Protocol):
 
 
 def serve(fd: int) -> None:
-    """A pool process (``python -c 'serve(FD)'``, FD one end of a socket pair): warm once, then grade what
-    arrives until the batch closes its end."""
+    """A pool process (``python -c 'serve(FD)'``, FD one end of a socket pair): grade what arrives until the batch
+    closes its end. It says it is ready at once: its first student's sandbox starts its workers (which import
+    torch) before this process imports torch itself, as ``python -m grader grade`` does."""
     from grader.sandbox.processes import become_subreaper, die_with_parent
 
     connection = multiprocessing.connection.Connection(fd)
@@ -146,10 +147,6 @@ def serve(fd: int) -> None:
     sys.unraisablehook = _unless_ending
     die_with_parent(signal.SIGTERM)
     become_subreaper()
-    from grader.grading.run import grade  # noqa: F401  (torch, the reference and the checks, imported once)
-    from grader.runtime import drivers
-
-    drivers.warm_up()
     try:
         connection.send(("ready", None))
     except OSError:  # the batch finished (or was stopped) while this process started: nothing to say
@@ -232,13 +229,13 @@ class Rooms:
         if self.room is not None and (self.settings != settings or self.uses >= self.ROOM_USES):
             self.close()
         if self.room is None:
-            from grader.grading.items import RECORDS, any_trains
+            from grader.contract import may_train
 
             room = Sandbox(None, settings.limits, settings.isolation).__enter__()  # type: ignore[arg-type]
             if not room.reusable:
                 room.close()
                 return
-            room.start(trains=any_trains(settings.items or RECORDS))  # as grade() would
+            room.start(trains=may_train(settings.items))  # before torch is imported here; grade() says exactly
             self.room, self.settings, self.uses = room, settings, 0
 
     def close(self) -> None:
@@ -252,7 +249,7 @@ class _Slot:
     process: subprocess.Popen[bytes]
     connection: multiprocessing.connection.Connection
     task: Task | None = None
-    warm: bool = False  # said it is ready: imported and warmed up
+    warm: bool = False  # said it is ready: it takes students from then on
 
 
 class LocalPool:

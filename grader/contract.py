@@ -21,6 +21,8 @@ def may_train(items: Iterable[str] | None, parts: Iterable[str] = PARTS) -> bool
     item records import it): a sandbox's zygote then warms up first. ``grading.items.any_trains`` says exactly."""
     wanted = {i.split(".")[0] for i in items} if items else set(PARTS)
     return bool(wanted & set(parts) & set(TRAINING_PARTS))
+
+
 STATUSES = ("passed", "failed", "error", "timeout", "missing")
 
 # A part's notebook as nbgrader collects it (01_mle.ipynb) or as a student may name it (mle.ipynb).

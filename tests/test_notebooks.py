@@ -292,3 +292,40 @@ def test_a_hanging_or_exiting_notebook_costs_only_its_own_part(tmp_path: Path) -
         "gan.generator_loss": "error",
     }
     assert "01_mle.ipynb" in report.items[0].feedback and "04_gan.ipynb" in report.items[3].feedback
+
+
+CONVERTER = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+import convert
+reply, report = int(sys.argv[1]), int(sys.argv[3])
+convert.main()
+os.write(report, repr(sys.modules.get("rfc3987_syntax") is not None).encode())
+"""
+
+
+def test_the_converter_reads_a_notebook_as_nbformat_does_without_what_reading_never_uses() -> None:
+    """The sandboxed converter (grader/runtime/convert.py) starts once per submission with notebooks: it keeps
+    jsonschema from building the IRI grammar it would never use (most of its start), and reads the notebook into
+    the same module as the same code does where nothing is kept out (this process)."""
+    import os
+    import subprocess
+    import sys
+
+    from grader.runtime import wire
+
+    notebook = SOURCE / "01_mle.ipynb"
+    reply_read, reply_write = os.pipe()
+    report_read, report_write = os.pipe()
+    request = wire.dumps({"op": "convert", "path": str(notebook), "part": "mle", "seq": 1})
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", CONVERTER, str(reply_write), str(ROOT / "grader" / "runtime"), str(report_write)],
+        input=request, pass_fds=(reply_write, report_write), capture_output=True, timeout=60,
+    )  # fmt: skip
+    os.close(reply_write)
+    os.close(report_write)
+    with os.fdopen(reply_read, "rb") as replies, os.fdopen(report_read, "rb") as reports:
+        answer, imported = wire.loads(replies.readline()), reports.read().decode()
+    assert done.returncode == 0, done.stderr
+    assert imported == "False", "the converter imported rfc3987_syntax"
+    assert answer == {"ok": notebook_module(notebook, "mle"), "seq": 1}

@@ -317,3 +317,18 @@ def test_the_late_penalty_is_a_share_per_started_day_and_init_will_not_half_conf
         course_mod.init(tmp_path, late_percent_per_day=10)
     with pytest.raises(ValueError, match="percentage per day"):
         course_mod.init(tmp_path / "other", late_percent_per_day=0)
+
+
+def test_opening_the_gradebook_builds_no_grammar_it_never_uses(tmp_path: Path) -> None:
+    """``nbgrader regrade`` opens the gradebook once the class is graded: without rfc3987_syntax's IRI grammar,
+    which jsonschema builds as it loads (0.74 s) and nothing of the gradebook uses; the gradebook works as ever."""
+    code = (
+        "import sys\nfrom grader.nbgrader.course import gradebook_of\n"
+        "with gradebook_of(sys.argv[1]) as gradebook:\n    gradebook.add_student('alice')\n"
+        "with gradebook_of(sys.argv[1]) as gradebook:\n    print([s.id for s in gradebook.students])\n"
+        "print(sys.modules.get('rfc3987_syntax') is not None)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'gradebook.db'}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["['alice']", "False"], done.stdout

@@ -310,12 +310,9 @@ def gradebook_of(db_url: str) -> Any:
     import os
     import sys
 
-    # nbgrader imports nbformat, which imports jsonschema, which builds rfc3987_syntax's IRI grammar as it loads
-    # where that package is installed (0.74 s on the 2-core machine, after the whole class is graded); nothing
-    # the gradebook does checks a string format, so this process goes without it, as the notebook converter does
-    # (grader/runtime/convert.py). An import that fails is one jsonschema skips.
-    if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: its import raises ImportError
+    from grader.runtime.convert import without_iri_grammar
+
+    without_iri_grammar()  # nbgrader imports nbformat, and with it jsonschema, after the whole class is graded
     from nbgrader.api import Gradebook
 
     bin_dir = str(Path(sys.executable).parent)

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 PARTS = ("mle", "divergences", "vae", "gan", "ddpm")  # one module each, in the course's order
 NOTEBOOK_NAMES = {part: f"{number:02d}_{part}" for number, part in enumerate(PARTS, start=1)}
 TRAINING_PARTS = ("vae", "gan", "ddpm")  # the parts with an item that trains a model (tests/test_replay.py checks)
+STATUSES = ("passed", "failed", "error", "timeout", "missing")
+
+# A part's notebook as nbgrader collects it (01_mle.ipynb) or as a student may name it (mle.ipynb).
+NOTEBOOK_NAME = re.compile(rf"^(?:\d+[_-])?(?P<part>{'|'.join(PARTS)})\.ipynb$")
 
 
 def may_train(items: Iterable[str] | None, parts: Iterable[str] = PARTS) -> bool:
@@ -21,12 +25,6 @@ def may_train(items: Iterable[str] | None, parts: Iterable[str] = PARTS) -> bool
     item records import it): a sandbox's zygote then warms up first. ``grading.items.any_trains`` says exactly."""
     wanted = {i.split(".")[0] for i in items} if items else set(PARTS)
     return bool(wanted & set(parts) & set(TRAINING_PARTS))
-
-
-STATUSES = ("passed", "failed", "error", "timeout", "missing")
-
-# A part's notebook as nbgrader collects it (01_mle.ipynb) or as a student may name it (mle.ipynb).
-NOTEBOOK_NAME = re.compile(rf"^(?:\d+[_-])?(?P<part>{'|'.join(PARTS)})\.ipynb$")
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,7 @@ class _Slot:
     process: subprocess.Popen[bytes]
     connection: multiprocessing.connection.Connection
     task: Task | None = None
-    warm: bool = False  # said it is ready: it takes students from then on
+    said_ready: bool = False  # it takes students from then on (it says so at once: ``serve``)
 
 
 class LocalPool:
@@ -278,7 +278,7 @@ class LocalPool:
         """Each student's result as it arrives; run it to its end (a reply left unread would be the next call's)."""
         pending = list(reversed(tasks))
         attempts: dict[str, int] = {}
-        ready: list[_Slot] = [slot for slot in self.slots if slot.task is None and slot.warm]
+        ready: list[_Slot] = [slot for slot in self.slots if slot.task is None and slot.said_ready]
         while len(self.slots) < min(self.workers, len(tasks)):
             self.slots.append(self._start())
         busy = 0
@@ -316,7 +316,7 @@ class LocalPool:
                         self.slots.append(self._start())
                     continue
                 kind, value = message
-                slot.warm = True
+                slot.said_ready = True
                 if kind in ("done", "fault"):
                     busy -= 1
                     assert slot.task is not None

@@ -6,8 +6,8 @@ them equally (two torch threads suffer more from a busy core than a Python loop 
 verdict taken while another submission is graded beside it can move. When several submissions
 are graded at once (``grade-class --workers N``, several ``grade`` commands, Dask workers on one
 node), every grader takes a turn here: each item is graded under a shared lock, and the timed item's
-rounds wait until no other grader is inside an item, then hold the lock alone while they measure (its
-warm-up and its check that the step trained, untimed, take shared turns: grader/grading/timing.py).
+warm-up and rounds wait until no other grader is inside an item, then hold the lock alone while they
+measure (its check that the step trained, which times nothing, takes a shared turn: grader/grading/timing.py).
 
 Two ``flock`` files in a folder of the grader's own user (mode 0700, checked): ``gate`` and
 ``room``. An item passes through the gate and holds the room shared; a timed item holds the gate

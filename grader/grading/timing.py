@@ -57,6 +57,7 @@ REPEATS = 9  # rounds; the fastest of each side is compared
 MAX_REPEATS = 27  # rounds while the student's step still looks too slow: a busy moment only ever adds time
 WARMUP = 3
 BATCH, DIM, HIDDEN, T = 128, 784, 512, 1000
+SEED = 0  # of the model's initial weights and of the batch, t and noise
 TRAINED_RTOL = 0.05  # see _untrained: float32 rounding moves Adam's 30 steps apart by well under 1% here
 SETUP_TIMEOUT_S = 120.0
 ROUND_TIMEOUT_S = 60.0
@@ -70,16 +71,14 @@ ALONE = (
 
 
 def _inputs(device: str) -> dict[str, object]:
-    torch.manual_seed(0)
-    state = {k: v for k, v in drivers.EpsNet(DIM, HIDDEN).state_dict().items()}
+    """Both sides' timed state: the model's weights (``drivers.timed_eps_net``) and the batch come from ``seed``."""
     return {
         "dim": DIM,
         "hidden": HIDDEN,
         "batch": BATCH,
         "T": T,
         "betas": ddpm.linear_beta_schedule(T),
-        "eps_state": state,
-        "seed": 0,
+        "seed": SEED,
         "device": device,
         "warmup": WARMUP,
     }
@@ -162,7 +161,7 @@ def time_speed(
                 return Outcome("failed", ALONE, "")
     with turns.take(alone=False):
         untrained = _untrained(
-            sandbox, source, _ours(reference, {"op": "speed_params"}, ROUND_TIMEOUT_S)[1], state_of(inputs)
+            sandbox, source, _ours(reference, {"op": "speed_params"}, ROUND_TIMEOUT_S)[1], start_state()
         )
     if untrained:
         return Outcome("failed", untrained, "")
@@ -204,10 +203,9 @@ def _set_up(sandbox: Runner, source: tuple[str, str], inputs: dict[str, object])
     return None
 
 
-def state_of(inputs: dict[str, object]) -> dict[str, torch.Tensor]:
-    state = inputs["eps_state"]
-    assert isinstance(state, dict)
-    return state
+def start_state() -> dict[str, torch.Tensor]:
+    """The timed model's weights before the first step, as both sides build them."""
+    return drivers.timed_eps_net(DIM, HIDDEN, SEED).state_dict()
 
 
 def _untrained(

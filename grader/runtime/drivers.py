@@ -192,6 +192,15 @@ def ddpm_train_step(module: ModuleType, inputs: dict[str, Any]) -> dict[str, Any
 # ------------------------------------------------------------------------------------------ timing
 
 
+def timed_eps_net(dim: int, hidden: int, seed: int) -> EpsNet:
+    """The timed step's model before its first step: EpsNet as torch initialises it after ``manual_seed(seed)``
+    (the caller's own random state left as it was). The grader builds it to see how far the steps moved it,
+    and each side's worker builds it alike, so that its 0.8 M weights never cross the wire."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return EpsNet(dim, hidden)
+
+
 class SpeedSession:
     """A Denoiser-sized EpsNet, Adam and a batch, built once; ``run(n)`` takes n steps."""
 
@@ -200,9 +209,7 @@ class SpeedSession:
         g = torch.Generator().manual_seed(inputs["seed"])
         dim, batch, T = inputs["dim"], inputs["batch"], inputs["T"]
         self.step = module.ddpm_train_step
-        self.model = EpsNet(dim, inputs["hidden"])
-        self.model.load_state_dict(inputs["eps_state"])
-        self.model.to(device)
+        self.model = timed_eps_net(dim, inputs["hidden"], inputs["seed"]).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         self.betas = inputs["betas"]
         self.x_0 = torch.randn(batch, dim, generator=g).to(device)

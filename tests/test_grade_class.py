@@ -373,21 +373,31 @@ def loop_step_into(folder: Path) -> Path:
     return folder
 
 
+SLEEPS_THEN_BURNS = (
+    "import time\n\n\ndef binomial_mle(k, n):\n    time.sleep(0.4)\n    while True:\n        pass\n\n\n"
+    "gaussian_mle = binomial_mle\n"
+)
+
+
 def test_timed_verdicts_hold_with_two_workers_on_two_cores(tmp_path: Path) -> None:
     """A fast step and a per-sample loop, graded one after the other, then at once by two workers, where a
     timed step waits for the other worker's items and they for it (grader/grading/turns.py): the same verdicts and
-    the same results."""
+    the same results. A third student's calls sleep (the machine looks quiet, so a timed step need not wait for
+    them) and then compute to their time limit beside whatever is timed: the verdicts hold all the same."""
     folder = tmp_path / "class"
     solutions_into(folder / "fast", ("mle", "ddpm"))
     loop_step_into(folder / "loop")
     shutil.copyfile(ROOT / "solutions" / "mle.py", folder / "loop" / "mle.py")
+    (folder / "burner").mkdir()
+    (folder / "burner" / "mle.py").write_text(SLEEPS_THEN_BURNS)
     items = ("mle.binomial_mle", "mle.gaussian_mle", "ddpm.ddpm_train_step.speed")
+    settings = engine.Settings(items, timeout_s=3.0, isolation=ISOLATION)
     by_workers = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        grade_class(folder, out, lambda w=workers: engine.LocalPool(w), engine.Settings(items, isolation=ISOLATION))
-        rows = {r["student"]: r["ddpm.ddpm_train_step.speed"] for r in grades(out)}
-        assert rows == {"fast": "2", "loop": "0"}, rows
+        grade_class(folder, out, lambda w=workers: engine.LocalPool(w), settings)
+        rows = {r["student"]: (r["mle.binomial_mle"], r["ddpm.ddpm_train_step.speed"]) for r in grades(out)}
+        assert rows == {"fast": ("2", "2"), "loop": ("2", "0"), "burner": ("0", "0")}, rows
         by_workers[workers] = results(out)
     assert by_workers[1] == by_workers[2], "1 and 2 workers gave different results"
 

@@ -20,7 +20,7 @@ import pytest
 
 from grader.grading import run, timing
 from grader.grading.items import RECORDS
-from grader.grading.turns import Turns
+from grader.grading.turns import QUIET_S, Turns, busy_cpu_s
 from grader.runtime.wire import Array
 
 
@@ -100,10 +100,21 @@ def test_a_judged_item_holds_a_shared_turn(monkeypatch: pytest.MonkeyPatch) -> N
     assert seen == ["shared"] and turns.taken == ["shared"]
 
 
+class Busy:
+    """A machine whose CPUs are busy (``busy``: each reading a core-second more than the last), or idle."""
+
+    def __init__(self, busy: bool) -> None:
+        self.busy, self.seconds = busy, 0.0
+
+    def __call__(self) -> float:
+        self.seconds += 1.0 if self.busy else 0.0
+        return self.seconds
+
+
 def test_the_turn_alone_waits_for_shared_turns_and_holds_new_ones_back(tmp_path: Path) -> None:
-    """Real locks (flock, one descriptor each, as two graders have): the alone turn begins only once a shared
-    turn held before it ends, and a shared turn asked for meanwhile begins only after the alone turn."""
-    turns = Turns(tmp_path)
+    """Real locks (flock, one descriptor each, as two graders have), on a busy machine: the alone turn begins only
+    once a shared turn held before it ends, and a shared turn asked for meanwhile begins only after the alone turn."""
+    turns = Turns(tmp_path, Busy(True))
     events: list[str] = []
     shared_held, alone_asked = threading.Event(), threading.Event()
 
@@ -129,3 +140,49 @@ def test_the_turn_alone_waits_for_shared_turns_and_holds_new_ones_back(tmp_path:
     thread.join(10)
     assert waited is None
     assert events == ["item starts", "item ends", "rounds start", "rounds end", "next item"], events
+
+
+def test_on_a_quiet_machine_the_turn_alone_does_not_wait_for_an_item_that_computes_nothing(tmp_path: Path) -> None:
+    """Another grader's item waits on a student's call that sleeps (to its time limit): nothing computes, so the
+    timed item measures without waiting for it (both cores would idle), and still holds the gate, so that no
+    new item begins until it is done."""
+    turns = Turns(tmp_path, Busy(False))
+    events: list[str] = []
+    shared_held, rounds_done = threading.Event(), threading.Event()
+
+    def other_grader() -> None:
+        with turns.take(alone=False):
+            events.append("item starts")
+            shared_held.set()
+            rounds_done.wait(5)  # the student's call sleeps through the rounds
+            events.append("item ends")
+        with turns.take(alone=False):
+            events.append("next item")
+
+    thread = threading.Thread(target=other_grader)
+    thread.start()
+    assert shared_held.wait(5)
+    start = time.monotonic()
+    with turns.take(alone=True) as waited:
+        events.append("rounds start")
+        waited_s = time.monotonic() - start
+        time.sleep(0.1)
+        rounds_done.set()
+        time.sleep(0.2)  # the sleeping item ends meanwhile; its grader's next item waits at the gate
+        events.append("rounds end")
+    thread.join(10)
+    assert waited is None
+    assert QUIET_S <= waited_s < 5, waited_s
+    assert events == ["item starts", "rounds start", "item ends", "rounds end", "next item"], events
+
+
+def test_the_machine_meter_counts_cpu_time_spent() -> None:
+    """busy_cpu_s (/proc/stat) grows at least by what this process computes: a busy machine never reads quiet."""
+    before = busy_cpu_s()
+    if before is None:
+        pytest.skip("no /proc/stat here")
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:
+        pass
+    after = busy_cpu_s()
+    assert after is not None and after - before >= 0.25, (before, after)

@@ -176,6 +176,9 @@ class LostPool:
         for task in tasks:
             yield task[0], None, "FutureCancelledError: scheduler-connection-lost"
 
+    def release(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -124,6 +124,9 @@ class Pool(Protocol):
 
     def results(self, tasks: list[Task], settings: Settings) -> Iterator[tuple[str, Result | None, str]]: ...
 
+    def release(self) -> None:
+        """Say that no more tasks will come (the graders may begin to end); ``close`` still ends the pool."""
+
     def close(self) -> None: ...
 
 
@@ -331,9 +334,14 @@ class LocalPool:
             outcome = (result, problem)
         return outcome
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """No more students: each grading process, seeing its end of the socket closed, ends its sandboxes and
+        exits, while the batch writes its outputs; ``close`` waits for them."""
         for slot in self.slots:
             slot.connection.close()
+
+    def close(self) -> None:
+        self.release()
         for slot in self.slots:
             try:
                 slot.process.wait(timeout=10)
@@ -399,6 +407,9 @@ class DaskPool:
         from distributed import as_completed
 
         return iter(as_completed(futures, loop=self.client.loop))
+
+    def release(self) -> None:
+        pass  # the workers are the cluster's, and stay
 
     def close(self) -> None:
         self.client.close()

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader import __version__
-from grader.grading.items import ITEMS
 from grader.outputs.sheets import csv_text
 
 if TYPE_CHECKING:
@@ -222,6 +221,8 @@ class Store:
     def write_grades(self, entries: list[Entry]) -> Path:
         """grades.csv from results/: student, total, one column per item, status; one row per entry of the
         class, every cell safe in a spreadsheet (grader/outputs/sheets.py)."""
+        from grader.grading.items import ITEMS  # see ``unread``
+
         lines: list[list[Any]] = [["student", "total", *(i.id for i in ITEMS), "status"]]
         for entry, result in zip(entries, self.of(entries), strict=True):
             items = result.get("items")
@@ -239,6 +240,10 @@ def unread(
 ) -> dict[str, Any]:
     """The result of a student whose entry gave nothing to grade (``empty``, ``unreadable``), or the row of one
     with no result stored (``missing``): every item at 0, and why."""
+    # The item list comes from the checks, which import torch (a second of CPU): a batch imports it when it first
+    # writes a row, not before its grading processes start, whose own imports it would slow down.
+    from grader.grading.items import ITEMS
+
     items = settings.get("items")
     return {
         "student": student,

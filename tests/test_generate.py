@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,23 @@ def test_committed_exercises_are_what_generate_writes() -> None:
     for name, text in exercise_sources().items():
         committed = (ROOT / "exercises" / name).read_text()
         assert committed == text, f"exercises/{name} is out of date: run `python -m grader generate`"
+
+
+def test_the_zygote_imports_what_the_exercises_import() -> None:
+    """Every module an exercise imports beyond the standard library is imported once by the zygote that forks the
+    workers (grader/runtime/worker.py: torch, and STUB_IMPORTS), not again by every student's worker."""
+    from grader.runtime.worker import STUB_IMPORTS
+
+    imported = set()
+    for path in sorted((ROOT / "exercises").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+                imported.add(str(node.module))
+    beyond = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert beyond, "no import found: the test reads nothing"
+    assert beyond <= {"torch", *STUB_IMPORTS}, sorted(beyond - {"torch", *STUB_IMPORTS})
 
 
 @pytest.mark.parametrize("item_id", CONTRACT_FUNCTIONS)

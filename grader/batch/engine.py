@@ -238,7 +238,7 @@ class Rooms:
             if not room.reusable:
                 room.close()
                 return
-            room.start(trains=may_train(settings.items))  # before torch is imported here; grade() says exactly
+            room.start(may_train(settings.items), kept=True)  # before torch is imported here; grade() says exactly
             self.room, self.settings, self.uses = room, settings, 0
 
     def close(self) -> None:

@@ -245,13 +245,16 @@ def test_resumes_after_kill_9_with_every_student_once(tmp_path: Path) -> None:
 
 
 def _oom_kill(process: psutil.Process) -> Any:
-    """Put ``process`` alone in a new memory cgroup of 16 MiB: its next allocations past that (it charges only
-    what it allocates from now on) wake the kernel's OOM killer, which kills it. The group, to remove after."""
+    """Put ``process`` alone in a new memory cgroup of 1 MiB, first in line for the kernel's OOM killer: the next
+    MiB that it or the workers it starts from now on allocate (only that is charged to the group, the workers'
+    groups being made inside it) wakes the OOM killer, which kills it. The group, to remove after. (With 16 MiB it
+    took a worker's import of scipy to reach the limit, and the test failed once the zygote imported scipy.)"""
     from grader.sandbox import cgroups
 
-    group = cgroups.Cgroup.create(16 * 2**20, 64)
+    group = cgroups.Cgroup.create(2**20, 64)
     if group is None:
         pytest.skip("no cgroup can be made here")
+    Path(f"/proc/{process.pid}/oom_score_adj").write_text("1000")
     group.enter(process.pid)
     return group
 

@@ -431,6 +431,28 @@ print(kind, result["items"][0]["status"], process.stdout.read().split())
 """
 
 
+def _zygote_command(sandbox: Any) -> str:
+    return " ".join(" ".join(p.cmdline()) for p in sandbox.zygote.process.family())
+
+
+@pytest.mark.skipif(not bubblewrap(), reason="a sandbox is kept from student to student only behind bubblewrap")
+def test_only_a_kept_sandboxs_zygote_imports_what_the_exercises_import() -> None:
+    """The zygote of a class's kept sandbox imports the exercises' own imports (scipy.special) once for every
+    student (worker.py, --preload); the zygote of one grade does not, which would only lengthen its start."""
+    from grader.sandbox import Sandbox
+
+    rooms = engine.Rooms()
+    try:
+        rooms.prepare(engine.Settings(("mle.binomial_mle",), isolation="required"))
+        assert rooms.room is not None and rooms.room.zygote is not None
+        assert "--preload" in _zygote_command(rooms.room), _zygote_command(rooms.room)
+    finally:
+        rooms.close()
+    with Sandbox(None, isolation="required") as single:
+        single.start(trains=False)
+        assert "--zygote" in _zygote_command(single) and "--preload" not in _zygote_command(single)
+
+
 @pytest.mark.skipif(not bubblewrap(), reason="a sandbox is kept from student to student only behind bubblewrap")
 def test_a_pool_process_starts_its_first_students_workers_before_it_imports_torch(tmp_path: Path) -> None:
     """A pool process says it is ready at once, and its first student's sandbox starts the zygote (which imports

@@ -234,11 +234,11 @@ class Rooms:
         if self.room is None:
             from grader.contract import may_train
 
-            room = Sandbox(None, settings.limits, settings.isolation).__enter__()  # type: ignore[arg-type]
+            room = Sandbox(None, settings.limits, settings.isolation, kept=True).__enter__()  # type: ignore[arg-type]
             if not room.reusable:
                 room.close()
                 return
-            room.start(may_train(settings.items), kept=True)  # before torch is imported here; grade() says exactly
+            room.start(trains=may_train(settings.items))  # before torch is imported here; grade() says exactly
             self.room, self.settings, self.uses = room, settings, 0
 
     def close(self) -> None:

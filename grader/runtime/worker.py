@@ -30,7 +30,6 @@ plain numbers.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys

@@ -64,6 +64,7 @@ class Sandbox:
         submission: Path | None,
         limits: Limits | None = None,
         isolation: Isolation = "auto",
+        kept: bool = False,
     ) -> None:
         self.submission = Path(submission) if submission is not None else None  # None: ``take`` one later
         self.limits = limits or Limits()
@@ -73,7 +74,10 @@ class Sandbox:
         self.process: Process | None = None
         self.zygote: Zygote | None = None
         self.trains = True  # whether workers may train: the zygote then takes an optimizer step first (``start``)
-        self.kept = False  # kept for student after student (a class's grading process): see ``start``
+        # Kept for student after student (a class's grading process): its zygote imports what the exercises import
+        # (worker.py, STUB_IMPORTS) once for all of them. For one student it would only lengthen the start, each of
+        # its worker forks copying the larger process (``grade solutions``: 0.1 s slower).
+        self.kept = kept
         self.fresh = False  # each forked worker starts a new Python (a GPU machine: see worker.py, ``zygote``)
         self.loaded: dict[str, str] = {}  # module name → path inside the worker's world
         self.broken: dict[str, dict[str, Any]] = {}  # module name → the error its import caused
@@ -277,17 +281,12 @@ class Sandbox:
             raise
         return Zygote(process, ours, self.limits, warm=self.trains)
 
-    def start(self, trains: bool = True, kept: bool | None = None) -> None:
+    def start(self, trains: bool = True) -> None:
         """Start the zygote now, without waiting for it to import: the grader can prepare meanwhile. ``trains``:
         whether the items to grade include one that trains (a ``drivers.TRAINING`` driver, the timed step), for
         which the zygote first takes an optimizer step of its own (``drivers.warm_up``, about 1 s) so that no
-        worker's first graded call pays it; a kept zygote that did not is replaced by one that does. ``kept``:
-        the sandbox will serve student after student, and its zygote imports what the exercises import
-        (worker.py, ``STUB_IMPORTS``) once for all of them; for one student it would only lengthen the start,
-        each of its worker forks copying the larger process (``grade solutions``: 0.1 s slower)."""
+        worker's first graded call pays it; a kept zygote that did not is replaced by one that does."""
         self.trains = trains
-        if kept is not None:
-            self.kept = kept
         if self.zygote is not None and trains and not self.zygote.warm:
             self.zygote.end()
             self.zygote = None

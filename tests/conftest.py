@@ -36,6 +36,7 @@ settings.register_profile(
 settings.load_profile("ci")
 
 FAST = {
+    "test_benchmarks",
     "test_code_quality",
     "test_boundaries",
     "test_command_line",

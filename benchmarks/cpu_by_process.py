@@ -1,4 +1,4 @@
-"""Where a command's CPU goes, by the role of each process it starts: the batch, its grading processes, the
+"""Where a command's CPU goes, by the role of each process: the command itself, its grading processes, the
 sandboxes' zygotes, the workers they fork, the notebook converters.
 
     python -m benchmarks.cpu_by_process [--every 0.02] [--processes] -- COMMAND ...
@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -53,6 +54,12 @@ def role(command: list[str], parent: list[str] | None, is_root: bool) -> str:
     if "serve(" in line:
         return "grading process"
     return "other"
+
+
+def machine_cpu(before: Any, after: Any) -> tuple[float, float]:
+    """The whole machine's busy and idle CPU-seconds between two ``psutil.cpu_times()`` readings."""
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
+    return sum(after) - sum(before) - idle, idle
 
 
 def watch(command: list[str], every_s: float) -> tuple[float, dict[tuple[int, float], Seen], float, float]:
@@ -87,10 +94,7 @@ def watch(command: list[str], every_s: float) -> tuple[float, dict[tuple[int, fl
             break
         time.sleep(every_s)
     wall = time.monotonic() - start
-    after = psutil.cpu_times()
-    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
-    busy = sum(after) - sum(before) - idle
-    return wall, seen, busy, idle
+    return wall, seen, *machine_cpu(before, psutil.cpu_times())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,15 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{' '.join(command)}")
     print(f"  wall {wall:.2f} s; the machine's CPU over it: {busy:.1f} s busy, {idle:.1f} s idle "
           f"({psutil.cpu_count()} cores)")  # fmt: skip
-    by_role: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    count = Counter(entry.role for entry in seen.values())
+    cpu: dict[str, float] = defaultdict(float)
     for entry in seen.values():
-        by_role[entry.role][0] += 1
-        by_role[entry.role][1] += entry.cpu_s
+        cpu[entry.role] += entry.cpu_s
     print(f"  {'role':<16} {'processes':>9} {'CPU-s':>7}")
     for name in ROLES:
-        if name in by_role:
-            count, cpu = by_role[name]
-            print(f"  {name:<16} {int(count):>9} {cpu:>7.2f}")
+        if name in count:
+            print(f"  {name:<16} {count[name]:>9} {cpu[name]:>7.2f}")
     print(f"  {'all':<16} {len(seen):>9} {sum(e.cpu_s for e in seen.values()):>7.2f}")
     if args.processes:
         print(f"  {'role':<16} {'from s':>7} {'to s':>7} {'CPU-s':>7}")

@@ -34,6 +34,7 @@ from pathlib import Path
 import nbformat
 import psutil
 
+from benchmarks.cpu_by_process import machine_cpu
 from grader.authoring.notebooks import NOTEBOOK_NAMES
 from tests.answer_key import filled, grade_id
 
@@ -57,11 +58,10 @@ def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, fl
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    after = psutil.cpu_times()
+    busy, idle = machine_cpu(before, psutil.cpu_times())
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
-    return wall, sum(after) - sum(before) - idle, idle
+    return wall, busy, idle
 
 
 def build(course: Path, students: int) -> dict[str, str]:

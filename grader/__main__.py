@@ -121,6 +121,9 @@ def _grade_in(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from grader import import_before_grading
+
+    import_before_grading("grader.grading.items", "grader.grading.run")
     from grader.grading.items import ITEMS
     from grader.grading.run import grade
     from grader.outputs import report

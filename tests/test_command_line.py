@@ -114,3 +114,24 @@ def test_arguments_wrong_on_their_face_are_refused_before_torch_is_imported(
     done = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+IMPORT_BEFORE_GRADING = """
+import gc, sys
+import grader
+grader.import_before_grading("decimal", "fractions")
+frozen = gc.get_freeze_count()
+assert gc.isenabled() and frozen > 0 and "fractions" in sys.modules, (gc.isenabled(), frozen)
+leftovers = [[k] for k in range(1000)]  # a student's, say: collected as ever
+grader.import_before_grading("decimal")  # imported already: nothing more is frozen
+assert gc.get_freeze_count() == frozen, (gc.get_freeze_count(), frozen)
+"""
+
+
+def test_a_grading_processs_imports_leave_the_collector_on_and_what_they_made_frozen() -> None:
+    """``grader.import_before_grading`` (the grade command's, a class's grading processes', the batch's item list)
+    holds the collector off only while it imports, freezes once, and does nothing for modules already imported,
+    which would freeze a student's leftovers for good."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", IMPORT_BEFORE_GRADING], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

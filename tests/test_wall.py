@@ -772,3 +772,33 @@ def test_without_cgroups_the_memory_watch_counts_shared_pages_once_and_sees_memf
     assert by_id["mle.bernoulli_mle"].status == "passed", by_id["mle.bernoulli_mle"].feedback
     assert by_id["mle.binomial_mle"].status == "error", by_id["mle.binomial_mle"].feedback
     assert "more than 1500 MB" in by_id["mle.binomial_mle"].feedback
+
+
+COLLECTOR = """
+import gc
+
+def probe():
+    return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "threshold": list(gc.get_threshold())}
+"""
+
+
+@pytest.mark.parametrize("kind", ["forked", "kept, trains", "fresh (a GPU machine's)"])
+def test_a_submission_runs_with_the_garbage_collector_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A worker holds the collector off only while it imports torch (worker.py, ``imported``): a submission's code
+    runs with it on, at Python's own thresholds, the start's objects frozen, wherever its worker came from."""
+    from grader.sandbox import workers
+
+    if kind.startswith("fresh"):
+        monkeypatch.setattr(workers, "cuda_available", lambda: True)
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "mle.py").write_text(COLLECTOR)
+    with Sandbox(folder, LIMITS, kept=kind.startswith("kept")) as sandbox:
+        sandbox.start(trains="trains" in kind or kind.startswith("fresh"))
+        reply = sandbox.run("mle", "mle.py", {"op": "run", "driver": "call", "inputs": {"function": "probe"}})
+    assert "ok" in reply, reply
+    collector = reply["ok"]
+    assert collector["enabled"] is True and collector["threshold"] == [700, 10, 10], collector
+    assert collector["frozen"] > 100_000, collector  # torch's objects, which no collection walks again

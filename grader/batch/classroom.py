@@ -12,7 +12,6 @@ the students without a current one.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import import_before_grading
 from grader.batch.engine import Pool, Result, Settings, Task
 from grader.batch.entries import DEFAULT_ASSIGNMENT, Entry, alike, discover
 from grader.batch.store import Store, atomic_write, unread
@@ -84,7 +84,7 @@ class Preload:
     @staticmethod
     def _run(module: str) -> None:
         with contextlib.suppress(BaseException):
-            importlib.import_module(module)
+            import_before_grading(module)
 
     def start(self) -> None:
         if not self.started:

@@ -89,6 +89,9 @@ def grade_payload(
 ) -> Result:
     """Grade one student's payload (grader/intake/archive.py) in a sandbox of its own (``room``: one that this grading
     process keeps from one student to the next, made this student's by ``Sandbox.take``); plain JSON."""
+    from grader import import_before_grading
+
+    import_before_grading("grader.grading.run")  # the first student's: after the room's zygote has started
     from grader.grading.run import grade
     from grader.intake.archive import unpack
 

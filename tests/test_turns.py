@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from grader.grading import run, timing
 from grader.grading.items import RECORDS
 from grader.grading.turns import QUIET_S, Turns, busy_cpu_s
+from grader.runtime import drivers
 from grader.runtime.wire import Array
+from reference import ddpm
 
 
 class Spy(Turns):
@@ -91,6 +94,31 @@ def test_the_timed_item_holds_the_machine_alone_while_it_times_and_only_then() -
         ("student", "speed_run"): "alone", ("reference", "speed_run"): "alone",
         ("student", "speed_params"): "shared", ("reference", "speed_params"): "shared",
     }, log  # fmt: skip
+
+
+def test_on_the_cpu_the_timed_steps_run_on_one_thread_and_the_process_gets_its_own_back() -> None:
+    """Both sides' steps run on one torch thread while timed (drivers.SpeedSession): with two, load from elsewhere
+    slowed each side's rounds at the threads' barriers by chance amounts, and a per-sample loop (7x idle) measured
+    1.4x in one of ten runs with both cores busy. Whatever count the process had is set again afterwards (a
+    notebook's kernel runs both sides in its own process)."""
+    seen: list[int] = []
+
+    def ddpm_train_step(*args: object) -> float:
+        seen.append(torch.get_num_threads())
+        return ddpm.ddpm_train_step(*args)  # type: ignore[arg-type]
+
+    student = ModuleType("ddpm")
+    student.ddpm_train_step = ddpm_train_step  # type: ignore[attr-defined]
+    inputs = {**timing._inputs("cpu"), "dim": 8, "hidden": 16, "batch": 4, "warmup": 2}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        calls = drivers.Calls()
+        assert calls.perform(student, {"op": "speed_setup", "inputs": inputs}) is True
+        assert calls.perform(student, {"op": "speed_run", "steps": 3}) is True
+        assert seen == [1] * 5 and torch.get_num_threads() == 2, seen
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_judged_item_holds_a_shared_turn(monkeypatch: pytest.MonkeyPatch) -> None:

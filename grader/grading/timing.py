@@ -20,10 +20,13 @@ fastest of REPEATS rounds on each side are compared, as ``timeit`` advises: load
 elsewhere on the machine only ever adds time, so the minimum is the step's own cost; full
 marks when the student's is at most SPEED_FACTOR times the reference's. While it is not, up to
 MAX_REPEATS rounds are taken: more rounds can only lower a minimum, so a busy moment on a
-loaded machine does not fail a fast step, and a slow step stays slow. On this project's 2-core
-CI machine the solution measures 1.0-1.2x and a per-sample Python loop over the batch 5.6x (far
-more on a GPU). The feedback states the verdict, not the measured times, so that it is the same
-on every run; the times go to the report's notes.
+loaded machine does not fail a fast step, and a slow step stays slow. On the CPU both sides'
+steps run on one torch thread (``drivers.SpeedSession``): with two, load from elsewhere made
+rounds of either side 2 to 30 times slower at the threads' barriers, unevenly, and a per-sample
+loop measured 1.4x in one of ten runs with both cores busy. On this project's 2-core machine
+the solution measures 0.9-1.1x idle and 1.1x with both cores busy, and a per-sample Python loop
+over the batch 7x idle and 6x busy (far more on a GPU). The feedback states the verdict, not the
+measured times, so that it is the same on every run; the times go to the report's notes.
 
 The speed has to be earned: while the reference is timed, every process of the submission
 is frozen (its cgroup's freezer, else SIGSTOP), so a process it left running cannot slow

@@ -202,7 +202,13 @@ def timed_eps_net(dim: int, hidden: int, seed: int) -> EpsNet:
 
 
 class SpeedSession:
-    """A Denoiser-sized EpsNet, Adam and a batch, built once; ``run(n)`` takes n steps."""
+    """A Denoiser-sized EpsNet, Adam and a batch, built once; ``run(n)`` takes n steps.
+
+    On the CPU the steps run on one torch thread (the process's count is restored after): with
+    both cores busy elsewhere, two threads meeting at every parallel region's barrier made the
+    rounds of either side 2 to 30 times slower than idle, and by chance unevenly, so that a
+    per-sample loop (7x idle) once measured 1.4x; on one thread each round is slowed by load about
+    as much as the other side's."""
 
     def __init__(self, module: ModuleType, inputs: dict[str, Any]) -> None:
         device = torch.device(inputs["device"])
@@ -218,10 +224,16 @@ class SpeedSession:
         self.device = device
 
     def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step(self.model, self.optimizer, self.x_0, self.betas, self.t, self.noise)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            for _ in range(steps):
+                self.step(self.model, self.optimizer, self.x_0, self.betas, self.t, self.noise)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+        finally:
+            torch.set_num_threads(threads)
 
 
 DRIVERS: dict[str, Callable[[ModuleType, dict[str, Any]], Any]] = {

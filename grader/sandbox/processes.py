@@ -391,10 +391,10 @@ def how_it_ended(code: int | None) -> str:
 
 
 def torch_threads() -> int:
-    """Threads for torch in every worker, the reference's timed one and the student's alike, so that timings
-    compare like with like: one per core, at most 4,
+    """Threads for torch in every worker, the reference's and the student's alike: one per core, at most 4,
     or fewer where the grader's OMP_NUM_THREADS asks for fewer (a machine that runs several graders at once: two
-    torch processes of two threads each on two cores spend their time spinning at each other's barriers)."""
+    torch processes of two threads each on two cores spend their time spinning at each other's barriers). The
+    timed steps run on one thread on the CPU whatever this says (drivers.SpeedSession)."""
     cores = max(1, min(4, os.cpu_count() or 1))
     asked = os.environ.get("OMP_NUM_THREADS", "").strip()
     return min(cores, int(asked)) if asked.isdigit() and int(asked) > 0 else cores

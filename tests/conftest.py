@@ -18,6 +18,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from grader.runtime.convert import without_iri_grammar
+
+# nbformat, as test modules import it, imports jsonschema, which would build rfc3987_syntax's IRI grammar (about
+# 0.7 s of each test process's start); nothing here checks a string's format, as the grader's converter does not.
+without_iri_grammar()
+
 # The cases a passing item ran are kept (grader/grading/replay.py): here in a folder of this test process (and the
 # commands it starts), never the user's own cache, so that a run starts with none and leaves none behind.
 _CACHE = tempfile.mkdtemp(prefix="grader-test-cache-")

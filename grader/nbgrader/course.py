@@ -147,6 +147,9 @@ def preflight(course: Path, assignment: str = DEFAULT_ASSIGNMENT) -> list[tuple[
     """Rename every submitted notebook that nbgrader could not read; (new path, why) for each. Each notebook is
     a unit: one that cannot be examined or renamed (a folder already holds the new name) is its own line, with
     the path it keeps, and every other student's notebooks are still looked at."""
+    from grader.runtime.convert import without_iri_grammar
+
+    without_iri_grammar()
     import nbformat
 
     moved = []

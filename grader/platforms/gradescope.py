@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.grading.items import ITEMS
 from grader.intake import uploads
 from grader.intake.submission import find_parts
 from grader.intake.untrusted import clean_text
@@ -56,6 +55,8 @@ def nothing_to_grade(upload: Path, notes: list[str], visibility: str = "visible"
 
 def zero_tests(output: str, visibility: str) -> list[dict[str, Any]]:
     """Every item as a test at 0 points, each with ``output``."""
+    from grader.grading.items import ITEMS
+
     return [
         {"name": item.id, "number": str(n), "score": 0, "max_score": item.points, "status": "failed",
          "output": output, "visibility": visibility}
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.platforms.gradescope", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_GRADESCOPE_ROOT", DEFAULT_ROOT)))
     args = parser.parse_args(argv)
+    from grader import import_before_grading
+
+    import_before_grading("grader.grading.items", "grader.grading.run")
     from grader.grading.run import grade
     from grader.outputs import report
     from grader.pictures import page

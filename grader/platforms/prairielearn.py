@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADER_PRAIRIELEARN_ROOT", DEFAULT_ROOT)))
     args = parser.parse_args(argv)
+    from grader import import_before_grading
+
+    import_before_grading("grader.grading.items", "grader.grading.run")
     from grader.grading.run import grade
     from grader.sandbox import SandboxUnavailable
 

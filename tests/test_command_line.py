@@ -116,6 +116,35 @@ def test_arguments_wrong_on_their_face_are_refused_before_torch_is_imported(
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+PLATFORM_ENTRY = """
+import sys, grader
+from grader.platforms import {platform} as entry
+assert "torch" not in sys.modules, "the entry point imported torch before the collector was held off"
+def imported(*modules):
+    print(*modules)
+    raise SystemExit(0)
+grader.import_before_grading = imported
+entry.main(["--root", sys.argv[1]])
+raise SystemExit("import_before_grading was never called")
+"""
+
+
+@pytest.mark.parametrize("platform", ["gradescope", "prairielearn"])
+def test_a_platforms_entry_point_imports_the_grading_code_with_the_collector_held_off(
+    platform: str, tmp_path: Path
+) -> None:
+    """Gradescope's and PrairieLearn's run (one process a submission) imports torch and the grading code through
+    ``grader.import_before_grading`` as ``grade`` does (``gradescope`` on the solutions: 8.0 to 8.3 s against 8.9 to
+    9.3 s), and nothing heavy before it."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", PLATFORM_ENTRY.format(platform=platform), str(tmp_path)],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["grader.grading.items", "grader.grading.run"], done.stdout
+
+
 IMPORT_BEFORE_GRADING = """
 import gc, sys
 import grader

@@ -439,6 +439,43 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if good == len(rows) else 1
 
 
+def _keep_cases(args: argparse.Namespace) -> int:
+    """Grade the reference, laid out as a submission, behind a wall, so that every item's cases are kept (an image's
+    build: each of its containers then grades one submission from them)."""
+    import tempfile
+
+    from grader import import_before_grading
+
+    import_before_grading("grader.grading.items", "grader.grading.run")
+    from grader.grading import replay
+    from grader.grading.items import CHECKS
+    from grader.grading.run import grade, item_seed
+    from grader.sandbox import SandboxUnavailable
+
+    where = replay.folder() if replay.enabled() else None
+    if where is None:
+        print("grader: no folder to keep cases in: GRADER_CACHE_DIR is off, or names a folder that is not this "
+              "user's alone", file=sys.stderr)  # fmt: skip
+        return 1
+    with tempfile.TemporaryDirectory(prefix="grader-keep-cases-") as scratch:
+        folder = replay.reference_submission(Path(scratch) / "reference-submission")
+        try:
+            report = grade(folder, list(CHECKS), isolation="required")
+        except SandboxUnavailable as err:
+            print(f"grader: {err}; nothing kept", file=sys.stderr)
+            return 1
+    failed = [r.id for r in report.items if r.status != "passed"]
+    if failed:  # the reference fails its own checks here: this machine's installation is not the one graded against
+        print(f"grader: the reference does not pass {', '.join(failed)} on this machine; nothing is wrong with a "
+              "submission, but these items are drawn each time", file=sys.stderr)  # fmt: skip
+        return 1
+    kept = [item for item in CHECKS if replay.on_disk(item, item_seed(item))]
+    drawn = sorted(set(CHECKS) - set(kept))
+    unkept = f"; drawn each time (a case the record's format cannot hold): {', '.join(drawn)}" if drawn else ""
+    print(f"kept the cases of {len(kept)} of {len(CHECKS)} items in {where}{unkept}")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     if _no_clone_here("generate"):
         return 2
@@ -555,6 +592,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap even where it is available")
     a.add_argument("--workers", type=int, default=2, help="processes grading the corpus at once (default: 2)")
     a.set_defaults(run=_audit)
+    keep = verbs.add_parser(
+        "keep-cases", help="grade the reference behind a wall and keep every item's cases (GRADER_CACHE_DIR): once, "
+        "where an image is built to grade each submission in a fresh container (Gradescope, PrairieLearn)",
+    )  # fmt: skip
+    keep.set_defaults(run=_keep_cases)
     gen = verbs.add_parser(
         "generate", help="write exercises/ (stubs and notebooks) and the nbgrader source notebooks from solutions/"
     )

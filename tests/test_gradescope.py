@@ -205,7 +205,8 @@ case "$*" in
     echo "venv $3 by python$version" >> "$LOG"
     mkdir -p "$3/bin" "$3/lib/site/grader" "$3/lib/site/reference"
     printf '#!/usr/bin/env bash\\necho "pip $*" >> "$LOG"\\n' > "$3/bin/pip"
-    printf '#!/usr/bin/env bash\\necho %s/lib/site\\n' "$3" > "$3/bin/python"
+    printf '#!/usr/bin/env bash\\necho "python $* cache=${GRADER_CACHE_DIR:-}" >> "$LOG"\\n' > "$3/bin/python"
+    printf 'case "$*" in *keep-cases*) [ -z "${NO_BWRAP:-}" ];; *) echo %s/lib/site;; esac\\n' "$3" >> "$3/bin/python"
     chmod 700 "$3/bin/pip" "$3/bin/python" "$3/lib/site/grader";;
   *) exit 9;;
 esac""",
@@ -219,7 +220,8 @@ def test_setup_sh_on_gradescopes_base_images(
 ) -> None:
     """setup.sh's own steps, on a scratch root, with apt, useradd and Python standing in for an image's: the
     image's python3 where it is 3.11 or later, apt's python3.11 where it is older; the worker users made; the
-    venv readable by all, the source, the grader and the reference by root alone; no bubblewrap is no failure."""
+    venv readable by all, the source, the grader and the reference by root alone; every item's cases kept; no
+    bubblewrap, or no case kept, is no failure."""
     root = lay_out(autograder_zip, tmp_path / "autograder")
     shutil.copyfile(root / "source" / "setup.sh", tmp_path / "setup.sh")
     (root / "source").chmod(0o755)
@@ -244,6 +246,10 @@ def test_setup_sh_on_gradescopes_base_images(
     assert [line.split("--uid ")[1].split()[0] for line in users] == [str(60100 + k) for k in range(8)]
     assert all("--shell /usr/sbin/nologin" in line and "grader-worker" in line for line in users)
     assert any(line.startswith("pip install -q") and line.endswith(f"{root}/source") for line in lines), lines
+    # every item's cases kept once, into the folder run_autograder names; where no wall holds (here: without
+    # bubblewrap, as the shim has it) setup.sh goes on all the same
+    assert f"python -P -m grader keep-cases cache={root}/kept-cases" in lines, lines
+    assert ("the cases were not kept" in done.stdout) is not bubblewrap
 
     def mode(path: Path) -> int:
         return path.stat().st_mode & 0o777

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,26 @@ def test_the_kept_cases_are_the_ones_the_full_run_draws(cache: Path, monkeypatch
             assert replay.same(step.expected, expected), item
     assert set(seen) == {i for i, r in RECORDS.items() if r is CHECKS.get(i)}  # every item but the timed one
     assert all(path.stat().st_mode & 0o077 == 0 for path in [cache, *cache.iterdir()])
+
+
+@walled
+def test_the_reference_graded_as_a_submission_keeps_the_solutions_records(kept_cases: None, tmp_path: Path) -> None:
+    """``python -m grader keep-cases`` (as Gradescope's and PrairieLearn's image is built: setup.sh) grades the
+    reference laid out as a submission, and keeps a record for every item, byte for byte the one the solutions'
+    passing run keeps (``kept_cases``: in the suite's folder); with the cache off it keeps nothing and says so."""
+    suite = Path(os.environ["GRADER_CACHE_DIR"])
+    folder = tmp_path / "kept"
+    command = [sys.executable, "-m", "grader", "keep-cases"]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "GRADER_CACHE_DIR": str(folder)},
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"kept the cases of {len(CHECKS)} of {len(CHECKS)} items in {folder}" in done.stdout, done.stdout
+    made = sorted(path.name for path in folder.glob("*.json"))
+    assert made == sorted(f"{item}.json" for item in CHECKS)
+    assert [name for name in made if (folder / name).read_bytes() != (suite / name).read_bytes()] == []
+    off = subprocess.run(command, cwd=ROOT, env={**os.environ, "GRADER_CACHE_DIR": "off"},
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert off.returncode == 1 and "no folder to keep cases in" in off.stderr, off.stderr[-2000:]
 
 
 @walled

@@ -7,7 +7,9 @@ The zip holds, at its root (Gradescope's layout):
   environment in /autograder/venv, the CPU build of torch, then this project from the zip; the
   process wall's users (``grader-worker0`` ...); the venv readable by all, the source and the
   installed grader and reference by root alone, so that a worker that runs without bubblewrap (as
-  one of those users) can run Python and cannot read them;
+  one of those users) can run Python and cannot read them; then every item's cases kept in
+  ``kept-cases/`` (``python -m grader keep-cases``: the reference graded as a submission), so
+  that each submission's passing items replay them;
 - ``run_autograder``: run for each submission; grades /autograder/submission with
   ``python -m grader.platforms.gradescope`` into /autograder/results/results.json;
 - ``gradescope.json``: whether the items' feedback is visible at once or after grades are published;
@@ -63,6 +65,11 @@ chmod o+x "$root"
 chmod -R a+rX "$root/venv"
 site=$("$root/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 chmod -R go-rwx "$root/source" "$site/grader" "$site/reference"
+# Each submission is graded in a fresh container of this image: every item's cases are kept now, once, by grading
+# the reference laid out as a submission, so that a submission's passing items replay them instead of drawing and
+# computing them again (the same grades and words). The folder is root's alone; run_autograder names it.
+GRADER_CACHE_DIR="$root/kept-cases" "$root/venv/bin/python" -P -m grader keep-cases ||
+    echo "the cases were not kept: each submission draws them (the same grades, more slowly)"
 if [ -e "$root/run_autograder" ]; then chmod +x "$root/run_autograder"; fi
 """.replace("FIRST_UID", str(FIRST_UID)).replace("WORKER_SLOTS", str(WORKER_SLOTS))
 
@@ -71,6 +78,7 @@ RUN = """#!/usr/bin/env bash
 set -euo pipefail
 root="${GRADER_GRADESCOPE_ROOT:-/autograder}"
 python="${GRADER_PYTHON:-$root/venv/bin/python}"
+export GRADER_CACHE_DIR="${GRADER_CACHE_DIR:-$root/kept-cases}"  # kept by setup.sh
 cd "$root"
 exec "$python" -P -m grader.platforms.gradescope --root "$root"
 """

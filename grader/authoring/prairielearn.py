@@ -46,6 +46,7 @@ RUN = f"""#!/usr/bin/env bash
 set -euo pipefail
 root="${{GRADER_ROOT:-{IMAGE_ROOT}}}"
 python="${{GRADER_PYTHON:-$root/venv/bin/python}}"
+export GRADER_CACHE_DIR="${{GRADER_CACHE_DIR:-$root/kept-cases}}"  # kept by setup.sh as the image was built
 cd "$root"
 exec "$python" -P -m grader.platforms.prairielearn --root "${{GRADER_PRAIRIELEARN_ROOT:-/grade}}"
 """

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ import torch
 
 import grader
 from grader.checks import Case
+from grader.contract import PARTS
 from grader.grading.compare import Expected
 from grader.runtime import wire
 from grader.sandbox.scratch import own_folder
@@ -252,3 +254,29 @@ def keep(item: str, seed: int, steps: Iterable[Step]) -> bool:
             os.unlink(f.name)
         return False
     return True
+
+
+def on_disk(item: str, seed: int) -> bool:
+    """Whether the record of ``item`` under the current key is in the folder, not only in this process."""
+    _KEPT.pop(item, None)
+    return load(item, seed) is not None
+
+
+# ------------------------------------------------------------------------------------------ kept in advance
+
+
+def reference_submission(into: Path) -> Path:
+    """The reference laid out as a student's submission in the new folder ``into``: its five modules at the top, as
+    a student's are, and the package they import from (reference/) beside them. Graded behind a wall it passes
+    every item, and a passing run keeps the same cases, byte for byte, as the solutions' does (tests/test_replay.py):
+    ``python -m grader keep-cases`` keeps them so, where an image is built once and each submission is graded in a
+    fresh container of it (Gradescope, PrairieLearn), without shipping solutions/."""
+    import reference
+
+    package = Path(reference.__file__).resolve().parent
+    (into / "reference").mkdir(parents=True)
+    for part in PARTS:
+        shutil.copyfile(package / f"{part}.py", into / f"{part}.py")
+    for source in sorted(package.glob("*.py")):
+        shutil.copyfile(source, into / "reference" / source.name)
+    return into

@@ -21,6 +21,7 @@ VERBS = {
     "grade-class": ["grade-class", "class", "--out", "out"],
     "generate": ["generate"],
     "audit": ["audit", "mle.binomial_mle"],
+    "keep-cases": ["keep-cases"],
     "nbgrader init": ["nbgrader", "init", "course"],
     "nbgrader preflight": ["nbgrader", "preflight", "course"],
     "nbgrader regrade": ["nbgrader", "regrade", "course"],
@@ -60,6 +61,7 @@ def test_every_verb_has_its_own_function(verb: str) -> None:
         "release": cli._release,
         "generate": cli._generate,
         "audit": cli._audit,
+        "keep-cases": cli._keep_cases,
         "grade-class": cli._grade_class,
     }.get(verb, cli._nbgrader)
     assert run is expected

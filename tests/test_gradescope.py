@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from grader.authoring import gradescope_zip
-from grader.grading.items import ITEMS, MAX_SCORE
+from grader.grading.items import CHECKS, ITEMS, MAX_SCORE
 from grader.sandbox import Wall, wall
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,21 +66,46 @@ def autograder_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def lay_out(autograder_zip: Path, root: Path) -> Path:
-    """/autograder as Gradescope builds it: source/ (the zip), run_autograder, submission/, results/."""
+@pytest.fixture(scope="module")
+def image_cases(autograder_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The records setup.sh keeps as the image is built (``python -m grader keep-cases``, the zip's own grader), in
+    the folder run_autograder names: ``lay_out`` puts a copy in each root, as each of Gradescope's containers
+    starts from the image."""
+    root = lay_out(autograder_zip, tmp_path_factory.mktemp("image") / "autograder")
+    env = {**environment(root), "GRADER_CACHE_DIR": str(root / "kept-cases")}
+    done = subprocess.run([sys.executable, "-P", "-m", "grader", "keep-cases"], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0 or not wall("required").holds, done.stderr[-3000:]
+    return root / "kept-cases"
+
+
+def lay_out(autograder_zip: Path, root: Path, kept: Path | None = None) -> Path:
+    """/autograder as Gradescope builds it: source/ (the zip), run_autograder, submission/, results/, and the
+    records ``kept`` (``image_cases``) in kept-cases/."""
     with zipfile.ZipFile(autograder_zip) as archive:
         archive.extractall(root / "source")
     shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")
     (root / "run_autograder").chmod(0o755)
     (root / "submission").mkdir()
     (root / "results").mkdir()
+    if kept is not None and kept.is_dir():
+        shutil.copytree(kept, root / "kept-cases")
     return root
 
 
 def environment(root: Path) -> dict[str, str]:
-    """The zip's grader imported (its source folder first on the path), with this test's Python."""
-    return {**os.environ, "GRADER_GRADESCOPE_ROOT": str(root), "GRADER_PYTHON": sys.executable,
-            "PYTHONPATH": str(root / "source")}  # fmt: skip
+    """The zip's grader imported (its source folder first on the path), with this test's Python; the records where
+    run_autograder looks for them (not the suite's folder, where the zip's grader, keyed apart, would replace the
+    checkout's records with its own)."""
+    env = {**os.environ, "GRADER_GRADESCOPE_ROOT": str(root), "GRADER_PYTHON": sys.executable,
+           "PYTHONPATH": str(root / "source")}  # fmt: skip
+    env.pop("GRADER_CACHE_DIR", None)
+    return env
+
+
+def records(root: Path) -> dict[str, tuple[int, int]]:
+    """Each record in root's kept-cases/ by name: (inode, modification time); a record written again changes."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted((root / "kept-cases").glob("*.json"))}
 
 
 def run_autograder(root: Path) -> dict[str, Any]:
@@ -124,10 +149,13 @@ def test_the_autograder_runs_the_zips_own_grader(autograder_zip: Path, tmp_path:
 
 
 @pytest.mark.parametrize("upload", ["modules", "zip of a folder", "notebooks", "stubs", "empty", "hostile"])
-def test_run_autograder_on_what_students_upload(autograder_zip: Path, tmp_path: Path, upload: str) -> None:
+def test_run_autograder_on_what_students_upload(
+    autograder_zip: Path, image_cases: Path, tmp_path: Path, upload: str
+) -> None:
     if not wall("required").holds and upload != "empty":
         pytest.skip("no wall for a student's code here: run_autograder refuses (tested below)")
-    root = lay_out(autograder_zip, tmp_path / "autograder")
+    root = lay_out(autograder_zip, tmp_path / "autograder", image_cases)
+    image = records(root)
     submission = root / "submission"
     if upload == "modules":
         copy_parts(ROOT / "solutions", submission)
@@ -167,6 +195,8 @@ def test_run_autograder_on_what_students_upload(autograder_zip: Path, tmp_path: 
         assert f"Wall: {data['extra_data']['wall']}." in data["output"]
     if upload in ("modules", "zip of a folder", "notebooks"):
         assert data["score"] == MAX_SCORE, data["output"]
+        # every item replayed from the image's records (a full run would have written its record again)
+        assert len(image) == len(CHECKS) and records(root) == image
         # the feedback page's pictures are the top-level output: five, every one matching the reference's
         assert data["output_format"] == "html" and data["output"].startswith(f"<p>Total: {MAX_SCORE}/{MAX_SCORE}.")
         assert data["output"].count('<img alt="') == 5 and data["output"].count("Yours matches the reference") == 5

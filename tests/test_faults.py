@@ -450,6 +450,47 @@ def test_kill_9_at_any_moment_leaves_nothing_and_the_next_run_completes(tmp_path
     assert rows == {"s1": "4", "s2": "0"}, rows
 
 
+CLEANUP = """
+import sys, time
+from pathlib import Path
+from grader.batch import engine
+marks = Path(sys.argv[2])
+def close(self):  # the room's sandbox closing: its zygote and workers ended, their cgroups removed
+    (marks / "closing").touch()
+    time.sleep(1.0)
+    (marks / "closed").touch()
+engine.Rooms.close = close
+engine._remove_own_places = lambda: (marks / "removed").touch()
+engine.serve(int(sys.argv[1]))
+"""
+
+
+def test_a_grading_process_whose_batch_is_gone_cleans_up_whole_though_its_parents_death_is_signalled(
+    tmp_path: Path,
+) -> None:
+    """The batch killed: its grading process hears the socket's end first and begins to clean up, then the parent's
+    death signal (SIGTERM), which must not cut the clean-up short (CI once found a room's cgroups left so)."""
+    import multiprocessing.connection
+    import signal
+    import socket
+
+    ours, theirs = socket.socketpair()
+    process = subprocess.Popen([sys.executable, "-c", CLEANUP, str(theirs.fileno()), str(tmp_path)],
+                               pass_fds=(theirs.fileno(),), cwd=ROOT)  # fmt: skip
+    theirs.close()
+    connection = multiprocessing.connection.Connection(ours.detach())
+    try:
+        assert connection.recv() == ("ready", None)  # its handlers are set
+    finally:
+        connection.close()  # the batch's end closed, as when it dies
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "closing").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)  # its parent's death, as PR_SET_PDEATHSIG sends it
+    process.wait(timeout=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["closed", "closing", "removed"]
+
+
 def other_grader(isolation: str) -> tuple[str, str]:
     return "0.0.1", ""
 

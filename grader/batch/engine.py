@@ -182,8 +182,15 @@ def serve(fd: int) -> None:
             except Exception:  # no sandbox to keep here: the next student's grade says why, as their own fault row
                 rooms.close()
     finally:
-        rooms.close()
-        _remove_own_places()
+        # Ending on its own (the batch closed its end: done, or killed), this process is told so twice: the socket's
+        # end comes first, then the parent's death signal, which would cut this clean-up short (a room's cgroups were
+        # left so once in CI, under load): nothing stops it now, and what it made is removed whatever the room does.
+        for heard in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(heard, signal.SIG_IGN)
+        try:
+            rooms.close()
+        finally:
+            _remove_own_places()
 
 
 def _remove_own_places() -> None:
@@ -191,8 +198,10 @@ def _remove_own_places() -> None:
     a signal ended it, before a sandbox held it (the sandboxes themselves are closed by then)."""
     from grader.sandbox import cgroups, scratch
 
-    cgroups.remove_own()
-    scratch.remove_own()
+    try:
+        cgroups.remove_own()
+    finally:
+        scratch.remove_own()
 
 
 _ENDING = False  # a pool process told to end (SIGTERM, SIGINT) grades nothing more and answers nothing

@@ -185,8 +185,7 @@ def serve(fd: int) -> None:
         # Ending on its own (the batch closed its end: done, or killed), this process is told so twice: the socket's
         # end comes first, then the parent's death signal, which would cut this clean-up short (a room's cgroups were
         # left so once in CI, under load): nothing stops it now, and what it made is removed whatever the room does.
-        for heard in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(heard, signal.SIG_IGN)
+        _deaf_to_endings()
         try:
             rooms.close()
         finally:
@@ -210,9 +209,14 @@ _ENDING = False  # a pool process told to end (SIGTERM, SIGINT) grades nothing m
 def _exit_cleanly(signum: int, frame: Any) -> None:
     global _ENDING
     _ENDING = True
-    for heard in (signal.SIGTERM, signal.SIGINT):  # once: a second signal (its group's, then its parent's death)
-        signal.signal(heard, signal.SIG_IGN)  # would cut the clean-up short
+    _deaf_to_endings()  # once: a second signal (its group's, then its parent's death) would cut the clean-up short
     raise SystemExit(128 + signum)  # through every ``finally``: the sandboxes close
+
+
+def _deaf_to_endings() -> None:
+    """SIGTERM and SIGINT ignored from now on: this process is ending, and either would cut its clean-up short."""
+    for heard in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(heard, signal.SIG_IGN)
 
 
 def _unless_ending(unraisable: Any) -> None:

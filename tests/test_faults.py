@@ -280,6 +280,8 @@ def test_scratch_folders_of_a_killed_grader_are_removed(tmp_path: Path) -> None:
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = tmp_path / f"grader-sandbox-{int(gone.stdout)}-abc"
+    probe = tmp_path / f"grader-probe-{int(gone.stdout)}-abc"  # the wall's probe, killed while it looked
+    probe.mkdir()
     (dead / "submission" / "locked" / "deeper").mkdir(parents=True)
     (dead / "submission" / "locked" / "deeper" / "x").write_text("a student's file")
     (dead / "submission" / "link").symlink_to(tmp_path / "keep")
@@ -295,8 +297,9 @@ def test_scratch_folders_of_a_killed_grader_are_removed(tmp_path: Path) -> None:
         (folder / "submission").mkdir(parents=True)
     a_day_ago = time.time() - scratch.UNNAMED_STALE_S - 60
     os.utime(old, (a_day_ago, a_day_ago))
-    assert sorted(scratch.sweep(tmp_path)) == sorted([dead.name, old.name])
-    assert not dead.exists() and live.is_dir() and other.is_dir() and (tmp_path / "keep").is_file()
+    assert sorted(scratch.sweep(tmp_path)) == sorted([dead.name, probe.name, old.name])
+    assert not dead.exists() and not probe.exists()
+    assert live.is_dir() and other.is_dir() and (tmp_path / "keep").is_file()
     assert not old.exists() and recent.is_dir()
     assert scratch.prefix("entry") == f"grader-entry-{os.getpid()}-"
     # As a grading process ends: its own folders, and nothing of a live grader's or of the time before 0.8.0.

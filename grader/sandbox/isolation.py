@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from grader.sandbox import landlock, seccomp, uids
+from grader.sandbox import scratch as scratch_folders
 from grader.sandbox.confine import Confinement
 from grader.sandbox.landlock import Ruleset
 
@@ -189,7 +190,7 @@ def wall(isolation: Isolation = "auto") -> Wall:
         if path is None:
             problems.append("bubblewrap (bwrap) is not installed")
         else:
-            scratch = Path(tempfile.mkdtemp(prefix="grader-probe-"))
+            scratch = Path(tempfile.mkdtemp(prefix=scratch_folders.prefix("probe")))
             try:
                 for flags in _bwrap_flag_sets(program is not None):
                     candidate = Wall("bubblewrap", bwrap=(path, *flags), masks=masks, seccomp=program)
@@ -220,7 +221,7 @@ def _outside_bubblewrap(problems: list[str], program: bytes | None, masks: tuple
     if not version:
         problems.append("the kernel has no Landlock (Linux 5.13 or later)")
     probe = [sys.executable, *check, *project_files()]
-    scratch = Path(tempfile.mkdtemp(prefix="grader-probe-"))
+    scratch = Path(tempfile.mkdtemp(prefix=scratch_folders.prefix("probe")))
     scratch.chmod(0o711)  # as a sandbox's scratch folder: the worker's own files are below it
     closed = _closed_on_the_way(scratch)
     if root and closed:

@@ -15,7 +15,8 @@ its readings only: one that lives less than a reading apart, and each process's 
 the roles add up to a little less than the machine's busy CPU (whose difference also holds whatever else runs).
 
 A role is told by the command line: a worker forked by a zygote has its zygote's command line and the zygote
-as its parent.
+as its parent; behind the process wall a class's zygotes are forked from a template and keep its command line,
+and their workers have it as their grandparent's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import psutil
 
-ROLES = ("command", "grading process", "zygote", "worker (forked)", "converter", "bwrap", "other")
+ROLES = ("command", "grading process", "template", "zygote", "worker (forked)", "converter", "bwrap", "other")
 
 
 @dataclass
@@ -40,8 +41,8 @@ class Seen:
     cpu_s: float
 
 
-def role(command: list[str], parent: list[str] | None, is_root: bool) -> str:
-    """What a process is to the grader, from its command line and its parent's."""
+def role(command: list[str], parent: list[str] | None, is_root: bool, grandparent: list[str] | None = None) -> str:
+    """What a process is to the grader, from its command line, its parent's and its grandparent's."""
     line = " ".join(command)
     if is_root:
         return "command"
@@ -49,6 +50,10 @@ def role(command: list[str], parent: list[str] | None, is_root: bool) -> str:
         return "bwrap"
     if "--zygote" in command:
         return "worker (forked)" if parent == command else "zygote"
+    if "--template" in command:  # behind the process wall its zygotes, and their workers, keep its command line
+        if parent != command:
+            return "template"
+        return "worker (forked)" if grandparent == command else "zygote"
     if any(word.endswith("convert.py") for word in command):
         return "converter"
     if "serve(" in line:
@@ -80,12 +85,15 @@ def watch(command: list[str], every_s: float) -> tuple[float, dict[tuple[int, fl
                     key = (process.pid, process.create_time())
                     times = process.cpu_times()
                     if key not in seen:
+                        lines: list[list[str] | None] = []
                         try:
-                            parent = process.parent()
-                            parent_line = parent.cmdline() if parent is not None else None
+                            for parent in process.parents()[:2]:
+                                lines.append(parent.cmdline())
                         except psutil.Error:
-                            parent_line = None
-                        seen[key] = Seen(role(process.cmdline(), parent_line, process.pid == root.pid), now, now, 0.0)
+                            pass
+                        lines += [None, None]
+                        is_root = process.pid == root.pid
+                        seen[key] = Seen(role(process.cmdline(), lines[0], is_root, lines[1]), now, now, 0.0)
             except psutil.Error:  # it ended between the listing and the reading
                 continue
             entry = seen[key]

@@ -29,8 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grader.runtime.confinement import PR_SET_SECCOMP, SECCOMP_MODE_FILTER, SockFprog
 from grader.sandbox import seccomp
-from grader.sandbox.confine import PR_SET_SECCOMP, SECCOMP_MODE_FILTER, SockFprog
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18

@@ -19,6 +19,11 @@ def test_each_process_of_a_grade_gets_its_role() -> None:
     assert role(ZYGOTE, bwrap, is_root=False) == "zygote"
     assert role(ZYGOTE, [PYTHON, "-P", "-c", "from grader.batch.engine import serve; serve(5)"], False) == "zygote"
     assert role(ZYGOTE, ZYGOTE, is_root=False) == "worker (forked)"
+    template = [PYTHON, "-I", "-B", "/tmp/grader-template-1-x/runtime/worker.py", "--template", "4"]
+    grading = [PYTHON, "-P", "-c", "from grader.batch.engine import serve; serve(5)"]
+    assert role(template, grading, False, None) == "template"
+    assert role(template, template, False, grading) == "zygote"
+    assert role(template, template, False, template) == "worker (forked)"
     assert role([PYTHON, "-I", "-B", "/opt/grader-runtime/convert.py", "7"], bwrap, is_root=False) == "converter"
     assert role([PYTHON, "-P", "-c", "from grader.batch.engine import serve; serve(5)"], None, False) == (
         "grading process"

@@ -9,7 +9,9 @@ Three layers of tests:
   the class attacks below, must hold there as they hold under bubblewrap
   (``test_the_hostile_suites_hold_in_a_container_without_namespaces``);
 - the class attacks themselves, which run only behind the process wall (inside that container): a student who
-  leaves a ``setsid`` double-forked process behind to kill, trace and read the next students' workers.
+  leaves a ``setsid`` double-forked process behind to kill, trace and read the next students' workers, or who
+  goes after the template a class's zygotes are forked from (grader/sandbox/template.py), whose zygotes must be
+  confined as ones started on their own.
 """
 
 from __future__ import annotations
@@ -356,3 +358,121 @@ def test_a_submissions_copy_is_its_own_workers_alone(tmp_path: Path) -> None:
             assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, sandbox.slot.uid, 0o750), folder
         info = sandbox.home.stat()
         assert (info.st_uid, info.st_mode & 0o777) == (sandbox.slot.uid, 0o700)
+
+
+def _confined_as(pid: int) -> dict[str, object]:
+    """What the kernel says of a process's confinement: its ids, capabilities, no-new-privileges, seccomp, session,
+    rlimits, open descriptors (by kind), working folder and environment's names."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    fds = sorted(os.readlink(f"/proc/{pid}/fd/{fd}").split(":")[0] for fd in os.listdir(f"/proc/{pid}/fd"))
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    keys = ("Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")
+    return {
+        **{key: status[key].split() for key in keys},
+        "session leader": os.getsid(pid) == pid,
+        "limits": Path(f"/proc/{pid}/limits").read_text().splitlines(),
+        "fds": fds,
+        "cwd is its copy": os.readlink(f"/proc/{pid}/cwd").endswith("/submission"),
+        "environment": sorted(v.split(b"=")[0] for v in environ if v),
+    }
+
+
+@BEHIND_THE_PROCESS_WALL
+def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone() -> None:
+    """A class's zygote forked from the template (grader/sandbox/template.py) takes on itself every step that a
+    zygote started on its own gets between fork and exec: the same ids, no capabilities, no new privileges, the
+    seccomp filter, a session of its own, the same rlimits, nothing open but /dev/null and its control socket, its
+    copy as working folder and a worker's environment (stdin /dev/null, where a started one has a pipe it never
+    reads), and Landlock: its worker can read the template's runtime, not write it, and not read the project."""
+    from grader.sandbox import Sandbox
+    from grader.sandbox.template import Template
+
+    seen = []
+    with Template(wall("auto"), Sandbox(None).limits, warm=False) as template:
+        for forked in (template, None):
+            with Sandbox(None, isolation="required", template=forked) as sandbox:
+                sandbox.start(trains=False)
+                worker = sandbox._fork()  # waits for the template's imports, the first time
+                try:
+                    assert sandbox.zygote is not None and sandbox.slot is not None
+                    python = sandbox.zygote.process.python()
+                    assert python is not None
+                    assert (python.ppid() == template.process.pid) == (forked is not None)  # type: ignore[union-attr]
+                    seen.append(_confined_as(python.pid))
+                    assert seen[-1]["Uid"] == [str(sandbox.slot.uid)] * 4, seen[-1]
+                finally:
+                    worker.end()
+        attack = (
+            "import os\nfound = []\n"
+            f"for path in ({str(ROOT / 'solutions' / 'mle.py')!r}, {str(template.runtime / 'worker.py')!r}):\n"
+            "    for mode in ('r', 'a'):\n"
+            "        try:\n            open(path, mode).close()\n            found.append((path, mode))\n"
+            "        except OSError:\n            pass\n"
+            "def binomial_mle(successes, trials):\n    raise RuntimeError(repr(found))\n"
+        )
+        with Sandbox(None, isolation="required", template=template) as sandbox:
+            (sandbox.private / "mle.py").write_text(attack)
+            sandbox.start(trains=False)
+            reply = sandbox.run("mle", "mle.py", {"op": "run", "driver": "call",
+                                                  "inputs": {"function": "binomial_mle", "args": [1, 2]}})  # fmt: skip
+    template_runtime = str(template.runtime / "worker.py")
+    assert reply["error"]["message"] == repr([(template_runtime, "r")]), reply
+    forked, alone = seen
+    assert alone["fds"] == ["/dev/null"] * 3 + ["pipe", "socket"], alone["fds"]  # stdin: spawn's pipe
+    assert {**forked, "fds": None} == {**alone, "fds": None}
+    assert forked["NoNewPrivs"] == ["1"] and forked["Seccomp"] == ["2"] and set(forked["CapEff"][0]) == {"0"}
+    assert forked["fds"] == ["/dev/null", "/dev/null", "/dev/null", "socket"], forked["fds"]
+
+
+TEMPLATE_ATTACK = """
+import ctypes, os, signal
+saw, reached = 0, []
+for name in os.listdir("/proc"):
+    try:  # its zygotes and their workers, this one among them, run its command line too, as the slot's uid
+        if not name.isdigit() or b"--template" not in open(f"/proc/{name}/cmdline", "rb").read():
+            continue
+        if os.stat(f"/proc/{name}").st_uid == os.getuid():
+            continue
+    except OSError:
+        continue
+    pid, saw = int(name), saw + 1
+    for what, attempt in (("stop", lambda: os.kill(pid, signal.SIGSTOP)),
+                          ("kill", lambda: os.kill(pid, signal.SIGKILL)),
+                          ("environ", lambda: open(f"/proc/{pid}/environ", "rb").read()),
+                          ("mem", lambda: open(f"/proc/{pid}/mem", "rb").read(1)),
+                          ("fds", lambda: os.listdir(f"/proc/{pid}/fd")),
+                          ("socket", lambda: open(f"/proc/{pid}/fd/3", "rb"))):
+        try:
+            attempt()
+            reached.append(what)
+        except (OSError, ValueError):
+            pass
+    if ctypes.CDLL(None, use_errno=True).ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+        reached.append("ptrace")
+
+
+def binomial_mle(successes, trials):
+    raise RuntimeError(f"saw {saw} template(s), reached {reached}")
+"""
+
+
+@BEHIND_THE_PROCESS_WALL
+def test_no_submission_can_reach_the_template_its_zygote_was_forked_from(tmp_path: Path) -> None:
+    """The template runs as the grader's uid: a student's code finds it (its command line is public) and can
+    neither stop, kill nor trace it, nor read its environment, memory or descriptors (its control socket); the
+    student graded after, whose zygote is forked from the same template, gets full marks."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    folder = tmp_path / "class"
+    for student, mle in (("a_attacker", TEMPLATE_ATTACK), ("b_honest", (ROOT / "solutions" / "mle.py").read_text())):
+        (folder / student).mkdir(parents=True)
+        (folder / student / "mle.py").write_text(mle)
+    settings = engine.Settings(("mle.binomial_mle",), timeout_s=10.0, isolation="required")
+    summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(1), settings)
+    assert (summary.graded, summary.failed) == (2, 0), summary.line()
+    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*.json")}
+    attacker = results["a_attacker"]["items"][0]
+    assert "saw 1 template(s), reached []" in attacker["feedback"], attacker["feedback"]
+    assert [(i["status"], i["score"]) for i in results["b_honest"]["items"]] == [("passed", 2)]
+    assert results["b_honest"]["wall"] == "process"

@@ -39,6 +39,9 @@ from grader import __version__
 from grader.intake.untrusted import clean_text
 from grader.sandbox import Limits, Sandbox
 from grader.sandbox import scratch as scratch_folders
+from grader.sandbox.isolation import wall
+from grader.sandbox.template import Template
+from grader.sandbox.template import usable as template_usable
 
 Result = dict[str, Any]
 Task = tuple[str, bytes, str, list[str]]  # student, payload, digest, notes
@@ -228,7 +231,9 @@ def _unless_ending(unraisable: Any) -> None:
 
 class Rooms:
     """The sandbox a grading process keeps for the students it grades, one after another: where bubblewrap
-    builds it (``Sandbox.reusable``), and for ``ROOM_USES`` students at most; else a sandbox per student."""
+    builds it (``Sandbox.reusable``), and for ``ROOM_USES`` students at most. Behind the process wall a sandbox
+    serves one student (its uid is cleared after it), its zygote forked from the template this process keeps
+    (grader/sandbox/template.py), which imported torch once for all of them. Else a sandbox per student."""
 
     ROOM_USES = 50
 
@@ -236,6 +241,8 @@ class Rooms:
         self.room: Sandbox | None = None
         self.settings: Settings | None = None
         self.uses = 0
+        self.template: Template | None = None
+        self.template_for: tuple[object, bool] | None = None  # the limits and warm-up it was started with
 
     def get(self, settings: Settings) -> Sandbox | None:
         self.prepare(settings)
@@ -245,22 +252,49 @@ class Rooms:
 
     def prepare(self, settings: Settings) -> None:
         """A room for ``settings``, its zygote started, unless the one kept suits them."""
-        if self.room is not None and (self.settings != settings or self.uses >= self.ROOM_USES):
-            self.close()
+        if self.room is not None:
+            uses = self.ROOM_USES if self.room.reusable else 1
+            if self.settings != settings or self.uses >= uses:
+                self._close_room()
         if self.room is None:
             from grader.contract import may_train
 
-            room = Sandbox(None, settings.limits, settings.isolation, kept=True).__enter__()  # type: ignore[arg-type]
-            if not room.reusable:
+            trains = may_train(settings.items)
+            template = self._template(settings, trains)
+            room = Sandbox(None, settings.limits, settings.isolation, kept=True, template=template).__enter__()  # type: ignore[arg-type]
+            if not room.reusable and template is None:
                 room.close()
                 return
-            room.start(trains=may_train(settings.items))  # before torch is imported here; grade() says exactly
+            room.start(trains=trains)  # before torch is imported here; grade() says exactly
             self.room, self.settings, self.uses = room, settings, 0
 
-    def close(self) -> None:
+    def _template(self, settings: Settings, trains: bool) -> Template | None:
+        """Behind the process wall, the template to fork this room's zygotes from: the one kept, unless it was
+        started with other limits or does not warm up for training that ``settings`` ask for."""
+        if not template_usable(wall(settings.isolation)):
+            return None
+        if self.template is not None and self.template_for is not None:
+            limits, warm = self.template_for
+            if limits != settings.limits or (trains and not warm):
+                self.template.close()
+                self.template = None
+        if self.template is None:
+            self.template = Template(wall(settings.isolation), settings.limits, warm=trains).__enter__()
+            self.template_for = (settings.limits, trains)
+        return self.template
+
+    def _close_room(self) -> None:
         if self.room is not None:
             self.room.close()
         self.room = None
+
+    def close(self) -> None:
+        try:
+            self._close_room()
+        finally:
+            if self.template is not None:
+                self.template.close()
+                self.template = None
 
 
 @dataclass

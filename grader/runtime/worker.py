@@ -8,6 +8,9 @@
                                           after an optimizer step of its own where workers will train;
                                           with --exec each forked worker starts Python afresh (for CUDA);
                                           with --preload it imports what the exercises import (a class's)
+    python worker.py --template CONTROL_FD [--warm-up]
+                                          behind the process wall, a class's: it imports and warms up
+                                          once, then forks each submission's zygote (see ``template``)
 
 It reads one JSON request a line from stdin and writes one JSON reply a line to
 RESPONSE_FD (stdout and stderr go to /dev/null, so a student's prints cannot reach
@@ -294,7 +297,7 @@ def imported() -> None:
     gc.enable()
 
 
-def zygote(control_fd: int, warm: bool, fresh: bool = False, stubs: bool = False) -> None:
+def zygote(control_fd: int, warm: bool, fresh: bool = False, stubs: bool = False, ready: bool = False) -> None:
     """Fork fresh workers on request, from a process that has imported torch and the drivers but never runs a
     line of the submission: every module gets a worker of its own without paying the imports again.
 
@@ -309,18 +312,21 @@ def zygote(control_fd: int, warm: bool, fresh: bool = False, stubs: bool = False
     (``execv``), which imports torch on its own time, as a worker started directly does. Nothing of this
     process's torch may reach a worker there: once torch has asked the CUDA driver anything (an optimizer
     step does), a forked process cannot use CUDA ("Cannot re-initialize CUDA in forked subprocess"), and
-    after one backward pass it cannot run autograd. Only the fork, its cgroup and its session are the zygote's."""
+    after one backward pass it cannot run autograd. Only the fork, its cgroup and its session are the zygote's.
+
+    ``ready``: forked from a class's template (``template``), which imported, preloaded and warmed up already."""
     import socket
     import time
 
     control = socket.socket(fileno=control_fd)
     statuses: dict[int, int] = {}
     kept = skeleton() if sys.argv[0].startswith("/opt/grader-runtime/") else {}
-    if stubs and not fresh:
-        preload()
-    if warm and not fresh:
-        drivers.warm_up()  # the grader's own tiny model: what every worker would otherwise import on its first step
-    imported()
+    if not ready:
+        if stubs and not fresh:
+            preload()
+        if warm and not fresh:
+            drivers.warm_up()  # the grader's own tiny model: what every worker would otherwise import on its first step
+        imported()
     _dumpable(False)  # a worker, of the same uid, cannot open this process's /proc/PID/mem and write into it
 
     def reap() -> None:
@@ -374,11 +380,94 @@ def zygote(control_fd: int, warm: bool, fresh: bool = False, stubs: bool = False
             os.close(fd)
 
 
+def template(control_fd: int, warm: bool) -> None:
+    """Behind the process wall, in a class's grading process: make every submission's zygote by forking this
+    process, which imported torch, the drivers and what the exercises import once (and warmed up, with ``warm``).
+    It runs as the grader's own uid, never runs a line of a submission, and answers only the grader, on the
+    control socket (SOCK_SEQPACKET): ``Z`` and a JSON object of the steps (grader/sandbox/template.py), with the
+    new zygote's control socket and, where the kernel has Landlock, its ruleset, forks a child that takes the
+    steps on itself (``become_zygote``) and then serves as that submission's zygote; the answer is its pid. It
+    reaps the zygotes the grader ends."""
+    import json
+    import signal
+    import socket
+
+    control = socket.socket(fileno=control_fd)
+    preload()
+    if warm:
+        drivers.warm_up()
+    imported()
+
+    def reap(*_: object) -> None:
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    return
+            except ChildProcessError:
+                return
+
+    signal.signal(signal.SIGCHLD, reap)
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
+        if not message:
+            return  # the grader closed the channel: grading is over
+        if message.startswith(b"Z") and len(fds) in (1, 2):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    control.close()
+                    become_zygote(json.loads(message[1:]), fds[0], fds[1] if len(fds) == 2 else None)
+                    zygote(fds[0], warm, ready=True)
+                finally:
+                    os._exit(0)
+            control.sendall(b"%d\n" % pid)
+        else:
+            control.sendall(b"?\n")
+        for fd in fds:
+            os.close(fd)
+
+
+def become_zygote(steps: dict[str, Any], control_fd: int, ruleset_fd: int | None) -> None:
+    """In a child of the template, before it serves a submission: what ``spawn`` (grader/sandbox/processes.py) does
+    to a new zygote between fork and exec, done here: a session of its own; no descriptor of the template's but
+    /dev/null for stdin, stdout and stderr, ``control_fd`` and the ruleset's; the rlimits; the sandbox's folder
+    and environment; then the process wall's steps (confinement.py). A step that fails raises: the child exits."""
+    import resource
+    import signal
+
+    import confinement  # beside this file
+
+    os.setsid()
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2 and int(name) not in (control_fd, ruleset_fd):
+            try:
+                os.close(int(name))
+            except OSError:  # the listing's own descriptor, closed already
+                pass
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for name, value in steps["rlimits"]:
+        resource.setrlimit(getattr(resource, name), (value, value))
+    os.chdir(steps["cwd"])
+    os.environ.clear()
+    os.environ.update(steps["env"])
+    program = bytes.fromhex(steps["seccomp"]) if steps["seccomp"] else b""
+    buffer, fprog = confinement.seccomp_filter(program) if program else (None, None)
+    confinement.take_steps(steps["uid"], ruleset_fd, fprog, signal.SIGKILL)
+    del buffer  # (alive until the filter is loaded: fprog points into it)
+    if ruleset_fd is not None:
+        os.close(ruleset_fd)
+
+
 def main() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    if sys.argv[1] == "--zygote":
+    if sys.argv[1] == "--template":
+        template(int(sys.argv[2]), warm="--warm-up" in sys.argv[3:])
+    elif sys.argv[1] == "--zygote":
         flags = sys.argv[3:]
         zygote(int(sys.argv[2]), warm="--warm-up" in flags, fresh="--exec" in flags, stubs="--preload" in flags)
     else:

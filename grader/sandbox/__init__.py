@@ -24,7 +24,8 @@ started the same way. What the grader puts around each of them, strongest first:
 - **the process wall**, where bubblewrap cannot run and the grader is root (grader/sandbox/uids.py,
   confine.py, landlock.py): an unprivileged uid for each submission graded at once, no new
   privileges, the same seccomp filter, Landlock where the kernel has it; every process, file and IPC
-  object of that uid removed after each submission. Behind neither, the wall is ``none``, and
+  object of that uid removed after each submission; in a class, each submission's zygote is forked,
+  confined, from a template that imported torch once (``template.py``). Behind neither, the wall is ``none``, and
   grading other people's code is refused unless asked for.
 - **its own session and process group**, a time limit per request, and the grader as a
   child subreaper that kills whatever is left in a worker's cgroup or process tree.
@@ -36,8 +37,8 @@ saying why, and the next request gets a fresh worker.
 In parts, each small enough to read at once: ``isolation.py`` (what this machine allows, and
 bubblewrap's mounts), ``processes.py`` (starting a worker under its limits, watching and ending
 it), ``channel.py`` (requests and replies), ``workers.py`` (a submission's workers), with
-``cgroups.py``, ``seccomp.py``, and the process wall's ``uids.py``, ``confine.py`` and ``landlock.py``
-beside them.
+``cgroups.py``, ``seccomp.py``, and the process wall's ``uids.py``, ``confine.py``, ``landlock.py`` and
+``template.py`` beside them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ import struct
 import sys
 from dataclasses import dataclass
 
-SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446  # the same on x86_64 and aarch64
+from grader.runtime.confinement import restrict_self
+
+SYS_CREATE_RULESET, SYS_ADD_RULE = 444, 445  # the same on x86_64 and aarch64 (restrict_self: 446)
 CREATE_RULESET_VERSION = 1
 RULE_PATH_BENEATH = 1
 
@@ -122,9 +124,7 @@ class Ruleset:
 
     def enforce(self) -> None:
         """In the child, after PR_SET_NO_NEW_PRIVS: confine this process and all it will start."""
-        if _libc().syscall(SYS_RESTRICT_SELF, self.fd, 0) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, "landlock_restrict_self: " + os.strerror(error))
+        restrict_self(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:

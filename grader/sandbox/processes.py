@@ -161,6 +161,33 @@ def _wait_gone(family: list[psutil.Process], timeout: float) -> None:
         time.sleep(0.005)
 
 
+def rlimits(limits: Limits, own_uid: bool) -> list[tuple[str, int]]:
+    """The rlimits of a worker, converter or zygote, by name, in the order they are set."""
+    # RLIMIT_DATA turns a hog's allocation into a MemoryError in the student's own code; the
+    # cgroup (or the PSS watch in channel.read_line) is the line that binds. RLIMIT_DATA would stop a CUDA
+    # build of torch from making its context, so with a GPU only the cgroup or the watch applies.
+    data_cap = limits.memory_mb * 2**20 if not cuda_available() else resource.RLIM_INFINITY
+    caps = [
+        ("RLIMIT_CORE", 0),
+        # No POSIX message queue can be made: the zygote cannot list them to empty them between two students
+        # (their file system is not mounted in the sandbox), so none may exist to carry a message across.
+        ("RLIMIT_MSGQUEUE", 0),
+        ("RLIMIT_FSIZE", FILE_SIZE_MB * 2**20),
+        ("RLIMIT_DATA", data_cap),
+    ]
+    if own_uid:  # processes of the slot's uid, machine-wide: binds for a uid other than root, cgroup or not
+        caps.append(("RLIMIT_NPROC", MAX_PIDS))
+    return caps
+
+
+def environment(home: str) -> dict[str, str]:
+    """A worker's whole environment: nothing of the grader's but where the CUDA driver lives."""
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": home, "TMPDIR": home,
+           "MPLCONFIGDIR": home}  # fmt: skip
+    env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
+    return env
+
+
 def spawn(
     wall: Wall,
     limits: Limits,
@@ -176,33 +203,21 @@ def spawn(
     ``write_fd`` is the descriptor it inherits to answer on (a pipe, or a zygote's control socket), with
     ``fds``, and ``read_fd`` the reply pipe's end the grader keeps (-1 for a zygote). Outside bubblewrap,
     ``confinement`` is the process wall's steps (grader/sandbox/confine.py)."""
-    cuda = cuda_available()
-    data_cap = limits.memory_mb * 2**20 if not cuda else resource.RLIM_INFINITY
     cgroup = Cgroup.create(limits.memory_mb * 2**20, MAX_PIDS)
     own_uid = confinement is not None and confinement.uid is not None
+    caps = [(getattr(resource, name), value) for name, value in rlimits(limits, own_uid)]
 
     def limit() -> None:  # in the child, before exec
         if cgroup is not None:
             cgroup.enter(os.getpid())
-        # RLIMIT_DATA turns a hog's allocation into a MemoryError in the student's own code; the
-        # cgroup (or the PSS watch in channel.read_line) is the line that binds. RLIMIT_DATA would stop a CUDA
-        # build of torch from making its context, so with a GPU only the cgroup or the watch applies.
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # No POSIX message queue can be made: the zygote cannot list them to empty them between two students
-        # (their file system is not mounted in the sandbox), so none may exist to carry a message across.
-        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_MB * 2**20, FILE_SIZE_MB * 2**20))
-        resource.setrlimit(resource.RLIMIT_DATA, (data_cap, data_cap))
-        if own_uid:  # processes of the slot's uid, machine-wide: binds for a uid other than root, cgroup or not
-            resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PIDS, MAX_PIDS))
+        for which, value in caps:
+            resource.setrlimit(which, (value, value))
         if confinement is not None:
             confinement.apply()
         else:
             die_with_parent()
 
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch_threads()), "HOME": home, "TMPDIR": home,
-           "MPLCONFIGDIR": home}  # fmt: skip
-    env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})  # where the CUDA driver lives
+    env = environment(home)
     try:
         popen = subprocess.Popen(
             command,

@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-NAME = re.compile(r"grader-(sandbox|payload|entry|probe)-(\d+)-")
+NAME = re.compile(r"grader-(sandbox|payload|entry|probe|template)-(\d+)-")
 UNNAMED = re.compile(r"grader-[a-z0-9_]{8}")  # before 0.8.0: tempfile.mkdtemp(prefix="grader-"), no pid
 UNNAMED_STALE_S = 24 * 3600
 
 
 def prefix(kind: str) -> str:
-    """The prefix of a new scratch folder of ``kind`` (sandbox, payload, entry, probe) for this process."""
+    """The prefix of a new scratch folder of ``kind`` (sandbox, payload, entry, probe, template) for this process."""
     return f"grader-{kind}-{os.getpid()}-"
 
 

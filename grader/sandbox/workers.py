@@ -37,9 +37,9 @@ from grader.sandbox.isolation import (
 )
 from grader.sandbox.landlock import Ruleset
 from grader.sandbox.processes import Limits, Process, Zygote, become_subreaper, spawn
+from grader.sandbox.template import Template, copy_runtime, usable
 
 NO_WALL_NOTE = "Ran without a wall for other people's code"  # the note that says why, in red on the terminal
-RUNTIME = Path(__file__).resolve().parents[1] / "runtime"  # what a worker sees of the grader, copied whole
 
 
 class Runner(Protocol):
@@ -65,6 +65,7 @@ class Sandbox:
         limits: Limits | None = None,
         isolation: Isolation = "auto",
         kept: bool = False,
+        template: Template | None = None,
     ) -> None:
         self.submission = Path(submission) if submission is not None else None  # None: ``take`` one later
         self.limits = limits or Limits()
@@ -87,6 +88,7 @@ class Sandbox:
         self.slot: uids.Slot | None = None  # outside bubblewrap, for a root grader: the uid its workers run as
         self.rules: Ruleset | None = None  # outside bubblewrap, where the kernel has Landlock: what they may touch
         self.companion: Sandbox | None = None  # where the reference's timed step runs (``baseline``)
+        self.template = template  # behind the process wall, a class's: what its zygote is forked from
 
     # -------------------------------------------------------------- lifecycle
 
@@ -102,12 +104,7 @@ class Sandbox:
         self.fresh = cuda_available()
         self.scratch = Path(tempfile.mkdtemp(prefix=scratch_folders.prefix("sandbox")))
         try:
-            self.scratch.chmod(0o711)  # a worker running as another uid must reach its files
-            self.runtime = self.scratch / "runtime"
-            self.runtime.mkdir(mode=0o755)
-            for source in sorted(RUNTIME.glob("*.py")):
-                shutil.copyfile(source, self.runtime / source.name)
-                (self.runtime / source.name).chmod(0o644)
+            self.runtime = copy_runtime(self.scratch)  # 0711: a worker running as another uid must reach its files
             self.private = self.scratch / "submission"
             self.private.mkdir(mode=0o755)
             self.generated_dir = self.scratch / "generated"
@@ -123,7 +120,8 @@ class Sandbox:
                     os.chown(folder, 0, self.slot.uid)  # which, without Landlock, could read /tmp's scratch folders
                     folder.chmod(0o750)
             if not self.wall.sandboxed and self.wall.landlock:
-                self.rules = ruleset([str(self.runtime), str(self.private), str(self.generated_dir)], [str(self.home)])
+                runtimes = [str(self.runtime), *((str(self.template.runtime),) if self.template is not None else ())]
+                self.rules = ruleset([*runtimes, str(self.private), str(self.generated_dir)], [str(self.home)])
             if self.submission is not None:
                 self.intake = take_in(self.submission, self.private, into_existing=True)
         except BaseException:
@@ -148,7 +146,7 @@ class Sandbox:
         process of the last one ended, everything it could write emptied, its files replaced by the new
         submission's. If the sandbox cannot be shown clean, its zygote is ended and the next fork starts a
         fresh one. Folders are emptied in place: bubblewrap bound them, not their names."""
-        assert self.scratch is not None and self.reusable
+        assert self.scratch is not None and (self.reusable or self.zygote is None or not self.zygote.used)
         self._kill()
         # A zygote that forked nothing yet ran nothing of a submission (it may still be starting: its bwrap
         # would pass for a process left behind): nothing to clear.
@@ -195,7 +193,7 @@ class Sandbox:
         each in a session and control group of its own, so that the kernel schedules both sides alike.
         Made on the first call; kept while this sandbox is (from student to student), closed with it."""
         if self.companion is None:
-            companion = Sandbox(None, self.limits, self.isolation).__enter__()
+            companion = Sandbox(None, self.limits, self.isolation, template=self.template).__enter__()
             try:
                 for name, source in files.items():
                     target = companion.private / name
@@ -261,8 +259,21 @@ class Sandbox:
     def _home(self) -> str:
         return "/tmp" if self.wall.sandboxed else str(self.home)
 
+    def _forks_from_template(self) -> bool:
+        return (
+            self.template is not None and self.slot is not None and usable(self.wall) and not self.fresh
+            and (self.template.warm or not self.trains)
+        )  # fmt: skip
+
     def _spawn_zygote(self) -> Zygote:
-        """The submission's zygote: a worker that imports once and forks the worker of each module."""
+        """The submission's zygote: a worker that imports once and forks the worker of each module (forked, ready,
+        from a class's template behind the process wall)."""
+        if self._forks_from_template():
+            assert self.template is not None and self.slot is not None
+            try:
+                return self.template.fork(self._confinement(), self.private, self._home())  # type: ignore[arg-type]
+            except OSError:  # gone or sabotaged: this sandbox's zygote is started as without one
+                self.template = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             flags = (
@@ -290,8 +301,8 @@ class Sandbox:
         if self.zygote is not None and trains and not self.zygote.warm:
             self.zygote.end()
             self.zygote = None
-        if self.zygote is None:
-            self.zygote = self._spawn_zygote()
+        if self.zygote is None and not (self._forks_from_template() and not self.template.answered):  # type: ignore[union-attr]
+            self.zygote = self._spawn_zygote()  # (a template still importing: its first worker waits for it)
 
     def _fork(self) -> Process:
         """A fresh worker from the zygote, started (or started again, once, if it is gone) as needed."""

@@ -87,7 +87,7 @@ def test_the_timed_item_holds_the_machine_alone_while_it_times_and_only_then() -
     assert outcome.status == "passed", outcome
     assert turns.taken == ["alone", "shared"], turns.taken
     rounds = [side for side, op, held in log if op == "speed_run" and held == "alone"]
-    assert len(rounds) >= 2 * timing.REPEATS and set(rounds) == {"student", "reference"}, log
+    assert len(rounds) >= 2 * timing.EARLY_ROUNDS and set(rounds) == {"student", "reference"}, log
     turn_of = {(side, op): held for side, op, held in log}  # the last request of each kind on each side
     assert turn_of == {
         ("student", "speed_setup"): "alone", ("reference", "speed_setup"): "alone",
@@ -214,3 +214,29 @@ def test_the_machine_meter_counts_cpu_time_spent() -> None:
         pass
     after = busy_cpu_s()
     assert after is not None and after - before >= 0.25, (before, after)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "rounds", "status"),
+    [(1.0, timing.EARLY_ROUNDS, "passed"), (timing.EARLY_FACTOR, timing.EARLY_ROUNDS, "passed"),
+     (1.6, timing.REPEATS, "passed"), (2.9, timing.REPEATS, "passed"), (3.1, timing.MAX_REPEATS, "failed")],
+)  # fmt: skip
+def test_a_step_clearly_within_the_limit_is_timed_for_fewer_rounds(
+    monkeypatch: pytest.MonkeyPatch, ratio: float, rounds: int, status: str
+) -> None:
+    """Each side's round is timed at a fixed length (the student's ``ratio`` times the reference's): a step within
+    half the limit stops after EARLY_ROUNDS rounds, one nearer the limit takes all REPEATS, one past it MAX_REPEATS;
+    the verdict is the ratio's."""
+    turns, log = Spy(), []
+    student = Worker(turns, log, "student")
+
+    def clocked(runner: Worker, source: tuple[str, str], op: dict[str, Any], timeout: float) -> tuple[float, Any]:
+        reply = runner.run(*source, op, timeout)
+        return (0.01 * ratio if runner.side == "student" else 0.01), reply
+
+    monkeypatch.setattr(timing, "_clocked", clocked)
+    outcome = run.grade_record(RECORDS["ddpm.ddpm_train_step.speed"], student, ("ddpm", "ddpm.py"), turns=turns)
+    assert outcome.status == status, outcome
+    timed = [side for side, op, _ in log if op == "speed_run"]
+    assert timed == ["reference", "student"] * rounds
+    assert f"(fastest of {rounds} rounds)" in outcome.note, outcome.note

@@ -494,6 +494,57 @@ def test_a_grading_process_whose_batch_is_gone_cleans_up_whole_though_its_parent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["closed", "closing", "removed"]
 
 
+@contextlib.contextmanager
+def endings_heard_as_a_pool_process_does(monkeypatch: pytest.MonkeyPatch, ending: bool) -> Any:
+    """This process's SIGTERM, SIGINT and SIGALRM handlers and timer, restored after (engine._exit_cleanly and
+    _unless_ending change them, as they do in a pool process)."""
+    monkeypatch.setattr(engine, "_ENDING", ending)
+    saved = {heard: signal.getsignal(heard) for heard in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for heard, handler in saved.items():
+            signal.signal(heard, handler)
+
+
+def test_an_ending_signalled_inside_an_items_hypothesis_run_is_not_taken_for_its_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool process told to end (SIGTERM, as its batch dies) while an item's Hypothesis run calls the student's
+    code: Hypothesis takes a SystemExit for a failure of the test and shrinks it, calling the workers again and
+    again (a class killed behind the process wall went on for 2 to 7 s); the ending goes through at once."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    calls: list[int] = []
+
+    @settings(database=None, max_examples=50, derandomize=True)
+    @given(st.integers())
+    def item(x: int) -> None:
+        calls.append(x)
+        if len(calls) == 3:
+            engine._exit_cleanly(signal.SIGTERM, None)
+
+    with endings_heard_as_a_pool_process_does(monkeypatch, ending=False), pytest.raises(engine.Ending) as ended:
+        item()
+    assert ended.value.code == 128 + signal.SIGTERM and len(calls) == 3, calls
+
+
+def test_an_ending_that_a_gc_callback_dropped_is_raised_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised in a gc callback (Hypothesis has one), the ending is dropped by Python as unraisable: the pool
+    process's hook raises it again a moment later, where it propagates."""
+    from types import SimpleNamespace
+
+    dropped = SimpleNamespace(exc_value=engine.Ending(143), exc_type=engine.Ending, object=None, err_msg=None)
+    with endings_heard_as_a_pool_process_does(monkeypatch, ending=True), pytest.raises(engine.Ending) as ended:
+        engine._unless_ending(dropped)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            sum(range(1000))
+    assert ended.value.code == 143
+
+
 def other_grader(isolation: str) -> tuple[str, str]:
     return "0.0.1", ""
 

@@ -142,7 +142,15 @@ class Pool(Protocol):
 def serve(fd: int) -> None:
     """A pool process (``python -c 'serve(FD)'``, FD one end of a socket pair): grade what arrives until the batch
     closes its end. It says it is ready at once: its first student's sandbox starts its workers (which import
-    torch) before this process imports torch itself, as ``python -m grader grade`` does."""
+    torch) before this process imports torch itself, as ``python -m grader grade`` does. Told to end (SIGTERM,
+    SIGINT), it exits with 128 + the signal's number once its clean-up is done."""
+    try:
+        _serve(fd)
+    except Ending as ending:
+        raise SystemExit(ending.code) from None
+
+
+def _serve(fd: int) -> None:
     from grader.sandbox.processes import become_subreaper, die_with_parent
 
     connection = multiprocessing.connection.Connection(fd)
@@ -209,24 +217,47 @@ def _remove_own_places() -> None:
 _ENDING = False  # a pool process told to end (SIGTERM, SIGINT) grades nothing more and answers nothing
 
 
+class Ending(KeyboardInterrupt):
+    """A pool process told to end: raised by its signal handler, through every ``finally`` (the sandboxes close),
+    and made its exit code by ``serve``. A KeyboardInterrupt, because Hypothesis lets that one through at once:
+    SystemExit it takes for a failure of the test and shrinks, calling the student's workers again and again, and
+    a grading process killed inside an item's run went on for 2 to 7 s (a class behind the process wall)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _exit_cleanly(signum: int, frame: Any) -> None:
     global _ENDING
     _ENDING = True
     _deaf_to_endings()  # once: a second signal (its group's, then its parent's death) would cut the clean-up short
-    raise SystemExit(128 + signum)  # through every ``finally``: the sandboxes close
+    raise Ending(128 + signum)
 
 
 def _deaf_to_endings() -> None:
-    """SIGTERM and SIGINT ignored from now on: this process is ending, and either would cut its clean-up short."""
-    for heard in (signal.SIGTERM, signal.SIGINT):
+    """SIGTERM and SIGINT ignored from now on, and an ending raised again (``_end_again``'s SIGALRM): this process
+    is ending, and any of them would cut its clean-up short."""
+    for heard in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         signal.signal(heard, signal.SIG_IGN)
 
 
 def _unless_ending(unraisable: Any) -> None:
-    """Python's report of an exception it had to drop (raised in a gc callback or a finaliser), except the exit
-    that ``_exit_cleanly`` raised there: the serve loop ends on its own at its next step."""
-    if not (_ENDING and isinstance(unraisable.exc_value, SystemExit)):
-        sys.__unraisablehook__(unraisable)
+    """Python's report of an exception it had to drop (raised in a gc callback or a finaliser), except the
+    ``Ending`` that ``_exit_cleanly`` raised there, which is raised again a millisecond later (``_end_again``),
+    out of the callback: dropped, it let the grading go on to the student's end (Hypothesis's gc callback took
+    a SIGTERM in a class killed behind the process wall)."""
+    if _ENDING and isinstance(unraisable.exc_value, Ending):
+        signal.signal(signal.SIGALRM, functools.partial(_end_again, unraisable.exc_value.code))
+        signal.setitimer(signal.ITIMER_REAL, 0.001)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _end_again(code: int, signum: int, frame: Any) -> None:
+    """The ending a gc callback or finaliser dropped, raised again (once; dropped again, ``_unless_ending`` re-arms)."""
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    raise Ending(code)
 
 
 class Rooms:

@@ -287,7 +287,16 @@ def test_a_process_left_behind_cannot_touch_the_next_students(tmp_path: Path, wo
         assert [(i["id"], i["status"]) for i in result["items"]] == [(i, "passed") for i in ITEMS], result["items"]
     assert not [uid for uid in uids.candidates() if uids.processes_of(uid)], "a worker uid still runs a process"
     owned = [p for top in ("/tmp", "/dev/shm") for p in Path(top).iterdir() if p.lstat().st_uid in uids.candidates()]
-    assert not owned, owned
+    assert not [p for p in owned if not another_graders_scratch(p)], owned
+
+
+def another_graders_scratch(path: Path) -> bool:
+    """A scratch folder of another grader process still at work (a wall probe's folder belongs to its slot's uid
+    while it probes): CI's other test process, not a leftover of this class (CI once found one mid-probe)."""
+    from grader.sandbox import scratch
+
+    named = scratch.NAME.match(path.name)
+    return named is not None and int(named.group(2)) != os.getpid() and Path(f"/proc/{named.group(2)}").exists()
 
 
 ESCAPED_BURNERS = """\

@@ -273,7 +273,6 @@ class Rooms:
         self.settings: Settings | None = None
         self.uses = 0
         self.template: Template | None = None
-        self.template_for: tuple[object, bool] | None = None  # the limits and warm-up it was started with
 
     def get(self, settings: Settings) -> Sandbox | None:
         self.prepare(settings)
@@ -304,14 +303,12 @@ class Rooms:
         started with other limits or does not warm up for training that ``settings`` ask for."""
         if not template_usable(wall(settings.isolation)):
             return None
-        if self.template is not None and self.template_for is not None:
-            limits, warm = self.template_for
-            if limits != settings.limits or (trains and not warm):
-                self.template.close()
-                self.template = None
+        kept = self.template
+        if kept is not None and (kept.limits != settings.limits or (trains and not kept.warm)):
+            kept.close()
+            self.template = None
         if self.template is None:
             self.template = Template(wall(settings.isolation), settings.limits, warm=trains).__enter__()
-            self.template_for = (settings.limits, trains)
         return self.template
 
     def _close_room(self) -> None:

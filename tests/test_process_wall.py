@@ -433,6 +433,112 @@ def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone
     assert forked["fds"] == ["/dev/null", "/dev/null", "/dev/null", "socket"], forked["fds"]
 
 
+NONE_WALL = pytest.mark.skipif(
+    wall("off").kind != "none", reason="runs where --no-sandbox leaves no wall (outside tests/container.py, as CI)"
+)
+
+
+@NONE_WALL
+def test_behind_none_a_zygote_forked_from_the_template_is_started_as_one_started_alone() -> None:
+    """Behind none (``--no-sandbox`` without bubblewrap or a worker uid) a class's zygotes are forked from a
+    template too: each takes on itself the same session, rlimits, no-new-privileges, seccomp filter, working folder
+    and environment as one started alone, and has nothing open but /dev/null and its control socket."""
+    from grader.sandbox import Sandbox
+    from grader.sandbox.template import Template
+
+    seen = []
+    with Template(wall("off"), Sandbox(None).limits, warm=False) as template:
+        for forked in (template, None):
+            with Sandbox(None, isolation="off", template=forked) as sandbox:
+                sandbox.start(trains=False)
+                worker = sandbox._fork()
+                try:
+                    assert sandbox.zygote is not None
+                    python = sandbox.zygote.process.python()
+                    assert python is not None
+                    assert (python.ppid() == template.process.pid) == (forked is not None)  # type: ignore[union-attr]
+                    seen.append(_confined_as(python.pid))
+                finally:
+                    worker.end()
+    forked, alone = seen
+    assert {**forked, "fds": None} == {**alone, "fds": None}
+    assert forked["NoNewPrivs"] == ["1"] and forked["Seccomp"] == alone["Seccomp"]
+    assert forked["fds"] == ["/dev/null", "/dev/null", "/dev/null", "socket"], forked["fds"]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
+def test_a_template_that_was_stopped_or_killed_is_replaced_before_the_next_student(signal_name: str) -> None:
+    """Behind none a submission's workers run as the template's uid and can stop or kill it: the grading process
+    checks it before each student's room and starts another, rather than wait a start-up timeout on it."""
+    import signal
+
+    from grader.batch import engine
+
+    if not engine.template_usable(wall("off")):
+        pytest.skip("no template on this machine (a GPU machine)")
+    rooms = engine.Rooms()
+    settings = engine.Settings(("mle.binomial_mle",), isolation="off")
+    try:
+        rooms.prepare(settings)
+        first = rooms.template
+        assert first is not None and first.process is not None and first.sound()
+        os.kill(first.process.pid, getattr(signal, signal_name))
+        rooms._close_room()
+        rooms.prepare(settings)
+        assert rooms.template is not None and rooms.template is not first and rooms.template.sound()
+        assert first.process is None  # closed: ended, even stopped
+        assert rooms.room is not None
+        worker = rooms.room._fork()  # from the new template
+        try:
+            zygote = rooms.room.zygote.process.python()  # type: ignore[union-attr]
+            assert zygote is not None and zygote.ppid() == rooms.template.process.pid  # type: ignore[union-attr]
+        finally:
+            worker.end()
+    finally:
+        rooms.close()
+
+
+TEMPLATE_SIGNALLER = """
+import os, signal
+template = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])  # its zygote's parent
+done = []
+if b"--template" in open(f"/proc/{template}/cmdline", "rb").read():
+    try:
+        os.kill(template, signal.SIGNAL)
+        done.append("SIGNAL")
+    except OSError:
+        pass
+
+
+def binomial_mle(successes, trials):
+    raise RuntimeError(f"signalled the template: {done}")
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGSTOP", "SIGKILL"])
+def test_a_student_who_signals_the_template_costs_nobody_else(tmp_path: Path, signal_name: str) -> None:
+    """With ``--no-sandbox`` (behind none here, the process wall in tests/container.py) a student's code tries to
+    stop or kill the template its zygote was forked from (Landlock's signal scope stops it where the kernel has
+    one): the next student gets full marks."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    folder = tmp_path / "class"
+    attacker = TEMPLATE_SIGNALLER.replace("SIGNAL", signal_name)
+    for student, mle in (("a_attacker", attacker), ("b_honest", (ROOT / "solutions" / "mle.py").read_text())):
+        (folder / student).mkdir(parents=True)
+        (folder / student / "mle.py").write_text(mle)
+    settings = engine.Settings(("mle.binomial_mle",), timeout_s=10.0, isolation="off")
+    summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(1), settings)
+    assert (summary.graded, summary.failed) == (2, 0), summary.line()
+    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*.json")}
+    # behind none only a kernel without Landlock's signal scope (ABI 6) lets a worker signal outside its domain
+    scoped = wall("off").kind != "none" or wall("off").landlock >= 6
+    reached = f"signalled the template: {[] if scoped else [signal_name]}"
+    assert reached in results["a_attacker"]["items"][0]["feedback"], results["a_attacker"]["items"][0]
+    assert [(i["status"], i["score"]) for i in results["b_honest"]["items"]] == [("passed", 2)]
+
+
 TEMPLATE_ATTACK = """
 import ctypes, os, signal
 saw, reached = 0, []

@@ -262,9 +262,10 @@ def _end_again(code: int, signum: int, frame: Any) -> None:
 
 class Rooms:
     """The sandbox a grading process keeps for the students it grades, one after another: where bubblewrap
-    builds it (``Sandbox.reusable``), and for ``ROOM_USES`` students at most. Behind the process wall a sandbox
-    serves one student (its uid is cleared after it), its zygote forked from the template this process keeps
-    (grader/sandbox/template.py), which imported torch once for all of them. Else a sandbox per student."""
+    builds it (``Sandbox.reusable``), and for ``ROOM_USES`` students at most. Elsewhere a sandbox serves one
+    student (behind the process wall its uid is cleared after it), its zygote forked from the template this process
+    keeps (grader/sandbox/template.py), which imported torch once for all of them; on a GPU machine, where each
+    worker is a new Python, a sandbox per student."""
 
     ROOM_USES = 50
 
@@ -299,12 +300,12 @@ class Rooms:
             self.room, self.settings, self.uses = room, settings, 0
 
     def _template(self, settings: Settings, trains: bool) -> Template | None:
-        """Behind the process wall, the template to fork this room's zygotes from: the one kept, unless it was
-        started with other limits or does not warm up for training that ``settings`` ask for."""
+        """Outside bubblewrap, the template to fork this room's zygotes from: the one kept, unless a fork from it
+        failed, or it was started with other limits or does not warm up for training that ``settings`` ask for."""
         if not template_usable(wall(settings.isolation)):
             return None
         kept = self.template
-        if kept is not None and (kept.limits != settings.limits or (trains and not kept.warm)):
+        if kept is not None and (not kept.sound() or kept.limits != settings.limits or (trains and not kept.warm)):
             kept.close()
             self.template = None
         if self.template is None:

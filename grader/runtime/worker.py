@@ -397,6 +397,7 @@ def template(control_fd: int, warm: bool) -> None:
     if warm:
         drivers.warm_up()
     imported()
+    _dumpable(False)  # behind none, workers run as this uid: none can open its /proc/PID/mem and write into it
 
     def reap(*_: object) -> None:
         while True:

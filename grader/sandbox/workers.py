@@ -261,7 +261,7 @@ class Sandbox:
 
     def _forks_from_template(self) -> bool:
         return (
-            self.template is not None and self.slot is not None and usable(self.wall) and not self.fresh
+            self.template is not None and usable(self.wall) and not self.fresh
             and (self.template.warm or not self.trains)
         )  # fmt: skip
 
@@ -269,7 +269,7 @@ class Sandbox:
         """The submission's zygote: a worker that imports once and forks the worker of each module (forked, ready,
         from a class's template behind the process wall)."""
         if self._forks_from_template():
-            assert self.template is not None and self.slot is not None
+            assert self.template is not None
             try:
                 return self.template.fork(self._confinement(), self.private, self._home())  # type: ignore[arg-type]
             except OSError:  # gone or sabotaged: this sandbox's zygote is started as without one

@@ -278,7 +278,9 @@ def test_a_process_left_behind_cannot_touch_the_next_students(tmp_path: Path, wo
         (folder / student).mkdir(parents=True)
         (folder / student / "mle.py").write_text(mle)
         (folder / student / "divergences.py").write_text(source["divergences"])
-    settings = engine.Settings(ITEMS, timeout_s=10.0, isolation="required")
+    # the spy stops and kills its own workers too, whose calls then run into the limit: the hostile suite's 3 s
+    # (a victim's call takes milliseconds), not the default's 10, which kept the class waiting 20 s on the spy
+    settings = engine.Settings(ITEMS, timeout_s=3.0, isolation="required")
     summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(workers), settings)
     assert (summary.graded, summary.failed) == (4, 0), summary.line()
     for student in ("b_victim", "c_victim", "d_victim"):

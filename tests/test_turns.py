@@ -219,14 +219,15 @@ def test_the_machine_meter_counts_cpu_time_spent() -> None:
 @pytest.mark.parametrize(
     ("ratio", "rounds", "status"),
     [(1.0, timing.EARLY_ROUNDS, "passed"), (timing.EARLY_FACTOR, timing.EARLY_ROUNDS, "passed"),
-     (1.6, timing.REPEATS, "passed"), (2.9, timing.REPEATS, "passed"), (3.1, timing.MAX_REPEATS, "failed")],
+     (1.6, timing.REPEATS, "passed"), (2.9, timing.REPEATS, "passed"), (3.1, timing.MAX_REPEATS, "failed"),
+     (timing.CLEARLY_SLOW_FACTOR, timing.MAX_REPEATS, "failed"), (9.5, timing.EARLY_ROUNDS, "failed")],
 )  # fmt: skip
-def test_a_step_clearly_within_the_limit_is_timed_for_fewer_rounds(
+def test_a_step_clearly_within_or_past_the_limit_is_timed_for_fewer_rounds(
     monkeypatch: pytest.MonkeyPatch, ratio: float, rounds: int, status: str
 ) -> None:
     """Each side's round is timed at a fixed length (the student's ``ratio`` times the reference's): a step within
-    half the limit stops after EARLY_ROUNDS rounds, one nearer the limit takes all REPEATS, one past it MAX_REPEATS;
-    the verdict is the ratio's."""
+    half the limit, or past CLEARLY_SLOW_FACTOR, stops after EARLY_ROUNDS rounds; one nearer the limit takes all
+    REPEATS, one past it MAX_REPEATS; the verdict is the ratio's."""
     turns, log = Spy(), []
     student = Worker(turns, log, "student")
 

@@ -24,7 +24,11 @@ loaded machine does not fail a fast step, and a slow step stays slow. A step wit
 (half the limit) of the reference after EARLY_ROUNDS rounds is timed no more: further rounds could
 lift its ratio past the limit only by halving the reference's fastest round, which load that slowed
 every one of the reference's rounds and none of the student's would take (the solution measures
-about 1x, a per-sample loop 5x and more, under load too). The solutions' timed item took 0.80 s
+about 1x, a per-sample loop 5x and more, under load too). Likewise a step past CLEARLY_SLOW_FACTOR (three
+times the limit) after EARLY_ROUNDS rounds: only load that slowed every one of its rounds threefold and none of
+the reference's could hide a step within the limit there (load moved the per-sample loop from about 5.6x idle to
+at most 10.4x, a factor under 2). A step that computes its schedule per sample in Python, some 28x, took all
+MAX_REPEATS rounds and 26.7 s to grade before. The solutions' timed item took 0.80 s
 instead of 1.30 (``benchmarks.grade_phases``, fastest of 3, one run each, one hour). On the CPU both sides'
 steps run on one torch thread (``drivers.SpeedSession``): with two, load from elsewhere made
 rounds of either side 2 to 30 times slower at the threads' barriers, unevenly, and a per-sample
@@ -65,6 +69,7 @@ REPEATS = 9  # rounds; the fastest of each side is compared
 EARLY_ROUNDS = 5  # after as many rounds, a step already within EARLY_FACTOR of the reference is timed no more
 EARLY_FACTOR = SPEED_FACTOR / 2
 MAX_REPEATS = 27  # rounds while the student's step still looks too slow: a busy moment only ever adds time
+CLEARLY_SLOW_FACTOR = 3 * SPEED_FACTOR  # after EARLY_ROUNDS, a step this far past the reference is timed no more
 WARMUP = 3
 BATCH, DIM, HIDDEN, T = 128, 784, 512, 1000
 SEED = 0  # of the model's initial weights and of the batch, t and noise
@@ -169,8 +174,9 @@ def time_speed(
                 return Outcome("error", f"The timed step {describe_error(reply['error'])}.", "")
             if sandbox.helpers():
                 return Outcome("failed", ALONE, "")
-            if len(ours) >= EARLY_ROUNDS and min(theirs) <= EARLY_FACTOR * min(ours):
-                break  # more rounds cannot take it past SPEED_FACTOR unless all of the reference's so far ran 2x slow
+            clear = not EARLY_FACTOR * min(ours) < min(theirs) <= CLEARLY_SLOW_FACTOR * min(ours)
+            if len(ours) >= EARLY_ROUNDS and clear:
+                break  # more rounds cannot take it across SPEED_FACTOR unless all of one side's so far ran 2-3x slow
     with turns.take(alone=False):
         untrained = _untrained(
             sandbox, source, _ours(reference, {"op": "speed_params"}, ROUND_TIMEOUT_S)[1], start_state()

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -435,6 +436,22 @@ def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone
     assert forked["fds"] == ["/dev/null", "/dev/null", "/dev/null", "socket"], forked["fds"]
 
 
+def attacker_then_honest(tmp_path: Path, attacker: str, isolation: str) -> dict[str, Any]:
+    """A class of two graded by one grading process: ``attacker``'s mle.py, then the solution's; each student's
+    stored result, after asserting that both were graded."""
+    from grader.batch import engine
+    from grader.batch.classroom import grade_class
+
+    folder = tmp_path / "class"
+    for student, mle in (("a_attacker", attacker), ("b_honest", (ROOT / "solutions" / "mle.py").read_text())):
+        (folder / student).mkdir(parents=True)
+        (folder / student / "mle.py").write_text(mle)
+    settings = engine.Settings(("mle.binomial_mle",), timeout_s=10.0, isolation=isolation)  # type: ignore[arg-type]
+    summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(1), settings)
+    assert (summary.graded, summary.failed) == (2, 0), summary.line()
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*.json")}
+
+
 NONE_WALL = pytest.mark.skipif(
     wall("off").kind != "none", reason="runs where --no-sandbox leaves no wall (outside tests/container.py, as CI)"
 )
@@ -525,18 +542,7 @@ def test_a_student_who_signals_the_template_costs_nobody_else(tmp_path: Path, si
     """With ``--no-sandbox`` (behind none here, the process wall in tests/container.py) a student's code tries to
     stop or kill the template its zygote was forked from (Landlock's signal scope stops it where the kernel has
     one): the next student gets full marks."""
-    from grader.batch import engine
-    from grader.batch.classroom import grade_class
-
-    folder = tmp_path / "class"
-    attacker = TEMPLATE_SIGNALLER.replace("SIGNAL", signal_name)
-    for student, mle in (("a_attacker", attacker), ("b_honest", (ROOT / "solutions" / "mle.py").read_text())):
-        (folder / student).mkdir(parents=True)
-        (folder / student / "mle.py").write_text(mle)
-    settings = engine.Settings(("mle.binomial_mle",), timeout_s=10.0, isolation="off")
-    summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(1), settings)
-    assert (summary.graded, summary.failed) == (2, 0), summary.line()
-    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*.json")}
+    results = attacker_then_honest(tmp_path, TEMPLATE_SIGNALLER.replace("SIGNAL", signal_name), "off")
     # behind none only a kernel without Landlock's signal scope (ABI 6) lets a worker signal outside its domain
     scoped = wall("off").kind != "none" or wall("off").landlock >= 6
     reached = f"signalled the template: {[] if scoped else [signal_name]}"
@@ -581,17 +587,7 @@ def test_no_submission_can_reach_the_template_its_zygote_was_forked_from(tmp_pat
     """The template runs as the grader's uid: a student's code finds it (its command line is public) and can
     neither stop, kill nor trace it, nor read its environment, memory or descriptors (its control socket); the
     student graded after, whose zygote is forked from the same template, gets full marks."""
-    from grader.batch import engine
-    from grader.batch.classroom import grade_class
-
-    folder = tmp_path / "class"
-    for student, mle in (("a_attacker", TEMPLATE_ATTACK), ("b_honest", (ROOT / "solutions" / "mle.py").read_text())):
-        (folder / student).mkdir(parents=True)
-        (folder / student / "mle.py").write_text(mle)
-    settings = engine.Settings(("mle.binomial_mle",), timeout_s=10.0, isolation="required")
-    summary = grade_class(folder, tmp_path / "out", lambda: engine.LocalPool(1), settings)
-    assert (summary.graded, summary.failed) == (2, 0), summary.line()
-    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*.json")}
+    results = attacker_then_honest(tmp_path, TEMPLATE_ATTACK, "required")
     attacker = results["a_attacker"]["items"][0]
     assert "saw 1 template(s), reached []" in attacker["feedback"], attacker["feedback"]
     assert [(i["status"], i["score"]) for i in results["b_honest"]["items"]] == [("passed", 2)]

@@ -372,6 +372,27 @@ def test_a_submissions_copy_is_its_own_workers_alone(tmp_path: Path) -> None:
         assert (info.st_uid, info.st_mode & 0o777) == (sandbox.slot.uid, 0o700)
 
 
+def _forked_and_alone(template: Any, isolation: str) -> list[tuple[dict[str, object], int | None]]:
+    """What the kernel says of a zygote forked from ``template`` and of one started on its own (``_confined_as``),
+    in that order, each with its slot's uid (None without one)."""
+    from grader.sandbox import Sandbox
+
+    seen = []
+    for forked in (template, None):
+        with Sandbox(None, isolation=isolation, template=forked) as sandbox:  # type: ignore[arg-type]
+            sandbox.start(trains=False)
+            worker = sandbox._fork()  # waits for the template's imports, the first time
+            try:
+                assert sandbox.zygote is not None
+                python = sandbox.zygote.process.python()
+                assert python is not None
+                assert (python.ppid() == template.process.pid) == (forked is not None)
+                seen.append((_confined_as(python.pid), sandbox.slot.uid if sandbox.slot else None))
+            finally:
+                worker.end()
+    return seen
+
+
 def _confined_as(pid: int) -> dict[str, object]:
     """What the kernel says of a process's confinement: its ids, capabilities, no-new-privileges, seccomp, session,
     rlimits, open descriptors (by kind), working folder and environment's names."""
@@ -399,21 +420,10 @@ def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone
     from grader.sandbox import Sandbox
     from grader.sandbox.template import Template
 
-    seen = []
     with Template(wall("auto"), Sandbox(None).limits, warm=False) as template:
-        for forked in (template, None):
-            with Sandbox(None, isolation="required", template=forked) as sandbox:
-                sandbox.start(trains=False)
-                worker = sandbox._fork()  # waits for the template's imports, the first time
-                try:
-                    assert sandbox.zygote is not None and sandbox.slot is not None
-                    python = sandbox.zygote.process.python()
-                    assert python is not None
-                    assert (python.ppid() == template.process.pid) == (forked is not None)  # type: ignore[union-attr]
-                    seen.append(_confined_as(python.pid))
-                    assert seen[-1]["Uid"] == [str(sandbox.slot.uid)] * 4, seen[-1]
-                finally:
-                    worker.end()
+        seen = _forked_and_alone(template, "required")
+        for confined, uid in seen:
+            assert uid is not None and confined["Uid"] == [str(uid)] * 4, confined
         attack = (
             "import os\nfound = []\n"
             f"for path in ({str(ROOT / 'solutions' / 'mle.py')!r}, {str(template.runtime / 'worker.py')!r}):\n"
@@ -429,7 +439,7 @@ def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone
                                                   "inputs": {"function": "binomial_mle", "args": [1, 2]}})  # fmt: skip
     template_runtime = str(template.runtime / "worker.py")
     assert reply["error"]["message"] == repr([(template_runtime, "r")]), reply
-    forked, alone = seen
+    (forked, _), (alone, _) = seen
     assert alone["fds"] == ["/dev/null"] * 3 + ["pipe", "socket"], alone["fds"]  # stdin: spawn's pipe
     assert {**forked, "fds": None} == {**alone, "fds": None}
     assert forked["NoNewPrivs"] == ["1"] and forked["Seccomp"] == ["2"] and set(forked["CapEff"][0]) == {"0"}
@@ -465,21 +475,8 @@ def test_behind_none_a_zygote_forked_from_the_template_is_started_as_one_started
     from grader.sandbox import Sandbox
     from grader.sandbox.template import Template
 
-    seen = []
     with Template(wall("off"), Sandbox(None).limits, warm=False) as template:
-        for forked in (template, None):
-            with Sandbox(None, isolation="off", template=forked) as sandbox:
-                sandbox.start(trains=False)
-                worker = sandbox._fork()
-                try:
-                    assert sandbox.zygote is not None
-                    python = sandbox.zygote.process.python()
-                    assert python is not None
-                    assert (python.ppid() == template.process.pid) == (forked is not None)  # type: ignore[union-attr]
-                    seen.append(_confined_as(python.pid))
-                finally:
-                    worker.end()
-    forked, alone = seen
+        (forked, _), (alone, _) = _forked_and_alone(template, "off")
     assert {**forked, "fds": None} == {**alone, "fds": None}
     assert forked["NoNewPrivs"] == ["1"] and forked["Seccomp"] == alone["Seccomp"]
     assert forked["fds"] == ["/dev/null", "/dev/null", "/dev/null", "socket"], forked["fds"]

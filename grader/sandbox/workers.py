@@ -267,7 +267,7 @@ class Sandbox:
 
     def _spawn_zygote(self) -> Zygote:
         """The submission's zygote: a worker that imports once and forks the worker of each module (forked, ready,
-        from a class's template behind the process wall)."""
+        from a class's template outside bubblewrap)."""
         if self._forks_from_template():
             assert self.template is not None
             try:

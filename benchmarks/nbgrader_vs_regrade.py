@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.regrades < 1:
         parser.error("--regrades must be at least 1")
-    course = Path(tempfile.mkdtemp(prefix="nbgrader-vs-regrade-")) / "course"
+    scratch = Path(tempfile.mkdtemp(prefix="nbgrader-vs-regrade-"))  # removed after a run whose scores were right
+    course = scratch / "course"
     kinds = build(course, args.students)
     nbgrader = str(Path(sys.executable).with_name("nbgrader"))
     autograde, busy, idle = timed([nbgrader, "autograde", ASSIGNMENT], cwd=course)
@@ -116,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         expected = SCORES.get(kind)
         right = row["isolated"] == expected if expected is not None else 0 < row["isolated"] < 100
         if not right or row["in_kernel"] != row["isolated"]:
-            raise SystemExit(f"{student} ({kind}): in the kernel {row['in_kernel']}, isolated {row['isolated']}")
+            raise SystemExit(
+                f"{student} ({kind}): in the kernel {row['in_kernel']}, isolated {row['isolated']} (the course is "
+                f"kept in {course})"
+            )
+    shutil.rmtree(scratch)
     n = args.students
     print(f"{n} students ({', '.join(f'{sum(k == kind for k in kinds.values())} {kind}' for kind in KINDS)})")
     print(f"  nbgrader autograde:               {autograde:7.1f} s  ({autograde / n:.1f} s a student; {cpu[0]})")

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -355,6 +357,26 @@ def test_without_landlock_a_project_the_worker_can_read_is_no_wall(monkeypatch: 
     assert any("no Landlock" in p for p in held.problems), held.problems
 
 
+@OWN_UID
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv to drop a capability")
+def test_root_without_dac_override_is_no_process_wall() -> None:
+    """A container that drops CAP_DAC_OVERRIDE leaves root unable to empty a worker uid's HOME (mode 0700) for
+    the next student: the probe, which tries that too, calls the wall none and says why, and a class graded
+    there loses nobody a point (tests/test_faults.py grades one so)."""
+    code = "from grader.sandbox import wall; w = wall('off'); print(w.kind, w.own_uid); print(*w.problems, sep='\\n')"
+    drop = ["setpriv", "--bounding-set=-dac_override", "--inh-caps=-dac_override"]
+    probe = subprocess.Popen([*drop, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT)  # fmt: skip
+    out, err = probe.communicate(timeout=120)
+    assert probe.returncode == 0, err
+    kind, *problems = out.splitlines()
+    assert kind == "none False", out
+    assert "the grader runs as root without CAP_DAC_OVERRIDE (a container that drops it): it could not empty a " \
+           "worker's folders between students" in problems, problems  # fmt: skip
+    assert not any("no worker uid can run this Python" in p or "not root" in p for p in problems), problems
+    assert not list(Path(tempfile.gettempdir()).glob(f"grader-probe-{probe.pid}-*"))  # removed: root's own again
+
+
 @BEHIND_THE_PROCESS_WALL
 def test_a_submissions_copy_is_its_own_workers_alone(tmp_path: Path) -> None:
     """Scratch folders live in /tmp: the copy of a submission and the modules made from its notebooks belong to
@@ -422,8 +444,8 @@ def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone
 
     with Template(wall("auto"), Sandbox(None).limits, warm=False) as template:
         seen = _forked_and_alone(template, "required")
-        for confined, uid in seen:
-            assert uid is not None and confined["Uid"] == [str(uid)] * 4, confined
+        for confined, uid in seen:  # each its slot's uid: the two slots may differ (another grader holds one)
+            assert uid is not None and confined["Uid"] == confined["Gid"] == [str(uid)] * 4, confined
         attack = (
             "import os\nfound = []\n"
             f"for path in ({str(ROOT / 'solutions' / 'mle.py')!r}, {str(template.runtime / 'worker.py')!r}):\n"
@@ -441,7 +463,7 @@ def test_a_zygote_forked_from_the_template_is_confined_as_a_zygote_started_alone
     assert reply["error"]["message"] == repr([(template_runtime, "r")]), reply
     (forked, _), (alone, _) = seen
     assert alone["fds"] == ["/dev/null"] * 3 + ["pipe", "socket"], alone["fds"]  # stdin: spawn's pipe
-    assert {**forked, "fds": None} == {**alone, "fds": None}
+    assert {**forked, "fds": None, "Uid": None, "Gid": None} == {**alone, "fds": None, "Uid": None, "Gid": None}
     assert forked["NoNewPrivs"] == ["1"] and forked["Seccomp"] == ["2"] and set(forked["CapEff"][0]) == {"0"}
     assert forked["fds"] == ["/dev/null", "/dev/null", "/dev/null", "socket"], forked["fds"]
 

@@ -132,6 +132,18 @@ def _closed_on_the_way(path: Path) -> str | None:
     return None
 
 
+def _can_empty(folder: Path) -> bool:
+    """Whether the grader can list and empty ``folder``, which a worker's uid owns (mode 0700 or 0711), as a
+    sandbox is emptied for the next student: root can, unless it runs without CAP_DAC_OVERRIDE."""
+    try:
+        (folder / "grader-can-empty").touch()
+        os.listdir(folder)
+        (folder / "grader-can-empty").unlink()
+    except PermissionError:
+        return False
+    return True
+
+
 def _probe(
     command: list[str], confinement: Confinement | None = None, pass_fds: tuple[int, ...] = (), cwd: Path | None = None
 ) -> int | None:
@@ -235,6 +247,14 @@ def _outside_bubblewrap(problems: list[str], program: bytes | None, masks: tuple
     try:
         if slot is not None:
             os.chown(scratch, slot.uid, slot.uid)
+            if not _can_empty(scratch):
+                problems.append(
+                    "the grader runs as root without CAP_DAC_OVERRIDE (a container that drops it): it could not "
+                    "empty a worker's folders between students"
+                )
+                os.chown(scratch, 0, 0)  # the probes below run as root, in it
+                slot.release()
+                slot = None
         tries: list[tuple[uids.Slot | None, int]] = [(slot, version), (slot, 0)] if slot is not None else []
         tries += [(None, version), (None, 0)]
         for held, abi in [t for k, t in enumerate(tries) if t not in tries[:k]]:
@@ -249,9 +269,9 @@ def _outside_bubblewrap(problems: list[str], program: bytes | None, masks: tuple
                     rules.close()
             if status not in (0, EXPOSED):
                 continue
-            if held is None and root:
+            if held is None and root and slot is not None:
                 problems.append("no worker uid can run this Python installation (it must be readable by all)")
-            elif held is None:
+            elif held is None and not root:
                 problems.append("the grader is not root, so workers cannot run as a uid of their own")
             if status == EXPOSED:
                 problems.append(

@@ -26,7 +26,7 @@ from grader.grading import replay, run
 from grader.grading.items import CHECKS, RECORDS
 from grader.grading.run import grade, item_seed
 from grader.kernel import InKernel
-from grader.sandbox import Limits, Sandbox, wall
+from grader.sandbox import Limits, Sandbox, Wall, wall
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(call_timeout_s=20.0)
@@ -163,15 +163,22 @@ def test_a_record_is_read_only_under_its_own_key(cache: Path, monkeypatch: pytes
     assert replay.folder() is None and replay.load(item, item_seed(item)) is None
 
 
-def test_no_replay_without_a_wall(cache: Path) -> None:
-    """In a notebook's kernel, or without a wall, the student's code could write a record (one of no cases would
-    pass every submission): nothing is read or kept there."""
+def test_no_replay_without_a_wall(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a notebook's kernel, or without a wall (``--no-sandbox`` where no worker uid can be had: a grader that is
+    not root), the student's code could write a record (one of no cases would pass every submission): nothing is
+    read or kept there."""
+    from grader.sandbox import workers
+
     check = CHECKS["mle.binomial_mle"]
     namespace = vars(__import__("solutions.mle", fromlist=["mle"]))
     assert not run.replayable(check, InKernel(namespace))
-    with Sandbox(ROOT / "solutions", LIMITS, isolation="off") as bare:
-        assert not run.replayable(check, bare)
-        assert run.judge(check, bare).status == "passed"
+    none = Wall("none", problems=("bubblewrap (bwrap) is not installed", "the grader is not root"))
+    with monkeypatch.context() as patched:  # where a root grader's --no-sandbox still has the process wall
+        patched.setattr(workers, "wall", lambda isolation="auto": none)
+        with Sandbox(ROOT / "solutions", LIMITS, isolation="off") as bare:
+            assert bare.wall is none
+            assert not run.replayable(check, bare)
+            assert run.judge(check, bare).status == "passed"
     assert not list(cache.glob("*.json"))
     with Sandbox(ROOT / "solutions", LIMITS) as auto:
         assert run.replayable(check, auto) == auto.wall.holds

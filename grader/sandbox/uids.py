@@ -102,11 +102,8 @@ def acquire() -> Slot | None:
     for uid in candidates():
         if not usable(uid):
             continue
-        fd = os.open(folder / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        fd = hold(folder, uid)
+        if fd is None:
             continue
         try:
             if not clear(uid):
@@ -116,6 +113,17 @@ def acquire() -> Slot | None:
             raise
         return Slot(uid, fd)
     return None
+
+
+def hold(folder: Path, uid: int) -> int | None:
+    """The descriptor of ``uid``'s lock, taken without waiting; None while another process holds it."""
+    fd = os.open(folder / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def processes_of(uid: int) -> list[int]:

@@ -376,24 +376,35 @@ def test_without_landlock_a_project_the_worker_can_read_is_no_wall(monkeypatch: 
     assert any("no Landlock" in p for p in held.problems), held.problems
 
 
-@OWN_UID
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv to drop a capability")
-def test_root_without_dac_override_is_no_process_wall() -> None:
-    """A container that drops CAP_DAC_OVERRIDE leaves root unable to empty a worker uid's HOME (mode 0700) for
-    the next student: the probe, which tries that too, calls the wall none and says why, and a class graded
-    there loses nobody a point (tests/test_faults.py grades one so)."""
+@ROOT_ONLY
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv to drop capabilities")
+@pytest.mark.parametrize(
+    ("dropped", "named"),
+    [
+        ("dac_override", "CAP_DAC_OVERRIDE"),  # root could not empty a worker uid's 0700 HOME for the next student
+        ("setuid,setgid", "CAP_SETGID, CAP_SETUID"),
+        ("all", "CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID"),  # a pod's drop: [ALL]
+    ],
+)
+def test_root_without_the_capabilities_it_needs_is_no_process_wall(dropped: str, named: str) -> None:
+    """A container may leave root without capabilities the process wall needs: the probe calls the wall none and
+    names them, instead of a wall that failed every student (no CAP_DAC_OVERRIDE: tests/test_faults.py grades a
+    class so) or a traceback (no CAP_CHOWN); the probe's folder is removed."""
     code = "from grader.sandbox import wall; w = wall('off'); print(w.kind, w.own_uid); print(*w.problems, sep='\\n')"
-    drop = ["setpriv", "--bounding-set=-dac_override", "--inh-caps=-dac_override"]
-    probe = subprocess.Popen([*drop, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=ROOT)  # fmt: skip
+    drop = ",".join(f"-{cap}" for cap in dropped.split(","))
+    probe = subprocess.Popen([
+        "setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-c", code],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
     out, err = probe.communicate(timeout=120)
     assert probe.returncode == 0, err
     kind, *problems = out.splitlines()
     assert kind == "none False", out
-    assert "the grader runs as root without CAP_DAC_OVERRIDE (a container that drops it): it could not empty a " \
-           "worker's folders between students" in problems, problems  # fmt: skip
-    assert not any("no worker uid can run this Python" in p or "not root" in p for p in problems), problems
-    assert not list(Path(tempfile.gettempdir()).glob(f"grader-probe-{probe.pid}-*"))  # removed: root's own again
+    drops = "it" if "," not in named else "them"
+    assert f"the grader runs as root without {named} (a container that drops {drops}): workers cannot run as a " \
+           "uid of their own" in problems, problems  # fmt: skip
+    assert not any("no worker uid" in p or "not root" in p for p in problems), problems
+    assert not list(Path(tempfile.gettempdir()).glob(f"grader-probe-{probe.pid}-*"))  # setpriv execs: one pid
 
 
 @BEHIND_THE_PROCESS_WALL

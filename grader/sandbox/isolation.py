@@ -132,16 +132,18 @@ def _closed_on_the_way(path: Path) -> str | None:
     return None
 
 
-def _can_empty(folder: Path) -> bool:
-    """Whether the grader can list and empty ``folder``, which a worker's uid owns (mode 0700 or 0711), as a
-    sandbox is emptied for the next student: root can, unless it runs without CAP_DAC_OVERRIDE."""
-    try:
-        (folder / "grader-can-empty").touch()
-        os.listdir(folder)
-        (folder / "grader-can-empty").unlink()
-    except PermissionError:
-        return False
-    return True
+# What a root grader does to a worker uid's processes and files (grader/sandbox/uids.py, workers.py): give it
+# folders and run it (chown, setgid, setuid), empty its HOME for the next student and remove what it left, in
+# folders it may have locked with mode 000 (dac_override, fowner), and end what it left running (kill).
+ROOT_NEEDS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7}
+
+
+def _missing_capabilities() -> list[str]:
+    """The capabilities of ``ROOT_NEEDS`` this process lacks: a container may drop some (Docker's default set
+    keeps them all; a Kubernetes pod with ``drop: [ALL]`` has none)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    effective = int(status["CapEff"], 16)
+    return [name for name, bit in ROOT_NEEDS.items() if not effective >> bit & 1]
 
 
 def _probe(
@@ -241,20 +243,18 @@ def _outside_bubblewrap(problems: list[str], program: bytes | None, masks: tuple
             f"other users cannot reach the temporary folder {tempfile.gettempdir()} ({closed} is closed to them): "
             "set TMPDIR to a folder they can reach, such as /tmp"
         )
-    slot = uids.acquire() if root and not closed else None
-    if root and not closed and slot is None:
+    missing = _missing_capabilities() if root else []
+    if missing:
+        problems.append(
+            f"the grader runs as root without {', '.join(missing)} (a container that drops "
+            f"{'it' if len(missing) == 1 else 'them'}): workers cannot run as a uid of their own"
+        )
+    slot = uids.acquire() if root and not closed and not missing else None
+    if root and not closed and not missing and slot is None:
         problems.append("no worker uid is free (grader/sandbox/uids.py)")
     try:
         if slot is not None:
             os.chown(scratch, slot.uid, slot.uid)
-            if not _can_empty(scratch):
-                problems.append(
-                    "the grader runs as root without CAP_DAC_OVERRIDE (a container that drops it): it could not "
-                    "empty a worker's folders between students"
-                )
-                os.chown(scratch, 0, 0)  # the probes below run as root, in it
-                slot.release()
-                slot = None
         tries: list[tuple[uids.Slot | None, int]] = [(slot, version), (slot, 0)] if slot is not None else []
         tries += [(None, version), (None, 0)]
         for held, abi in [t for k, t in enumerate(tries) if t not in tries[:k]]:

@@ -141,7 +141,11 @@ ROOT_NEEDS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_KILL"
 def _missing_capabilities() -> list[str]:
     """The capabilities of ``ROOT_NEEDS`` this process lacks: a container may drop some (Docker's default set
     keeps them all; a Kubernetes pod with ``drop: [ALL]`` has none)."""
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:  # not Linux: root has every privilege
+        return []
+    status = dict(line.split(":", 1) for line in lines if ":" in line)
     effective = int(status["CapEff"], 16)
     return [name for name, bit in ROOT_NEEDS.items() if not effective >> bit & 1]
 

@@ -253,8 +253,9 @@ def _outside_bubblewrap(problems: list[str], program: bytes | None, masks: tuple
             f"the grader runs as root without {', '.join(missing)} (a container that drops "
             f"{'it' if len(missing) == 1 else 'them'}): workers cannot run as a uid of their own"
         )
-    slot = uids.acquire() if root and not closed and not missing else None
-    if root and not closed and not missing and slot is None:
+    may_hold = root and not closed and not missing  # a worker uid may be tried: else the problem is said above
+    slot = uids.acquire() if may_hold else None
+    if may_hold and slot is None:
         problems.append("no worker uid is free (grader/sandbox/uids.py)")
     try:
         if slot is not None:

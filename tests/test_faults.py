@@ -309,6 +309,47 @@ def test_scratch_folders_of_a_killed_grader_are_removed(tmp_path: Path) -> None:
     assert not live.exists() and init.is_dir() and recent.is_dir() and other.is_dir()
 
 
+# A process whose first thread ends while another runs on: /proc reads its leader as a zombie.
+LEADER_ENDS_FIRST = """
+import ctypes, threading, time
+threading.Thread(target=time.sleep, args=(60,)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_killed_grader_not_yet_reaped_is_gone_one_whose_first_thread_ended_is_not(tmp_path: Path) -> None:
+    """Right after kill -9 of a class run its grading processes are exiting, or zombies that nobody has reaped
+    yet (the first process of many containers reaps nothing): a run started then removes their folders, rather
+    than leaving them to the run after it. A process whose first thread ended while another runs reads as a
+    zombie in /proc, and keeps its folders."""
+    from grader.sandbox import scratch
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # never waited for until the end: a zombie
+    leaderless = subprocess.Popen([sys.executable, "-c", LEADER_ENDS_FIRST], stdout=subprocess.PIPE)
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        assert leaderless.stdout is not None and leaderless.stdout.readline() == b"ready\n"
+        deadline = time.monotonic() + 30
+        while {_state(zombie.pid), _state(leaderless.pid)} != {"Z"} and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _state(zombie.pid) == _state(leaderless.pid) == "Z"
+        folders = {p.pid: tmp_path / f"grader-sandbox-{p.pid}-abc" for p in (zombie, leaderless, live)}
+        for folder in folders.values():
+            folder.mkdir()
+        assert scratch.sweep(tmp_path) == [folders[zombie.pid].name]
+        assert folders[leaderless.pid].is_dir() and folders[live.pid].is_dir()
+    finally:
+        for process in (zombie, leaderless, live):
+            process.kill()
+            process.wait()
+    assert scratch.gone(leaderless.pid) and scratch.gone(live.pid)  # reaped: no process at all
+
+
 def _frozen_group(under: dict[str, Path], owners: set[int]) -> bool:
     """Whether a worker group made by one of ``owners`` (the command's processes; other tests' graders may be
     freezing theirs meanwhile) is frozen."""

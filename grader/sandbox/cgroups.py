@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.sandbox import scratch
+
 PREFIX = "genmath-grader"
 V1_CONTROLLERS = ("memory", "pids", "freezer")
 _counter = itertools.count()
@@ -202,9 +204,9 @@ class Cgroup:
 
 
 def sweep() -> list[str]:
-    """Thaw, kill and remove the groups of graders that are gone (named ``PREFIX-<pid>-<n>`` with no process
-    ``pid`` left); the names of those removed. A live grader's groups, and every other group, are left alone."""
-    return _remove_where(lambda owner: not Path(f"/proc/{owner}").exists())
+    """Thaw, kill and remove the groups of graders that are gone (named ``PREFIX-<pid>-<n>``, ``scratch.gone(pid)``);
+    the names of those removed. A live grader's groups, and every other group, are left alone."""
+    return _remove_where(lambda owner: scratch.gone(int(owner)))
 
 
 def remove_own() -> list[str]:

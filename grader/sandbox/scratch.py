@@ -4,7 +4,10 @@ Every scratch folder of the grader (a sandbox's, a payload's, an entry's) is cal
 ``grader-<kind>-<pid>-<random>``. A grader ends its own; one killed with ``kill -9`` cannot, and its
 folders (a submission's copy among them) would stay: ``sweep``, run when a class run starts,
 removes those whose process is gone, folders a student locked (mode 000) included, never following
-a link. Folders of a live process, and every other entry, are left alone.
+a link. A process is gone once none of its threads runs: one killed and still tearing down, or a zombie
+nobody has reaped yet (the first process of many containers reaps nothing), is gone too, or a run started
+right after a ``kill -9`` would leave the folders to the run after it. Folders of a live process, and every
+other entry, are left alone.
 
 Graders before 0.8.0 named theirs ``grader-<8 random characters>`` (``tempfile.mkdtemp``), with no pid
 to ask: ``sweep`` removes such a folder once it has not changed for a day (``UNNAMED_STALE_S``), which
@@ -26,6 +29,7 @@ from pathlib import Path
 NAME = re.compile(r"grader-(sandbox|payload|entry|probe|template)-(\d+)-")
 UNNAMED = re.compile(r"grader-[a-z0-9_]{8}")  # before 0.8.0: tempfile.mkdtemp(prefix="grader-"), no pid
 UNNAMED_STALE_S = 24 * 3600
+PF_EXITING = 0x4  # include/linux/sched.h: a task's flag from the moment it begins to exit
 
 
 def prefix(kind: str) -> str:
@@ -35,7 +39,41 @@ def prefix(kind: str) -> str:
 
 def sweep(root: Path | None = None) -> list[str]:
     """Remove the scratch folders of grader processes that are gone; the names of those removed."""
-    return _remove_where(lambda owner: not Path(f"/proc/{owner}").exists(), root, unnamed=True)
+    return _remove_where(lambda owner: gone(int(owner)), root, unnamed=True)
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended or is ending: there is none, or every thread of it is a zombie or exiting.
+    A thread group's leader that ended before its other threads reads as a zombie while they run: each thread
+    is read. Where there is no /proc (not Linux), whether a signal can be sent to ``pid``."""
+    if not os.path.isdir("/proc/self/task"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # someone else's: it exists
+            pass
+        return False
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return True
+    except OSError:  # /proc mounted with hidepid: it exists
+        return False
+    return all(_ending(f"/proc/{pid}/task/{tid}/stat") for tid in threads)
+
+
+def _ending(stat_file: str) -> bool:
+    """Whether the task of ``stat_file`` (/proc's) is gone, a zombie, dead or exiting."""
+    try:
+        line = Path(stat_file).read_bytes()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    fields = line[line.rindex(b")") + 2 :].split()  # the name, in parentheses, may hold spaces and parentheses
+    state, flags = fields[0], int(fields[6])
+    return state in (b"Z", b"X", b"x") or bool(flags & PF_EXITING)
 
 
 def remove_own(root: Path | None = None) -> list[str]:

@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -307,6 +308,27 @@ def test_scratch_folders_of_a_killed_grader_are_removed(tmp_path: Path) -> None:
     init.mkdir()
     assert scratch.remove_own(tmp_path) == [live.name]
     assert not live.exists() and init.is_dir() and recent.is_dir() and other.is_dir()
+
+
+def test_a_link_to_a_folder_in_a_dead_graders_folder_lends_the_sweep_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep opens up locked folders before removing them. A link to a folder among them (listed as a folder,
+    and here as if it had been swapped in after the look: ``islink`` says no) is neither followed, which would
+    give the link's target mode 700, nor a reason to stop (Python's ``chmod(..., follow_symlinks=False)`` raises
+    NotImplementedError on a link)."""
+    from grader.sandbox import scratch
+
+    target = tmp_path / "instructor"
+    target.mkdir(mode=0o755)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / "tmp" / f"grader-sandbox-{int(gone.stdout)}-abc"
+    (dead / "locked").mkdir(parents=True)
+    (dead / "locked" / "link").symlink_to(target)
+    (dead / "locked").chmod(0)
+    monkeypatch.setattr(os.path, "islink", lambda path: False)
+    assert scratch.sweep(tmp_path / "tmp") == [dead.name]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 and target.is_dir()
 
 
 # A process whose first thread ends while another runs on: /proc reads its leader as a zombie.

@@ -127,6 +127,31 @@ def test_releasing_a_slot_ends_every_process_and_removes_every_file_of_its_uid()
     assert not any(line.split()[7] == str(slot.uid) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:])
 
 
+@ROOT_ONLY
+def test_a_link_to_a_folder_among_a_uids_files_neither_stops_nor_misleads_their_removal(tmp_path: Path) -> None:
+    """A student behind the process wall may leave in /tmp a locked folder that holds links to folders of the
+    machine. Removing the uid's files after the submission (as root) must follow none of them, and not stop at
+    them: Python's ``chmod(..., follow_symlinks=False)`` raised NotImplementedError on such a link, which ended
+    the slot's release, and the next acquire of that uid, for every student after."""
+    shared = tmp_path / "shared"  # as /tmp: anyone may write
+    shared.mkdir()
+    shared.chmod(0o1777)
+    target = tmp_path / "instructor"
+    target.mkdir(mode=0o755)
+    uid = 59999  # nothing runs as it: the files are made for it
+    evil = shared / "evil"
+    (evil / "inner").mkdir(parents=True)
+    for link in (evil / "link", evil / "inner" / "link"):
+        link.symlink_to(target)
+        os.lchown(link, uid, uid)
+    for folder in (evil / "inner", evil):
+        os.chown(folder, uid, uid)
+        folder.chmod(0)
+    assert uids.remove_files(uid, (str(shared),)) == []
+    assert not os.path.lexists(evil)
+    assert target.is_dir() and (target.stat().st_mode & 0o7777) == 0o755
+
+
 CONFINED = """
 import json, os, signal, socket, sys
 readable, writable, secret, parent = sys.argv[1:5]

@@ -102,7 +102,7 @@ def _remove_where(owned: Callable[[str], bool], root: Path | None, unnamed: bool
                 continue
         elif not unnamed or UNNAMED.fullmatch(entry.name) is None or not _unchanged_for(entry, UNNAMED_STALE_S):
             continue
-        _unlock(entry.path)
+        unlock(entry.path)
         shutil.rmtree(entry.path, ignore_errors=True)
         if not os.path.lexists(entry.path):
             removed.append(entry.name)
@@ -116,20 +116,39 @@ def _unchanged_for(entry: os.DirEntry[str], seconds: float) -> bool:
         return False
 
 
-def _unlock(path: str) -> None:
-    """Make every folder under ``path`` listable and writable by its owner, never following a link."""
-    try:
-        os.chmod(path, stat.S_IRWXU, follow_symlinks=False)
-    except OSError:
+def unlock(path: str) -> None:
+    """Make the folder ``path`` and every folder under it listable and writable by its owner (a student may lock
+    theirs with mode 000), never following a link, nor changing a folder swapped for one between the listing and
+    the change."""
+    if not _open_up(path):
         return
-    for folder, folders, _ in os.walk(path):
+    for folder, folders, _ in os.walk(path):  # followlinks=False: a link to a folder is listed, not entered
         for name in folders:
-            child = os.path.join(folder, name)
-            if not os.path.islink(child):
-                try:
-                    os.chmod(child, stat.S_IRWXU)
-                except OSError:
-                    pass
+            _open_up(os.path.join(folder, name))
+
+
+def _open_up(path: str) -> bool:
+    """``chmod 700`` the folder ``path`` if it is one, not a link; whether it was done. The folder is opened first
+    (``O_PATH``: no permission needed, ``O_NOFOLLOW``: a link is refused) and changed through its descriptor,
+    which ``chmod(..., follow_symlinks=False)`` cannot be trusted to do: on glibc before 2.32 it refuses every
+    path, and on a link Python raises NotImplementedError rather than OSError."""
+    if not hasattr(os, "O_PATH"):  # not Linux: lchmod is there
+        try:
+            os.chmod(path, stat.S_IRWXU, follow_symlinks=False)
+        except (OSError, NotImplementedError):
+            return False
+        return os.path.isdir(path) and not os.path.islink(path)
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:  # gone, a link (ELOOP) or not a folder (ENOTDIR)
+        return False
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IRWXU)  # the folder the descriptor holds, whatever its name is now
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def own_folder(folder: Path, parents: bool = False) -> Path | None:

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.sandbox.scratch import unlock
+
 FIRST_UID = 60100
 SLOTS = 64
 USER_PREFIX = "grader-worker"
@@ -179,7 +181,7 @@ def remove_files(uid: int, tops: tuple[str, ...] = SHARED) -> list[str]:
                 if info.st_uid == uid:
                     try:
                         if stat.S_ISDIR(info.st_mode):
-                            _unlock(path)
+                            unlock(path)
                             shutil.rmtree(path)
                         else:
                             os.unlink(path)
@@ -195,15 +197,6 @@ def _open_to_all(path: str, uid: int) -> bool:
         info = os.lstat(path)
         return stat.S_ISDIR(info.st_mode) and info.st_uid != uid and bool(info.st_mode & 0o002)
     return False
-
-
-def _unlock(path: str) -> None:
-    """Make every folder below ``path`` listable (a worker can lock its own with mode 000), never following links."""
-    os.chmod(path, 0o700, follow_symlinks=False)
-    for folder, folders, _ in os.walk(path, followlinks=False):
-        for name in folders:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
 
 
 def ipc_of(uid: int) -> list[tuple[str, int]]:

@@ -5,7 +5,7 @@ import importlib
 import sys
 from typing import NoReturn
 
-__version__ = "0.14.0"  # the one place the version is written: pyproject.toml reads it, every report carries it
+__version__ = "0.14.1"  # the one place the version is written: pyproject.toml reads it, every report carries it
 
 
 def leave(status: int) -> NoReturn:

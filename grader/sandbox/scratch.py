@@ -58,7 +58,7 @@ def gone(pid: int) -> bool:
         threads = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return True
-    except OSError:  # /proc mounted with hidepid: it exists
+    except OSError:  # another user's, behind /proc's hidepid=1: it exists
         return False
     return all(_ending(f"/proc/{pid}/task/{tid}/stat") for tid in threads)
 

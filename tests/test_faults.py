@@ -331,6 +331,37 @@ def test_a_link_to_a_folder_in_a_dead_graders_folder_lends_the_sweep_nothing(
     assert stat.S_IMODE(target.stat().st_mode) == 0o755 and target.is_dir()
 
 
+def chain(folder: Path, depth: int, name: str = "d") -> None:
+    """``folder``/d/d/.../d, ``depth`` folders deep (made through descriptors: the path outgrows PATH_MAX)."""
+    fd = os.open(folder, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir(name, dir_fd=fd)
+        inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+
+
+def test_a_tree_thousands_of_folders_deep_left_by_a_killed_grader_is_swept(tmp_path: Path) -> None:
+    """A worker that may write somewhere makes a tree 3000 folders deep in a blink. ``shutil.rmtree`` and
+    ``os.walk`` recurse once a level: the sweep raised RecursionError, and every class run after stopped there,
+    not only the student's. It goes, with its locked folders and without following its links."""
+    from grader.sandbox import scratch
+
+    target = tmp_path / "instructor"
+    target.mkdir(mode=0o755)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / "tmp" / f"grader-sandbox-{int(gone.stdout)}-abc"
+    (dead / "home" / "wide").mkdir(parents=True)
+    chain(dead / "home", 3000)
+    for k in range(300):
+        (dead / "home" / "wide" / str(k)).mkdir()
+        (dead / "home" / "wide" / str(k) / "link").symlink_to(target)
+    (dead / "home" / "wide" / "7").chmod(0)
+    assert scratch.sweep(tmp_path / "tmp") == [dead.name]
+    assert not os.path.lexists(dead) and (target.stat().st_mode & 0o7777) == 0o755
+
+
 # A process whose first thread ends while another runs on: /proc reads its leader as a zombie.
 LEADER_ENDS_FIRST = """
 import ctypes, threading, time

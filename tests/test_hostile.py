@@ -178,6 +178,15 @@ CASES = [
         target_status=("passed",),
     ),
     Hostile(
+        "a tree of folders 3000 deep in its home (the grader's removal recursed once a level)",
+        "mle",
+        body="    import os\n    home = os.path.expanduser('~')\n    if not os.path.exists(os.path.join(home, 'd')):\n"
+        "        fd = os.open(home, os.O_RDONLY)\n        for _ in range(3000):\n            os.mkdir('d', dir_fd=fd)\n"
+        "            inner = os.open('d', os.O_RDONLY, dir_fd=fd)\n            os.close(fd)\n            fd = inner\n"
+        "        os.close(fd)\n" + MLE_BODY,
+        target_status=("passed",),
+    ),
+    Hostile(
         "fork that outlives",
         "mle",
         body="    import os, time\n    if os.fork() == 0:\n        if os.fork() == 0:\n"

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from grader.sandbox import landlock, uids, wall
+from grader.sandbox.scratch import remove_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the process wall needs a root grader")
@@ -128,7 +129,7 @@ def test_releasing_a_slot_ends_every_process_and_removes_every_file_of_its_uid()
 
 
 @ROOT_ONLY
-def test_a_link_to_a_folder_among_a_uids_files_neither_stops_nor_misleads_their_removal(tmp_path: Path) -> None:
+def test_links_and_deep_trees_among_a_uids_files_neither_stop_nor_mislead_their_removal(tmp_path: Path) -> None:
     """A student behind the process wall may leave in /tmp a locked folder that holds links to folders of the
     machine. Removing the uid's files after the submission (as root) must follow none of them, and not stop at
     them: Python's ``chmod(..., follow_symlinks=False)`` raised NotImplementedError on such a link, which ended
@@ -147,8 +148,37 @@ def test_a_link_to_a_folder_among_a_uids_files_neither_stops_nor_misleads_their_
     for folder in (evil / "inner", evil):
         os.chown(folder, uid, uid)
         folder.chmod(0)
-    assert uids.remove_files(uid, (str(shared),)) == []
-    assert not os.path.lexists(evil)
+    # ... and trees thousands of folders deep: its own, and another worker uid's open to all with one of its files
+    # at the bottom (shutil.rmtree and os.walk recurse once a level: RecursionError), beside a folder of the
+    # machine's open to all (as /tmp/.X11-unix) with one of its files
+    other = uids.candidates()[0]
+    deep, open_to_all, machines = shared / "deep", shared / "open", shared / ".X11-unix"
+    for top, owner in ((deep, uid), (open_to_all, other)):
+        top.mkdir()
+        fd = os.open(top, os.O_RDONLY)
+        for _ in range(2500):
+            os.fchown(fd, owner, owner)
+            os.fchmod(fd, 0o777)
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.fchown(fd, owner, owner)
+        os.fchmod(fd, 0o777)
+        os.close(os.open("planted", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+        os.chown("planted", uid, uid, dir_fd=fd)
+        os.close(fd)
+    machines.mkdir()
+    machines.chmod(0o1777)
+    (machines / "planted").touch()
+    os.chown(machines / "planted", uid, uid)
+    try:
+        assert uids.remove_files(uid, (str(shared),)) == []
+        assert not os.path.lexists(evil) and not os.path.lexists(deep) and os.listdir(machines) == []
+        assert uids.remove_files(other, (str(shared),)) == []  # the other uid's goes whole, what was planted in it too
+        assert sorted(os.listdir(shared)) == [".X11-unix"]
+    finally:
+        remove_tree(str(open_to_all))  # not left to pytest's clean-up, which recurses too
     assert target.is_dir() and (target.stat().st_mode & 0o7777) == 0o755
 
 

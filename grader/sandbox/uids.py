@@ -22,14 +22,13 @@ import contextlib
 import fcntl
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.sandbox.scratch import unlock
+from grader.sandbox.scratch import remove_tree
 
 FIRST_UID = 60100
 SLOTS = 64
@@ -167,36 +166,30 @@ def kill_all(uid: int) -> bool:
 
 
 def remove_files(uid: int, tops: tuple[str, ...] = SHARED) -> list[str]:
-    """Remove what ``uid`` owns in the shared folders ``tops``: its files and folders there, and inside folders
-    anyone may write to; the paths it could not remove."""
+    """Remove what ``uid`` owns in the shared folders ``tops``: its files and folders there, and inside the
+    machine's folders that anyone may write to (/tmp/.X11-unix); the paths it could not remove. Folders of other
+    worker uids are not looked into: they go whole when their uid is cleared, and a student may make them
+    thousands of folders deep (``os.walk``, which recurses once a level, raised RecursionError there)."""
     left = []
-    for top in tops:
-        for folder, folders, files in os.walk(top, followlinks=False):
-            for name in [*folders, *files]:
-                path = os.path.join(folder, name)
-                try:
-                    info = os.lstat(path)
-                except OSError:
-                    continue
-                if info.st_uid == uid:
-                    try:
-                        if stat.S_ISDIR(info.st_mode):
-                            unlock(path)
-                            shutil.rmtree(path)
-                        else:
-                            os.unlink(path)
-                    except OSError:
-                        left.append(path)
-            folders[:] = [d for d in folders if _open_to_all(os.path.join(folder, d), uid)]
+    workers = set(candidates())
+    to_look = list(tops)
+    while to_look:
+        try:
+            with os.scandir(to_look.pop()) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid == uid:
+                if not remove_tree(entry.path):
+                    left.append(entry.path)
+            elif stat.S_ISDIR(info.st_mode) and info.st_mode & 0o002 and info.st_uid not in workers:
+                to_look.append(entry.path)
     return left
-
-
-def _open_to_all(path: str, uid: int) -> bool:
-    """A folder another uid may create files in (and not the uid's own: those are gone)."""
-    with contextlib.suppress(OSError):
-        info = os.lstat(path)
-        return stat.S_ISDIR(info.st_mode) and info.st_uid != uid and bool(info.st_mode & 0o002)
-    return False
 
 
 def ipc_of(uid: int) -> list[tuple[str, int]]:

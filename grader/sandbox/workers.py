@@ -155,10 +155,8 @@ class Sandbox:
             self.zygote = None
         for folder in (self.private, self.generated_dir, self.home):
             for entry in folder.iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+                if not scratch_folders.remove_tree(str(entry)):
+                    raise OSError(f"{entry} could not be removed")
         self.loaded, self.broken, self.notes, self.generated, self.owner = {}, {}, {}, set(), None
         self.submission = Path(submission)
         self.intake = take_in(self.submission, self.private, into_existing=True)
@@ -183,7 +181,7 @@ class Sandbox:
                 self.rules.close()
                 self.rules = None
             if self.scratch is not None:
-                shutil.rmtree(self.scratch, ignore_errors=True)
+                scratch_folders.remove_tree(str(self.scratch))  # however deep a worker made its HOME
                 self.scratch = None
 
     def baseline(self, files: Mapping[str, Path], module: ModuleType) -> Sandbox:

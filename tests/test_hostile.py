@@ -622,6 +622,14 @@ def _leave_traces():
     open("/tmp/locked/deeper/x", "w").close()
     os.chmod("/tmp/locked/deeper", 0)
     os.chmod("/tmp/locked", 0)
+    os.mkdir("/tmp/deep")  # 3000 folders deep: shutil.rmtree recursed once a level, and the zygote was replaced
+    fd = os.open("/tmp/deep", os.O_RDONLY)
+    for _ in range(3000):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.shmget(0, 4096, 0o1000 | 0o666)  # IPC_PRIVATE, IPC_CREAT: a segment that outlives its process
     libc.semget(0, 1, 0o1000 | 0o666)
@@ -649,8 +657,8 @@ _leave_traces()
 """
 VICTIM_CHECK = """    import os
     import ctypes, sys
-    traces = [p for p in ("/tmp/leak", "/dev/shm/leak", "/tmp/locked", "/tmp/fifo", "/tmp/sock", "/tmp/.local",
-                          "/tmp/numpy") if os.path.lexists(p)]
+    traces = [p for p in ("/tmp/leak", "/dev/shm/leak", "/tmp/locked", "/tmp/deep", "/tmp/fifo", "/tmp/sock",
+                          "/tmp/.local", "/tmp/numpy") if os.path.lexists(p)]
     traces += [k for k in ("shm", "sem", "msg") if len(open(f"/proc/sysvipc/{k}").read().splitlines()) > 1]
     if ctypes.CDLL(None).mq_open(b"/leak", os.O_RDONLY) >= 0:
         traces.append("a POSIX message queue of the last student")
@@ -675,7 +683,7 @@ def test_a_class_sandbox_keeps_nothing_from_one_student_to_the_next(
 ) -> None:
     """One grading process grades students in turn in the sandbox it keeps (its zygote imported once). Students
     who leave files in /tmp and /dev/shm (one in a folder locked with mode 000), a FIFO and a socket, System V
-    IPC objects, a POSIX message queue (none can be made: RLIMIT_MSGQUEUE is 0), a user-site .pth and
+    IPC objects, a POSIX message queue (none can be made: RLIMIT_MSGQUEUE is 0), a tree of folders 3000 deep, a user-site .pth and
     usercustomize, a module that would shadow numpy and a process running behind them, or who kill the zygote,
     must leave nothing the next student can see: each next student's binomial_mle returns a wrong answer if it
     finds any trace. The zygote is kept through all of it (wiping removes every trace), but for the one killed:

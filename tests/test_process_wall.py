@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
+from grader.runtime.tree_removal import remove_tree
 from grader.sandbox import landlock, uids, wall
-from grader.sandbox.scratch import remove_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the process wall needs a root grader")

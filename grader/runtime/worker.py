@@ -49,6 +49,7 @@ if str(HERE) not in sys.path:
 if __name__ == "__main__":  # a worker or zygote starting: the collector is held off until its imports are done
     gc.disable()  # (``imported``), as the grader's own processes do (grader.import_before_grading)
 import drivers  # noqa: E402  (beside this file in the worker's runtime folder)
+import tree_removal  # noqa: E402
 import wire  # noqa: E402
 
 MAX_MESSAGE_CHARS = 600  # of an exception's text in feedback
@@ -171,20 +172,10 @@ IPC_RMID = 0
 
 
 def _remove(path: str) -> None:
-    """Remove ``path`` (never following a link), making folders a worker locked (mode 000) writable first."""
-    import shutil
-    import stat
-
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        os.unlink(path)
-        return
-    os.chmod(path, 0o700)  # os.walk cannot list a locked folder (and says nothing): unlocked before it looks
-    for folder, folders, _ in os.walk(path):  # os.walk does not follow links to folders
-        for name in folders:  # unlocked as listed, before os.walk goes into them
-            if not os.path.islink(os.path.join(folder, name)):
-                os.chmod(os.path.join(folder, name), 0o700)
-    shutil.rmtree(path)
+    """Remove ``path`` however deep (tree_removal.py: ``shutil.rmtree`` recursed once a level, and a worker's tree
+    thousands of folders deep cost the zygote), never following a link, folders a worker locked included."""
+    if not tree_removal.remove_tree(path):
+        raise OSError(f"{path} could not be removed")
 
 
 def skeleton() -> dict[str, tuple[int, int, int, bool]]:

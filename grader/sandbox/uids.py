@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.sandbox.scratch import remove_tree
+from grader.runtime.tree_removal import remove_tree
 
 FIRST_UID = 60100
 SLOTS = 64

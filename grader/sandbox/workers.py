@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from grader.intake import Intake, take_in
+from grader.runtime.tree_removal import remove_tree
 from grader.sandbox import channel, uids
 from grader.sandbox import scratch as scratch_folders
 from grader.sandbox.channel import WorkerDied
@@ -155,7 +156,7 @@ class Sandbox:
             self.zygote = None
         for folder in (self.private, self.generated_dir, self.home):
             for entry in folder.iterdir():
-                if not scratch_folders.remove_tree(str(entry)):
+                if not remove_tree(str(entry)):
                     raise OSError(f"{entry} could not be removed")
         self.loaded, self.broken, self.notes, self.generated, self.owner = {}, {}, {}, set(), None
         self.submission = Path(submission)
@@ -181,7 +182,7 @@ class Sandbox:
                 self.rules.close()
                 self.rules = None
             if self.scratch is not None:
-                scratch_folders.remove_tree(str(self.scratch))  # however deep a worker made its HOME
+                remove_tree(str(self.scratch))  # however deep a worker made its HOME
                 self.scratch = None
 
     def baseline(self, files: Mapping[str, Path], module: ModuleType) -> Sandbox:

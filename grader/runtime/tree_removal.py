@@ -63,7 +63,7 @@ def _flatten(top: int) -> bool:
     (under fresh names, and taken in turn), and removed. ``top`` is listed again only at the end (a folder
     keeps its size once grown: listing it after every level made a deep and wide tree quadratic)."""
     names = itertools.count()
-    for _ in range(3):  # a second look: what a process still running may have added meanwhile
+    for _ in range(3):  # up to two more looks: what a process still running may have added meanwhile
         pending = _empty_of_files(top)
         if pending is None:
             return False
